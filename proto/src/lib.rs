@@ -1,0 +1,28 @@
+//! Cairn's wire protocol: the protobuf messages and tonic services every
+//! binary speaks.
+//!
+//! - [`raft`]: node-to-node traffic (Raft RPCs per group, snapshot streams,
+//!   requests forwarded to a shard leader). Raft payloads are opaque bytes
+//!   encoded by the server, so an openraft upgrade never changes this crate.
+//! - [`kv`]: the key-value API for applications.
+//! - [`admin`]: cluster status for operators and tools.
+//!
+//! The `.proto` files under `proto/cairn/` are the source of truth; the code
+//! is generated at build time with a vendored `protoc`.
+
+#![allow(missing_docs)]
+
+/// Node-to-node Raft and forwarding service.
+pub mod raft {
+    tonic::include_proto!("cairn.raft.v1");
+}
+
+/// The key-value service for applications.
+pub mod kv {
+    tonic::include_proto!("cairn.kv.v1");
+}
+
+/// Cluster status for operators.
+pub mod admin {
+    tonic::include_proto!("cairn.admin.v1");
+}

@@ -1,0 +1,111 @@
+//! The one error type of the server crate.
+//!
+//! Errors are grouped by what the caller can do about them: a config error
+//! stops the node before it starts; `Corrupt` names the file and offset and
+//! makes the node refuse to serve; `NotLeader`, `NoLeader` and `Unreachable`
+//! are transient (a client may retry, a node forwards or waits);
+//! `Fatal` means a Raft group stopped and the node must not serve it.
+
+use std::path::PathBuf;
+
+/// The server crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside a node.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config or topology file is malformed or inconsistent.
+    #[error("{0}")]
+    Config(String),
+
+    /// An operating-system I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Storage(String),
+
+    /// Stored bytes failed their checksum or could not be decoded.
+    #[error("corrupt {what} in {path} at offset {offset}: {detail}")]
+    Corrupt {
+        /// What was being read ("snapshot block", "raft log record").
+        what: &'static str,
+        /// The file (or store) it lives in.
+        path: PathBuf,
+        /// Byte offset (files) or log index (raft log).
+        offset: u64,
+        /// Why it is considered corrupt.
+        detail: String,
+    },
+
+    /// This node does not lead the shard; `leader` is the known leader, if any.
+    #[error("node does not lead shard {shard}")]
+    NotLeader {
+        /// The shard asked for.
+        shard: u64,
+        /// The leader this node knows of.
+        leader: Option<u64>,
+    },
+
+    /// No leader is known for the shard (an election is under way or a
+    /// majority is unreachable).
+    #[error("shard {shard} has no leader right now")]
+    NoLeader {
+        /// The shard asked for.
+        shard: u64,
+    },
+
+    /// A write was appended but discarded by a leader change: it may or may
+    /// not commit later, so it must not be retried blindly.
+    #[error("shard {shard} changed leader before the write was confirmed; it may or may not have been applied")]
+    Indeterminate {
+        /// The shard.
+        shard: u64,
+    },
+
+    /// A peer node could not be reached.
+    #[error("node {node} is unreachable: {detail}")]
+    Unreachable {
+        /// The peer.
+        node: u64,
+        /// What the transport said.
+        detail: String,
+    },
+
+    /// A Raft group stopped; the node must not serve it any more.
+    #[error("raft group {shard} stopped: {detail}")]
+    Fatal {
+        /// The group.
+        shard: u64,
+        /// Why it stopped.
+        detail: String,
+    },
+
+    /// A message between nodes could not be encoded or decoded.
+    #[error("wire: {0}")]
+    Wire(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::NotLeader { .. } | Error::NoLeader { .. } | Error::Unreachable { .. }
+        )
+    }
+}

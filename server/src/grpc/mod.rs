@@ -1,0 +1,52 @@
+//! The gRPC front of a node: the peer-facing `Raft` service, the `Kv`
+//! service for applications and the `Admin` service for operators, all on
+//! the node's `grpc_addr`.
+
+mod admin_service;
+mod kv_service;
+mod raft_service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use cairn_proto::admin::admin_server::AdminServer;
+use cairn_proto::kv::kv_server::KvServer;
+use cairn_proto::raft::raft_server::RaftServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::error::{Error, Result};
+use crate::node::Node;
+
+/// Largest message accepted (a forwarded batch or a Raft append).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Serves every gRPC service on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let raft = RaftServer::new(raft_service::RaftService::new(node.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let kv = KvServer::new(kv_service::KvService::new(node.clone()));
+    let admin = AdminServer::new(admin_service::AdminService::new(node));
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(raft)
+        .add_service(kv)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| Error::Storage(format!("grpc server: {e}")))
+}
+
+/// Maps a node error to the gRPC status a client sees.
+pub fn status(err: Error) -> tonic::Status {
+    let message = err.to_string();
+    match err {
+        Error::NotLeader { .. } | Error::NoLeader { .. } | Error::Unreachable { .. } => {
+            tonic::Status::unavailable(message)
+        }
+        Error::Indeterminate { .. } => tonic::Status::unknown(message),
+        Error::Config(_) | Error::Wire(_) => tonic::Status::invalid_argument(message),
+        _ => tonic::Status::internal(message),
+    }
+}

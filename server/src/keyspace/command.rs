@@ -1,0 +1,153 @@
+//! The requests a shard's state machine applies or answers, and its replies.
+//!
+//! Writes are made deterministic before they are proposed: a relative TTL is
+//! already an absolute deadline, and the proposer's clock reading travels in
+//! [`Write::now_ms`], so every replica decides "has this key expired?" the
+//! same way when it applies the entry. Nothing in apply reads a clock.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A write as it is stored in the Raft log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Write {
+    /// Milliseconds since the Unix epoch on the proposing node; apply uses it
+    /// (never its own clock) to treat expired keys as absent.
+    pub now_ms: u64,
+    /// What to do.
+    pub op: WriteOp,
+}
+
+/// When a `SET` takes effect (Redis `NX` / `XX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SetCondition {
+    /// Always write.
+    #[default]
+    Always,
+    /// Only if the key does not exist (`NX`).
+    IfAbsent,
+    /// Only if the key exists (`XX`).
+    IfPresent,
+}
+
+/// A mutation of the keyspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WriteOp {
+    /// Set a string value.
+    Set {
+        /// The key.
+        key: Bytes,
+        /// The new value.
+        value: Bytes,
+        /// Absolute deadline in ms since the epoch, if any.
+        expire_at_ms: Option<u64>,
+        /// NX / XX.
+        condition: SetCondition,
+        /// Keep the key's current deadline (`KEEPTTL`).
+        keep_ttl: bool,
+        /// Reply with the old value (`GET`).
+        get: bool,
+    },
+    /// Remove keys; replies with how many existed.
+    Del {
+        /// The keys, all of one shard.
+        keys: Vec<Bytes>,
+    },
+    /// Add `delta` to an integer value (absent counts as 0).
+    IncrBy {
+        /// The key.
+        key: Bytes,
+        /// The amount, may be negative.
+        delta: i64,
+    },
+    /// Replace the value only if it currently equals `expected`
+    /// (`None`: only if the key is absent).
+    CompareAndSet {
+        /// The key.
+        key: Bytes,
+        /// The value the key must hold now.
+        expected: Option<Bytes>,
+        /// The value to store.
+        new: Bytes,
+    },
+}
+
+impl WriteOp {
+    /// The keys this write touches.
+    pub fn keys(&self) -> Vec<&Bytes> {
+        match self {
+            WriteOp::Set { key, .. } | WriteOp::IncrBy { key, .. } | WriteOp::CompareAndSet { key, .. } => vec![key],
+            WriteOp::Del { keys } => keys.iter().collect(),
+        }
+    }
+}
+
+impl fmt::Display for Write {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.op {
+            WriteOp::Set { .. } => "set",
+            WriteOp::Del { .. } => "del",
+            WriteOp::IncrBy { .. } => "incrby",
+            WriteOp::CompareAndSet { .. } => "cas",
+        };
+        write!(f, "{name}@{}", self.now_ms)
+    }
+}
+
+/// A read, answered from memory once the shard is known to be current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Read {
+    /// The value of one key.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// The values of several keys of one shard.
+    MGet {
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// How many of the keys exist (a key named twice counts twice).
+    Exists {
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// How many keys the shard holds.
+    DbSize,
+}
+
+/// A deterministic failure of a command; part of the reply, not an error of
+/// the system (the write still took its place in the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvError {
+    /// The value is not a base-10 64-bit integer.
+    NotInteger,
+    /// The arithmetic would overflow a 64-bit integer.
+    Overflow,
+}
+
+/// What a write or a read answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Done (`+OK`).
+    Ok,
+    /// No value (a missing key, or a condition that did not hold).
+    Nil,
+    /// A value.
+    Value(Bytes),
+    /// An integer.
+    Int(i64),
+    /// Several optional values, in request order.
+    Values(Vec<Option<Bytes>>),
+    /// The outcome of a compare-and-set, with the value found when it failed.
+    Swap {
+        /// Whether the new value was stored.
+        swapped: bool,
+        /// The value found when the swap did not happen.
+        current: Option<Bytes>,
+    },
+    /// A deterministic command failure.
+    Err(KvError),
+}

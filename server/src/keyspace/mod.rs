@@ -1,0 +1,297 @@
+//! The in-memory keyspace of one shard: the cache that reads are served from.
+//!
+//! Keys and values are `bytes::Bytes`, so a value read for a client is a
+//! reference-count bump, never a copy. Every key may carry an absolute
+//! deadline (ms since the Unix epoch). A key whose deadline has passed is
+//! invisible: reads compare against the reader's clock, writes against the
+//! clock reading carried in the log entry ([`Write::now_ms`]), so apply is
+//! deterministic on every replica.
+//!
+//! The keyspace knows nothing of Raft or storage; the Raft state machine
+//! owns one per shard and calls [`Keyspace::apply`] for each committed entry.
+
+pub mod command;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+pub use command::{KvError, Read, Reply, SetCondition, Write, WriteOp};
+
+/// A stored value and its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// The bytes.
+    pub data: Bytes,
+    /// Absolute expiry in ms since the epoch, if any.
+    pub expire_at_ms: Option<u64>,
+}
+
+impl Value {
+    fn is_live(&self, now_ms: u64) -> bool {
+        self.expire_at_ms.is_none_or(|deadline| deadline > now_ms)
+    }
+}
+
+/// One shard's keys.
+#[derive(Debug, Clone, Default)]
+pub struct Keyspace {
+    map: HashMap<Bytes, Value>,
+}
+
+impl Keyspace {
+    /// Number of keys held, including expired keys not yet removed.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Every key and value, in no particular order (for snapshots).
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Value)> {
+        self.map.iter()
+    }
+
+    /// Inserts a key as read back from a snapshot.
+    pub fn restore(&mut self, key: Bytes, value: Value) {
+        self.map.insert(key, value);
+    }
+
+    fn live(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
+        self.map.get(key).filter(|v| v.is_live(now_ms))
+    }
+
+    /// Answers a read as of `now_ms` (the reader's clock).
+    pub fn read(&self, read: &Read, now_ms: u64) -> Reply {
+        match read {
+            Read::Get { key } => match self.live(key, now_ms) {
+                Some(v) => Reply::Value(v.data.clone()),
+                None => Reply::Nil,
+            },
+            Read::MGet { keys } => Reply::Values(
+                keys.iter()
+                    .map(|k| self.live(k, now_ms).map(|v| v.data.clone()))
+                    .collect(),
+            ),
+            Read::Exists { keys } => {
+                Reply::Int(keys.iter().filter(|k| self.live(k, now_ms).is_some()).count() as i64)
+            }
+            Read::DbSize => Reply::Int(self.map.values().filter(|v| v.is_live(now_ms)).count() as i64),
+        }
+    }
+
+    /// Applies a committed write. Deterministic: the result depends only on
+    /// the keyspace and `write`.
+    pub fn apply(&mut self, write: &Write) -> Reply {
+        let now = write.now_ms;
+        match &write.op {
+            WriteOp::Set {
+                key,
+                value,
+                expire_at_ms,
+                condition,
+                keep_ttl,
+                get,
+            } => {
+                let old = self.live(key, now).cloned();
+                let allowed = match condition {
+                    SetCondition::Always => true,
+                    SetCondition::IfAbsent => old.is_none(),
+                    SetCondition::IfPresent => old.is_some(),
+                };
+                if allowed {
+                    let deadline = if *keep_ttl {
+                        old.as_ref().and_then(|v| v.expire_at_ms)
+                    } else {
+                        *expire_at_ms
+                    };
+                    if deadline.is_some_and(|d| d <= now) {
+                        self.map.remove(key);
+                    } else {
+                        self.map.insert(
+                            key.clone(),
+                            Value {
+                                data: value.clone(),
+                                expire_at_ms: deadline,
+                            },
+                        );
+                    }
+                }
+                match (get, allowed) {
+                    (true, _) => old.map_or(Reply::Nil, |v| Reply::Value(v.data)),
+                    (false, true) => Reply::Ok,
+                    (false, false) => Reply::Nil,
+                }
+            }
+            WriteOp::Del { keys } => {
+                let mut removed = 0;
+                for key in keys {
+                    if let Some(v) = self.map.remove(key)
+                        && v.is_live(now)
+                    {
+                        removed += 1;
+                    }
+                }
+                Reply::Int(removed)
+            }
+            WriteOp::IncrBy { key, delta } => {
+                let old = self.live(key, now);
+                let current = match old {
+                    Some(v) => match parse_i64(&v.data) {
+                        Some(n) => n,
+                        None => return Reply::Err(KvError::NotInteger),
+                    },
+                    None => 0,
+                };
+                let Some(next) = current.checked_add(*delta) else {
+                    return Reply::Err(KvError::Overflow);
+                };
+                let expire_at_ms = old.and_then(|v| v.expire_at_ms);
+                self.map.insert(
+                    key.clone(),
+                    Value {
+                        data: Bytes::from(next.to_string()),
+                        expire_at_ms,
+                    },
+                );
+                Reply::Int(next)
+            }
+            WriteOp::CompareAndSet { key, expected, new } => {
+                let current = self.live(key, now).map(|v| v.data.clone());
+                if current == *expected {
+                    self.map.insert(
+                        key.clone(),
+                        Value {
+                            data: new.clone(),
+                            expire_at_ms: None,
+                        },
+                    );
+                    Reply::Swap {
+                        swapped: true,
+                        current: None,
+                    }
+                } else {
+                    Reply::Swap {
+                        swapped: false,
+                        current,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parses a value the way Redis's `string2ll` does: optional `-`, digits,
+/// no leading zeros, no spaces, within `i64`.
+pub fn parse_i64(data: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(data).ok()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let well_formed = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0";
+    if !well_formed {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value: &str, now_ms: u64) -> Write {
+        Write {
+            now_ms,
+            op: WriteOp::Set {
+                key: Bytes::from(key.to_string()),
+                value: Bytes::from(value.to_string()),
+                expire_at_ms: None,
+                condition: SetCondition::Always,
+                keep_ttl: false,
+                get: false,
+            },
+        }
+    }
+
+    fn get(ks: &Keyspace, key: &str, now_ms: u64) -> Reply {
+        ks.read(&Read::Get { key: Bytes::from(key.to_string()) }, now_ms)
+    }
+
+    #[test]
+    fn expired_keys_are_invisible_and_writes_use_the_entry_clock() {
+        let mut ks = Keyspace::default();
+        let mut w = set("k", "v", 1000);
+        if let WriteOp::Set { expire_at_ms, .. } = &mut w.op {
+            *expire_at_ms = Some(2000);
+        }
+        assert_eq!(ks.apply(&w), Reply::Ok);
+        assert_eq!(get(&ks, "k", 1999), Reply::Value(Bytes::from("v")));
+        assert_eq!(get(&ks, "k", 2000), Reply::Nil);
+        // An INCR proposed after the deadline starts from zero on every replica.
+        let incr = Write {
+            now_ms: 2500,
+            op: WriteOp::IncrBy { key: Bytes::from("k"), delta: 5 },
+        };
+        assert_eq!(ks.apply(&incr), Reply::Int(5));
+    }
+
+    #[test]
+    fn set_conditions_and_get_option() {
+        let mut ks = Keyspace::default();
+        let mut nx = set("k", "1", 0);
+        if let WriteOp::Set { condition, .. } = &mut nx.op {
+            *condition = SetCondition::IfAbsent;
+        }
+        assert_eq!(ks.apply(&nx), Reply::Ok);
+        assert_eq!(ks.apply(&nx), Reply::Nil);
+        let mut xx_get = set("k", "2", 0);
+        if let WriteOp::Set { condition, get, .. } = &mut xx_get.op {
+            *condition = SetCondition::IfPresent;
+            *get = true;
+        }
+        assert_eq!(ks.apply(&xx_get), Reply::Value(Bytes::from("1")));
+        assert_eq!(get(&ks, "k", 0), Reply::Value(Bytes::from("2")));
+    }
+
+    #[test]
+    fn incr_rules_match_redis() {
+        let mut ks = Keyspace::default();
+        let incr = |delta| Write {
+            now_ms: 0,
+            op: WriteOp::IncrBy { key: Bytes::from("n"), delta },
+        };
+        assert_eq!(ks.apply(&incr(1)), Reply::Int(1));
+        assert_eq!(ks.apply(&incr(-3)), Reply::Int(-2));
+        assert_eq!(ks.apply(&incr(i64::MIN)), Reply::Err(KvError::Overflow));
+        ks.apply(&set("n", "007", 0));
+        assert_eq!(ks.apply(&incr(1)), Reply::Err(KvError::NotInteger));
+        for bad in [" 1", "1 ", "+1", "", "-", "-0", "1.0", "99999999999999999999"] {
+            assert_eq!(parse_i64(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+    }
+
+    #[test]
+    fn compare_and_set_swaps_only_on_match() {
+        let mut ks = Keyspace::default();
+        let cas = |expected: Option<&str>, new: &str| Write {
+            now_ms: 0,
+            op: WriteOp::CompareAndSet {
+                key: Bytes::from("c"),
+                expected: expected.map(|e| Bytes::from(e.to_string())),
+                new: Bytes::from(new.to_string()),
+            },
+        };
+        assert_eq!(ks.apply(&cas(None, "a")), Reply::Swap { swapped: true, current: None });
+        assert_eq!(
+            ks.apply(&cas(None, "b")),
+            Reply::Swap { swapped: false, current: Some(Bytes::from("a")) }
+        );
+        assert_eq!(ks.apply(&cas(Some("a"), "b")), Reply::Swap { swapped: true, current: None });
+        assert_eq!(get(&ks, "c", 0), Reply::Value(Bytes::from("b")));
+    }
+}

@@ -1,0 +1,29 @@
+//! Cairn's server: a Redis-protocol key-value store where every write goes
+//! through Raft.
+//!
+//! Layers look only down:
+//!
+//! ```text
+//!   resp (Redis protocol), grpc (Kv, Admin, peer Raft service)
+//!     └─ node (routing, forwarding) ─ shard (one group on this node)
+//!          └─ raft (openraft: log store, state machine, network)
+//!               ├─ keyspace (in-memory data, deterministic apply)
+//!               └─ storage (the Storage trait; RocksDB behind it)
+//! ```
+//!
+//! `config` and `slot` are shared vocabulary; `server` wires a node's
+//! listeners together; `dev` runs a whole local cluster as child processes.
+
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod grpc;
+pub mod keyspace;
+pub mod node;
+pub mod raft;
+pub mod resp;
+pub mod server;
+pub mod shard;
+pub mod slot;
+pub mod storage;
+pub mod wire;

@@ -1,0 +1,86 @@
+//! `cairn-server`: run one node (`--config FILE`) or a whole local cluster
+//! (`dev`). Parses arguments, sets up logging and hands over to the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cairn_server::config::NodeConfig;
+use cairn_server::dev::{self, DevOptions};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Log filter when `RUST_LOG` is not set: Cairn's own events, and only
+/// warnings from openraft (its info level narrates every election).
+const DEFAULT_LOG: &str = "info,openraft=warn";
+
+/// Cairn: a Redis-protocol key-value store where every write goes through Raft.
+#[derive(Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Args {
+    /// The node config file (TOML); see docs/example-node.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local cluster, one process per node, until Ctrl-C.
+    Dev {
+        /// Directory for the cluster's files and data (reused if it exists).
+        #[arg(long, default_value = "cairn-dev")]
+        dir: PathBuf,
+        /// RESP port of the first node [default: 6379].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Number of zones, one node each [default: 3].
+        #[arg(long)]
+        zones: Option<usize>,
+        /// Number of shards [default: 8].
+        #[arg(long)]
+        shards: Option<u16>,
+    },
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match (args.command, args.config) {
+        (Some(Command::Dev { dir, port, zones, shards }), _) => {
+            let options = DevOptions { dir, port, zones, shards };
+            dev::run(options, shutdown_signal()).await
+        }
+        (None, Some(path)) => match NodeConfig::load(&path) {
+            Ok(config) => cairn_server::server::run(config, shutdown_signal()).await,
+            Err(err) => Err(err),
+        },
+        (None, None) => {
+            eprintln!("cairn-server: give --config FILE to run a node, or `dev` to start a local cluster (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cairn-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! A node: every shard group this process replicates, and the routing that
+//! lets any node answer for any key.
+//!
+//! [`Node::start`] locks the data directory, opens the node store, starts
+//! one Raft group per shard it holds a replica of and, for the shards it is
+//! the preferred leader of, initialises a pristine group with one voter per
+//! zone (so leaders start spread over the nodes).
+//!
+//! [`Node::execute`] runs a request on the shard's leader: here when this
+//! node leads, otherwise forwarded over gRPC and the answer relayed. It
+//! follows leader changes within [`REQUEST_TIMEOUT`]. Reads are always safe
+//! to retry; a write is retried only when it certainly was not proposed
+//! (the leader refused it, or the connection to the leader could not even be
+//! opened), so a write is never applied twice by the node's own retries.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::raft::ForwardRequest;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::config::NodeConfig;
+use crate::error::{Error, Result};
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{GroupNetwork, Peers};
+use crate::raft::state_machine::StateMachine;
+use crate::raft::typ::{GroupId, NodeId, Raft};
+use crate::shard::{Answer, Request, Shard};
+use crate::slot::SlotMap;
+use crate::storage::{RocksStorage, Storage};
+use crate::wire;
+
+/// How long a request may spend finding a leader before it fails.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// First pause between attempts while a shard elects a leader.
+const RETRY_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause between attempts.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Why a forwarded request failed, as sent back to the forwarding node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardError {
+    /// The receiver does not lead the shard (nothing was proposed).
+    NotLeader(Option<NodeId>),
+    /// No leader is known.
+    NoLeader,
+    /// The write may or may not have been applied.
+    Indeterminate,
+    /// Anything else; not retried.
+    Failed(String),
+}
+
+impl ForwardError {
+    /// The wire form of a local error.
+    pub fn from_error(err: &Error) -> Self {
+        match err {
+            Error::NotLeader { leader, .. } => ForwardError::NotLeader(*leader),
+            Error::NoLeader { .. } => ForwardError::NoLeader,
+            Error::Indeterminate { .. } => ForwardError::Indeterminate,
+            other => ForwardError::Failed(other.to_string()),
+        }
+    }
+
+    fn into_error(self, shard: GroupId, node: NodeId) -> Error {
+        match self {
+            ForwardError::NotLeader(leader) => Error::NotLeader { shard, leader },
+            ForwardError::NoLeader => Error::NoLeader { shard },
+            ForwardError::Indeterminate => Error::Indeterminate { shard },
+            ForwardError::Failed(detail) => Error::Unreachable { node, detail },
+        }
+    }
+}
+
+/// One running node.
+pub struct Node {
+    config: NodeConfig,
+    slots: SlotMap,
+    shards: BTreeMap<GroupId, Shard>,
+    peers: Peers,
+    storage: Arc<dyn Storage>,
+    /// Held for the life of the node: the exclusive lock on the data dir.
+    _lock: File,
+}
+
+impl Node {
+    /// Opens the data dir and starts every group this node replicates.
+    pub async fn start(config: NodeConfig) -> Result<Node> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = lock_data_dir(&dir)?;
+        std::fs::write(dir.join("pid"), format!("{}\n", std::process::id())).map_err(|e| Error::io(dir.join("pid"), e))?;
+
+        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&dir.join("store"))?);
+        let peers = Peers::new(&config.topology, config.id)?;
+        let raft_config = Arc::new(crate::raft::openraft_config(&config.topology.cluster_name, &config.raft)?);
+        let slots = SlotMap::new(config.topology.shards);
+
+        let mut shards = BTreeMap::new();
+        for shard in 0..u64::from(slots.shards()) {
+            let replicas = config.topology.replicas(shard);
+            if !replicas.contains(&config.id) {
+                continue;
+            }
+            let state_machine = StateMachine::open(dir.join("snapshots").join(format!("shard-{shard}")))?;
+            let applied = state_machine.applied();
+            let snapshot_dir = state_machine.dir().to_path_buf();
+            let log_store = LogStore::new(storage.clone(), shard, config.storage.fsync);
+            let network = GroupNetwork {
+                peers: peers.clone(),
+                group: shard,
+            };
+            let raft = Raft::new(config.id, raft_config.clone(), network, log_store, state_machine)
+                .await
+                .map_err(|e| Error::Fatal {
+                    shard,
+                    detail: e.to_string(),
+                })?;
+            if config.topology.preferred_leader(shard) == config.id {
+                initialize(&raft, shard, &replicas).await?;
+            }
+            shards.insert(shard, Shard::new(shard, config.id, raft, applied, snapshot_dir));
+        }
+        tracing::info!(node = config.id, shards = shards.len(), dir = %dir.display(), "node started");
+        Ok(Node {
+            config,
+            slots,
+            shards,
+            peers,
+            storage,
+            _lock: lock,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The slot map.
+    pub fn slots(&self) -> SlotMap {
+        self.slots
+    }
+
+    /// The local replica of `shard`, if this node holds one.
+    pub fn shard(&self, shard: GroupId) -> Option<&Shard> {
+        self.shards.get(&shard)
+    }
+
+    /// Every local replica.
+    pub fn shards(&self) -> impl Iterator<Item = &Shard> {
+        self.shards.values()
+    }
+
+    /// Executes `request` on `shard`'s leader, wherever it is.
+    pub async fn execute(&self, shard: GroupId, request: Request) -> Result<Answer> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let is_write = matches!(request, Request::Write(_));
+        let replicas = self.config.topology.replicas(shard);
+        let mut backoff = RETRY_BACKOFF;
+        let mut hint: Option<NodeId> = None;
+        let mut attempt = 0usize;
+        loop {
+            let local = self.shards.get(&shard);
+            // Whom to ask: a fresh hint, else the leader this node knows of,
+            // else (for a shard without a local replica) each replica in turn.
+            let target = hint
+                .take()
+                .or_else(|| local.and_then(Shard::leader))
+                .or_else(|| local.is_none().then(|| replicas[attempt % replicas.len()]));
+            attempt += 1;
+            let result = match target {
+                Some(node) if node == self.config.id => match local {
+                    Some(local) => local.execute(request.clone()).await,
+                    None => Err(Error::NoLeader { shard }),
+                },
+                Some(node) => self.forward(node, shard, &request, deadline).await,
+                None => Err(Error::NoLeader { shard }),
+            };
+            let err = match result {
+                Ok(answer) => return Ok(answer),
+                Err(err) => err,
+            };
+            let retry = match &err {
+                Error::NotLeader { leader, .. } => {
+                    hint = leader.filter(|l| Some(*l) != target);
+                    true
+                }
+                Error::NoLeader { .. } => true,
+                Error::Unreachable { .. } => !is_write,
+                _ => false,
+            };
+            if !retry || Instant::now() + backoff >= deadline {
+                return Err(match err {
+                    Error::NotLeader { .. } => Error::NoLeader { shard },
+                    other => other,
+                });
+            }
+            if hint.is_none() {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+            }
+        }
+    }
+
+    async fn forward(&self, node: NodeId, shard: GroupId, request: &Request, deadline: Instant) -> Result<Answer> {
+        let mut client = self.peers.client(node)?;
+        let mut call = tonic::Request::new(ForwardRequest {
+            group_id: shard,
+            payload: wire::encode(request)?,
+        });
+        call.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        let reply = match client.forward(call).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) if never_sent(&status) => {
+                // Nothing reached the peer: as if it refused, so any request
+                // may be retried (elsewhere, once a new leader is known).
+                return Err(Error::NotLeader { shard, leader: None });
+            }
+            Err(status) => {
+                return Err(match request {
+                    Request::Write(_) => Error::Indeterminate { shard },
+                    Request::Read(_) => Error::Unreachable {
+                        node,
+                        detail: status.message().to_string(),
+                    },
+                });
+            }
+        };
+        let answer: std::result::Result<Answer, ForwardError> = wire::decode(&reply.payload)?;
+        answer.map_err(|e| e.into_error(shard, node))
+    }
+
+    /// Stops every group and makes the store durable. A stopped node leaves
+    /// no half-written file behind.
+    pub async fn shutdown(&self) {
+        for shard in self.shards.values() {
+            if let Err(err) = shard.raft().shutdown().await {
+                tracing::warn!(shard = shard.id, cause = %err, "raft group did not stop cleanly");
+            }
+        }
+        if let Err(err) = self.storage.sync() {
+            tracing::error!(cause = %err, "final fsync failed");
+        }
+        let _ = std::fs::remove_file(self.config.data_dir.join("pid"));
+        tracing::info!(node = self.config.id, "node stopped");
+    }
+
+    /// The first fatal error of any local group, if one stopped.
+    pub fn fatal(&self) -> Option<Error> {
+        self.shards.values().find_map(|shard| {
+            shard.metrics().running_state.err().map(|e| Error::Fatal {
+                shard: shard.id,
+                detail: e.to_string(),
+            })
+        })
+    }
+}
+
+/// Creates a pristine group's membership: one voter per zone.
+async fn initialize(raft: &Raft, shard: GroupId, replicas: &[NodeId]) -> Result<()> {
+    let initialized = raft.is_initialized().await.map_err(|e| Error::Fatal {
+        shard,
+        detail: e.to_string(),
+    })?;
+    if initialized {
+        return Ok(());
+    }
+    let members: std::collections::BTreeSet<NodeId> = replicas.iter().copied().collect();
+    match raft.initialize(members).await {
+        Ok(()) => {
+            tracing::info!(shard, ?replicas, "group initialized");
+            Ok(())
+        }
+        // Another replica's log already holds the membership: nothing to do.
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(Error::Fatal {
+            shard,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Takes the exclusive lock on a data dir, or names who holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
+    let path: PathBuf = dir.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
+            Err(Error::Config(format!(
+                "data dir {} is in use by another running cairn-server (pid {})",
+                dir.display(),
+                pid.trim()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Whether a failed call certainly never reached the peer (the connection
+/// could not be opened), so that even a write may be retried.
+fn never_sent(status: &tonic::Status) -> bool {
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    status.message().contains("tcp connect error") || status.message().contains("Connection refused")
+}

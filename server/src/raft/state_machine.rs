@@ -1,0 +1,249 @@
+//! The Raft state machine of one shard: the in-memory keyspace plus its
+//! snapshot files.
+//!
+//! Applied state lives in memory ([`Applied`]) behind a read-write lock that
+//! the shard layer reads from (reads never touch disk). Durability comes
+//! from the Raft log and from snapshots: on restart openraft installs the
+//! newest valid snapshot and re-applies the committed log tail on top.
+//!
+//! Snapshot files live in the shard's own directory, named by the index
+//! they cover. The two newest are kept: if the newest fails its checksums
+//! (the error names file and offset), the older one is tried; if none is
+//! usable the group refuses to start rather than serve wrong data.
+//!
+//! # Correctness
+//!
+//! Apply is deterministic: it depends only on the entry and the keyspace
+//! (see [`crate::keyspace`]); no clock, no randomness, no I/O.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+
+use crate::error::{Error, Result};
+use crate::keyspace::{Keyspace, Reply};
+use crate::raft::snapshot_file::{self, SnapshotFile};
+use crate::raft::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+
+/// How many snapshot files a shard keeps.
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// A shard's applied state.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The keys.
+    pub keyspace: Keyspace,
+    /// The last log entry applied.
+    pub last_applied: Option<LogId>,
+    /// The last membership applied.
+    pub membership: StoredMembership,
+}
+
+/// The shard's state machine handle; clones share the same state.
+#[derive(Clone)]
+pub struct StateMachine {
+    applied: Arc<RwLock<Applied>>,
+    dir: PathBuf,
+    /// The newest snapshot known to be complete and valid, with its keyspace
+    /// when it was just verified and not yet installed (saves a second read
+    /// at start-up).
+    current: Arc<Mutex<Option<(PathBuf, Option<Keyspace>)>>>,
+}
+
+impl StateMachine {
+    /// A state machine whose snapshots live in `dir` (created if missing).
+    pub fn open(dir: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(StateMachine {
+            applied: Arc::default(),
+            dir,
+            current: Arc::default(),
+        })
+    }
+
+    /// The shared applied state, for reads.
+    pub fn applied(&self) -> Arc<RwLock<Applied>> {
+        self.applied.clone()
+    }
+
+    /// The directory snapshots are written to (and received into).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file_name(meta: &SnapshotMeta) -> PathBuf {
+        let index = meta.last_log_id.as_ref().map_or(0, |id| id.index() + 1);
+        PathBuf::from(format!("{index:020}.snap"))
+    }
+
+    /// Snapshot files in the directory, newest first.
+    fn files(&self) -> io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+            .collect();
+        files.sort();
+        files.reverse();
+        Ok(files)
+    }
+
+    /// Makes `path` the current snapshot and deletes all but the newest few.
+    fn adopt(&self, path: PathBuf, keyspace: Option<Keyspace>) -> io::Result<()> {
+        *self.current.lock().expect("snapshot lock") = Some((path.clone(), keyspace));
+        for old in self.files()?.into_iter().filter(|p| p != &path).skip(SNAPSHOTS_KEPT - 1) {
+            std::fs::remove_file(&old)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a snapshot from a copy of the applied state, off the apply path.
+pub struct SnapshotBuilder {
+    sm: StateMachine,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let (meta, keyspace) = {
+            let applied = self.sm.applied.read().expect("state lock");
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied.clone(),
+                last_membership: applied.membership.clone(),
+            };
+            (meta, applied.keyspace.clone())
+        };
+        let path = self.sm.dir.join(StateMachine::file_name(&meta));
+        let write_path = path.clone();
+        let write_meta = meta.clone();
+        tokio::task::spawn_blocking(move || snapshot_file::write(&write_path, &write_meta, &keyspace))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        self.sm.adopt(path.clone(), None)?;
+        tracing::info!(path = %path.display(), "snapshot written");
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotFile { path },
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let applied = self.applied.read().expect("state lock");
+        Ok((applied.last_applied.clone(), applied.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let reply = {
+                let mut applied = self.applied.write().expect("state lock");
+                applied.last_applied = Some(entry.log_id.clone());
+                match &entry.payload {
+                    EntryPayload::Blank => Reply::Ok,
+                    EntryPayload::Normal(write) => applied.keyspace.apply(write),
+                    EntryPayload::Membership(membership) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id.clone()), membership.clone());
+                        Reply::Ok
+                    }
+                }
+            };
+            if let Some(responder) = responder {
+                responder.send(reply);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { sm: self.clone() }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> io::Result<()> {
+        let preloaded = {
+            let mut current = self.current.lock().expect("snapshot lock");
+            match current.as_mut() {
+                Some((path, keyspace)) if *path == snapshot.path => keyspace.take(),
+                _ => None,
+            }
+        };
+        let keyspace = match preloaded {
+            Some(keyspace) => keyspace,
+            None => {
+                let path = snapshot.path.clone();
+                let (_, keyspace) = tokio::task::spawn_blocking(move || snapshot_file::read(&path))
+                    .await
+                    .map_err(io::Error::other)?
+                    .map_err(io::Error::other)?;
+                keyspace
+            }
+        };
+        let path = self.dir.join(Self::file_name(meta));
+        if snapshot.path != path {
+            // A received file sits in our directory and is moved into place;
+            // any other file (another replica's, in tests) is copied.
+            if snapshot.path.parent() == Some(self.dir.as_path()) {
+                std::fs::rename(&snapshot.path, &path)?;
+            } else {
+                std::fs::copy(&snapshot.path, &path)?;
+            }
+            snapshot_file::sync_dir(&path).map_err(io::Error::other)?;
+        }
+        {
+            let mut applied = self.applied.write().expect("state lock");
+            applied.keyspace = keyspace;
+            applied.last_applied = meta.last_log_id.clone();
+            applied.membership = meta.last_membership.clone();
+        }
+        self.adopt(path, None)?;
+        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        let known = self.current.lock().expect("snapshot lock").as_ref().map(|(p, _)| p.clone());
+        if let Some(path) = known {
+            let meta = snapshot_file::read_meta(&path).map_err(io::Error::other)?;
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: SnapshotFile { path },
+            }));
+        }
+        let mut first_error = None;
+        for path in self.files()? {
+            let read_path = path.clone();
+            let verified = tokio::task::spawn_blocking(move || snapshot_file::read(&read_path))
+                .await
+                .map_err(io::Error::other)?;
+            match verified {
+                Ok((meta, keyspace)) => {
+                    *self.current.lock().expect("snapshot lock") = Some((path.clone(), Some(keyspace)));
+                    return Ok(Some(Snapshot {
+                        meta,
+                        snapshot: SnapshotFile { path },
+                    }));
+                }
+                Err(err) => {
+                    tracing::error!(cause = %err, "snapshot unusable, trying an older one");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        // Snapshots existed but none is valid: starting empty would serve a
+        // keyspace missing everything the purged log held, so refuse.
+        match first_error {
+            Some(err) => Err(io::Error::other(err)),
+            None => Ok(None),
+        }
+    }
+}

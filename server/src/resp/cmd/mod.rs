@@ -1,0 +1,270 @@
+//! The command table and what every command shares.
+//!
+//! Each command (or small family) lives in its own file with a `SPEC` (name,
+//! arity, flags, key positions — Redis's `COMMAND` conventions) and a
+//! handler. A handler runs synchronously, so it may change the client's
+//! state (protocol version, name) and returns an [`Outcome`]: a reply now,
+//! a future that runs against the cluster, or a reply followed by closing
+//! the connection. [`dispatch`] checks the name and arity the way Redis does
+//! before a handler sees the arguments.
+
+mod command;
+mod dbsize;
+mod del;
+mod echo;
+mod exists;
+mod get;
+mod hello;
+mod incr;
+mod info;
+mod mget;
+mod ping;
+mod quit;
+mod set;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use super::frame::{Frame, Protocol};
+use super::server::Shared;
+use crate::error::Error;
+use crate::keyspace::{KvError, Reply, Write, WriteOp};
+use crate::shard::{Request, now_ms};
+
+/// One connected client's state.
+#[derive(Debug)]
+pub struct Client {
+    /// Unique id on this node.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// RESP version in use (`HELLO`).
+    pub protocol: Protocol,
+    /// Name set by `HELLO SETNAME` / `CLIENT SETNAME`.
+    pub name: Option<Bytes>,
+}
+
+impl Client {
+    /// A new RESP2 client.
+    pub fn new(id: u64, addr: SocketAddr) -> Self {
+        Client {
+            id,
+            addr,
+            protocol: Protocol::Resp2,
+            name: None,
+        }
+    }
+}
+
+/// What a handler produced.
+pub enum Outcome {
+    /// The reply, already known.
+    Reply(Frame),
+    /// The reply, once the cluster has answered.
+    Later(BoxFuture<'static, Frame>),
+    /// Reply, then close the connection.
+    Close(Frame),
+}
+
+/// A command handler: shared node state, the client, the arguments
+/// (`args[0]` is the command name as sent).
+pub type Handler = fn(&Arc<Shared>, &mut Client, Vec<Bytes>) -> Outcome;
+
+/// A command's description, as `COMMAND INFO` reports it.
+pub struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: exact argument count including the name, or `-n` for
+    /// "at least n".
+    pub arity: i64,
+    /// Redis command flags.
+    pub flags: &'static [&'static str],
+    /// First key argument (0: none).
+    pub first_key: i64,
+    /// Last key argument (-1: the last argument).
+    pub last_key: i64,
+    /// Step between keys.
+    pub step: i64,
+    /// ACL categories.
+    pub categories: &'static [&'static str],
+    /// The handler.
+    pub run: Handler,
+}
+
+/// Every command, in `COMMAND` order.
+pub static TABLE: &[&Spec] = &[
+    &command::SPEC,
+    &dbsize::SPEC,
+    &incr::DECR,
+    &incr::DECRBY,
+    &del::SPEC,
+    &echo::SPEC,
+    &exists::SPEC,
+    &get::SPEC,
+    &hello::SPEC,
+    &incr::INCR,
+    &incr::INCRBY,
+    &info::SPEC,
+    &mget::SPEC,
+    &ping::SPEC,
+    &quit::SPEC,
+    &set::SPEC,
+];
+
+static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
+    LazyLock::new(|| TABLE.iter().map(|spec| (spec.name, *spec)).collect());
+
+/// Runs one request.
+pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> Outcome {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let Some(spec) = BY_NAME.get(name.as_str()) else {
+        return Outcome::Reply(unknown_command(&args));
+    };
+    let argc = args.len() as i64;
+    if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
+        return Outcome::Reply(Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.name
+        )));
+    }
+    (spec.run)(shared, client, args)
+}
+
+fn unknown_command(args: &[Bytes]) -> Frame {
+    let mut listed = String::new();
+    for arg in &args[1..] {
+        if listed.len() >= 128 {
+            break;
+        }
+        let room = 128 - listed.len();
+        let text = String::from_utf8_lossy(arg);
+        let text: String = text.chars().take(room).collect();
+        listed.push_str(&format!("'{text}' "));
+    }
+    let name: String = String::from_utf8_lossy(&args[0]).chars().take(128).collect();
+    Frame::error(format!("ERR unknown command '{name}', with args beginning with: {listed}"))
+}
+
+/// `-ERR syntax error`.
+pub fn syntax_error() -> Frame {
+    Frame::error("ERR syntax error")
+}
+
+/// Redis's reply for an argument that must be an integer.
+pub fn not_integer() -> Frame {
+    Frame::error("ERR value is not an integer or out of range")
+}
+
+/// Parses an integer argument as Redis does.
+pub fn parse_int(arg: &[u8]) -> Result<i64, Frame> {
+    crate::keyspace::parse_i64(arg).ok_or_else(not_integer)
+}
+
+/// The Redis-shaped error for a failure of the cluster.
+pub fn error_frame(err: Error) -> Frame {
+    match err {
+        Error::NoLeader { shard } | Error::NotLeader { shard, .. } => Frame::error(format!(
+            "CLUSTERDOWN shard {shard} has no reachable leader right now, try again"
+        )),
+        Error::Unreachable { .. } => Frame::error(format!("TRYAGAIN {err}")),
+        other => Frame::error(format!("ERR {other}")),
+    }
+}
+
+/// The Redis reply for a deterministic command failure.
+pub fn kv_error(err: KvError) -> Frame {
+    match err {
+        KvError::NotInteger => not_integer(),
+        KvError::Overflow => Frame::error("ERR increment or decrement would overflow"),
+    }
+}
+
+/// A write request stamped with this node's clock.
+pub fn write(op: WriteOp) -> Request {
+    Request::Write(Write { now_ms: now_ms(), op })
+}
+
+/// Runs `request` on the shard of `key` and hands the reply to `reply`.
+pub fn on_key(shared: &Arc<Shared>, key: &[u8], request: Request, reply: fn(Reply) -> Frame) -> Outcome {
+    let node = shared.node.clone();
+    let shard = node.slots().shard_of_key(key);
+    Outcome::Later(Box::pin(async move {
+        match node.execute(shard, request).await {
+            Ok(answer) => match answer.reply {
+                Reply::Err(err) => kv_error(err),
+                other => reply(other),
+            },
+            Err(err) => error_frame(err),
+        }
+    }))
+}
+
+/// Splits `keys` by shard, runs `make(keys of one shard)` on each shard
+/// concurrently and returns each shard's reply with the positions of its
+/// keys in `keys`. Not atomic across shards.
+pub async fn fan_out(
+    shared: &Arc<Shared>,
+    keys: &[Bytes],
+    make: fn(Vec<Bytes>) -> Request,
+) -> Result<Vec<(Vec<usize>, Reply)>, Frame> {
+    let node = &shared.node;
+    let mut by_shard: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        by_shard.entry(node.slots().shard_of_key(key)).or_default().push(i);
+    }
+    let calls = by_shard.into_iter().map(|(shard, positions)| async move {
+        let shard_keys = positions.iter().map(|&i| keys[i].clone()).collect();
+        match node.execute(shard, make(shard_keys)).await {
+            Ok(answer) => match answer.reply {
+                Reply::Err(err) => Err(kv_error(err)),
+                reply => Ok((positions, reply)),
+            },
+            Err(err) => Err(error_frame(err)),
+        }
+    });
+    futures::future::try_join_all(calls).await
+}
+
+/// Sums the integer replies of a fan-out (`DEL`, `EXISTS`).
+pub fn sum_fan_out(shared: &Arc<Shared>, args: Vec<Bytes>, make: fn(Vec<Bytes>) -> Request) -> Outcome {
+    let shared = shared.clone();
+    Outcome::Later(Box::pin(async move {
+        match fan_out(&shared, &args[1..], make).await {
+            Ok(replies) => Frame::Integer(
+                replies
+                    .into_iter()
+                    .map(|(_, reply)| if let Reply::Int(n) = reply { n } else { 0 })
+                    .sum(),
+            ),
+            Err(frame) => frame,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_unique_lowercase_and_sorted() {
+        let names: Vec<&str> = TABLE.iter().map(|s| s.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        assert!(names.iter().all(|n| n.chars().all(|c| !c.is_ascii_uppercase())));
+    }
+
+    #[test]
+    fn unknown_command_wording_matches_redis() {
+        let args = vec![Bytes::from("FOO"), Bytes::from("a"), Bytes::from("b")];
+        assert_eq!(
+            unknown_command(&args),
+            Frame::error("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! One client connection: read requests, run them in order, write replies.
+//!
+//! Pipelining falls out of the loop's shape: every complete request already
+//! buffered is answered before the socket is read again, and replies are
+//! written in one batch. A protocol error gets Redis's
+//! `-ERR Protocol error: …` and closes the connection; nothing else is
+//! affected. The task ends when the client leaves, after `QUIT`, or on
+//! shutdown (after the command in flight).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::cmd::{self, Client, Outcome};
+use super::frame::Frame;
+use super::parse::{Limits, ParseError, parse_request};
+use super::server::Shared;
+
+/// Initial read buffer size.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// A client's connection task.
+pub struct Connection {
+    socket: TcpStream,
+    shared: Arc<Shared>,
+    client: Client,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Wraps an accepted socket.
+    pub fn new(socket: TcpStream, addr: SocketAddr, shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Self {
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        Connection {
+            socket,
+            shared,
+            client: Client::new(id, addr),
+            stop,
+        }
+    }
+
+    /// Serves the client until it leaves or the node stops.
+    pub async fn run(mut self) {
+        self.shared.clients.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = self.serve().await {
+            tracing::debug!(client = self.client.id, cause = %err, "connection closed");
+        }
+        self.shared.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn serve(&mut self) -> std::io::Result<()> {
+        let limits = Limits::default();
+        let mut input = BytesMut::with_capacity(READ_BUFFER);
+        let mut output = BytesMut::with_capacity(READ_BUFFER);
+        loop {
+            loop {
+                let args = match parse_request(&mut input, &limits) {
+                    Ok(Some(args)) => args,
+                    Ok(None) if input.is_empty() => break,
+                    Ok(None) => continue,
+                    Err(ParseError::Incomplete) => break,
+                    Err(err @ ParseError::Protocol(_)) => {
+                        Frame::error(format!("ERR {err}")).encode(self.client.protocol, &mut output);
+                        self.socket.write_all(&output).await?;
+                        return Ok(());
+                    }
+                };
+                self.shared.commands.fetch_add(1, Ordering::Relaxed);
+                let (frame, close) = match cmd::dispatch(&self.shared, &mut self.client, args) {
+                    Outcome::Reply(frame) => (frame, false),
+                    Outcome::Later(future) => (future.await, false),
+                    Outcome::Close(frame) => (frame, true),
+                };
+                frame.encode(self.client.protocol, &mut output);
+                if close {
+                    self.socket.write_all(&output).await?;
+                    return Ok(());
+                }
+            }
+            if !output.is_empty() {
+                self.socket.write_all(&output).await?;
+                output.clear();
+            }
+            if *self.stop.borrow() {
+                return Ok(());
+            }
+            tokio::select! {
+                read = self.socket.read_buf(&mut input) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                }
+                _ = self.stop.changed() => return Ok(()),
+            }
+        }
+    }
+}

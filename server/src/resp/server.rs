@@ -1,0 +1,65 @@
+//! The RESP accept loop and the state shared by every connection.
+//!
+//! Each accepted client gets its own task ([`super::connection`]). On
+//! shutdown the loop stops accepting, tells every connection to finish the
+//! command it is running and close, and waits for them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::connection::Connection;
+use crate::node::Node;
+
+/// What every connection of a node shares.
+pub struct Shared {
+    /// The node commands run on.
+    pub node: Arc<Node>,
+    /// When the listener started (for `INFO`'s uptime).
+    pub started: Instant,
+    /// Clients connected now.
+    pub clients: AtomicUsize,
+    /// Next client id (`CLIENT ID`, `HELLO`).
+    pub next_client_id: AtomicU64,
+    /// Commands processed since start.
+    pub commands: AtomicU64,
+    /// Connections accepted since start.
+    pub connections: AtomicU64,
+}
+
+/// Serves RESP clients on `listener` until `stop` turns true.
+pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let shared = Arc::new(Shared {
+        node,
+        started: Instant::now(),
+        clients: AtomicUsize::new(0),
+        next_client_id: AtomicU64::new(1),
+        commands: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
+    });
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, addr)) => {
+                    let _ = socket.set_nodelay(true);
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    let connection = Connection::new(socket, addr, shared.clone(), stop.clone());
+                    connections.spawn(connection.run());
+                }
+                Err(err) => {
+                    tracing::warn!(cause = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}

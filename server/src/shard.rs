@@ -1,0 +1,167 @@
+//! One shard as seen from this node: its Raft group and its keyspace.
+//!
+//! A [`Shard`] executes requests only when this node leads the group:
+//!
+//! - a write goes through `client_write` and answers once it is committed
+//!   by a majority of zones and applied;
+//! - a read first proves leadership with openraft's linearizer — a leader
+//!   lease (no round trip) and, when the lease has lapsed, ReadIndex (one
+//!   heartbeat round) — and waits until everything committed before the read
+//!   arrived is applied; then it reads memory. A node that merely believes it
+//!   leads never answers.
+//!
+//! Anything else is [`Error::NotLeader`] with the leader this node knows of,
+//! so the caller ([`crate::node::Node`]) forwards it. A write whose entry was
+//! appended but then discarded by a leader change is [`Error::Indeterminate`]:
+//! it may yet commit, so it must not be retried blindly.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::ReadPolicy;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keyspace::{Read, Reply, Write};
+use crate::raft::state_machine::Applied;
+use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
+
+/// A request for one shard, as executed locally or forwarded to its leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// A mutation, proposed through Raft.
+    Write(Write),
+    /// A linearizable read.
+    Read(Read),
+}
+
+/// The answer to a [`Request`], with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The command's reply.
+    pub reply: Reply,
+    /// The Raft log index the answer reflects.
+    pub index: u64,
+    /// The node that executed it.
+    pub served_by: NodeId,
+}
+
+/// The current time in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One shard's group on this node.
+pub struct Shard {
+    /// The shard (and group) id.
+    pub id: GroupId,
+    node: NodeId,
+    raft: Raft,
+    applied: Arc<RwLock<Applied>>,
+    snapshot_dir: PathBuf,
+}
+
+impl Shard {
+    /// Wraps a started group.
+    pub fn new(id: GroupId, node: NodeId, raft: Raft, applied: Arc<RwLock<Applied>>, snapshot_dir: PathBuf) -> Self {
+        Shard {
+            id,
+            node,
+            raft,
+            applied,
+            snapshot_dir,
+        }
+    }
+
+    /// The group's Raft handle (for the peer-facing RPC service).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Where snapshots received from a leader are written.
+    pub fn snapshot_dir(&self) -> &PathBuf {
+        &self.snapshot_dir
+    }
+
+    /// A copy of the group's current metrics.
+    pub fn metrics(&self) -> RaftMetrics {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// The leader this node currently knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Number of keys held in memory.
+    pub fn key_count(&self) -> usize {
+        self.applied.read().expect("state lock").keyspace.len()
+    }
+
+    /// Executes `request` here; [`Error::NotLeader`] if this node does not lead.
+    pub async fn execute(&self, request: Request) -> Result<Answer> {
+        match request {
+            Request::Write(write) => self.write(write).await,
+            Request::Read(read) => self.read(&read).await,
+        }
+    }
+
+    async fn write(&self, write: Write) -> Result<Answer> {
+        match self.raft.client_write(write).await {
+            Ok(response) => Ok(Answer {
+                reply: response.data,
+                index: response.log_id.index(),
+                served_by: self.node,
+            }),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(Error::NotLeader {
+                shard: self.id,
+                leader: forward.leader_id,
+            }),
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(Error::Indeterminate {
+                shard: self.id,
+            }),
+            Err(err) => Err(Error::Fatal {
+                shard: self.id,
+                detail: err.to_string(),
+            }),
+        }
+    }
+
+    async fn read(&self, read: &Read) -> Result<Answer> {
+        let confirmed = match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
+                self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await
+            }
+            other => other,
+        };
+        match confirmed {
+            Ok(_) => {}
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
+                return Err(Error::NotLeader {
+                    shard: self.id,
+                    leader: forward.leader_id,
+                });
+            }
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
+                return Err(Error::NoLeader { shard: self.id });
+            }
+            Err(err) => {
+                return Err(Error::Fatal {
+                    shard: self.id,
+                    detail: err.to_string(),
+                });
+            }
+        }
+        let applied = self.applied.read().expect("state lock");
+        Ok(Answer {
+            reply: applied.keyspace.read(read, now_ms()),
+            index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
+            served_by: self.node,
+        })
+    }
+}

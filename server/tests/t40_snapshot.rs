@@ -1,0 +1,78 @@
+//! A follower left behind past a log purge receives a snapshot and
+//! converges.
+
+mod fixtures;
+
+use std::time::{Duration, Instant};
+
+use cairn_server::config::RaftOptions;
+use fixtures::{Cluster, Value};
+
+#[test]
+fn t40_lagging_follower_is_caught_up_by_snapshot() {
+    let mut cluster = Cluster::start(3, 2, RaftOptions {
+        snapshot_every: 100,
+        logs_kept_behind_snapshot: 10,
+        ..RaftOptions::default()
+    });
+    cluster.kill(3);
+    let mut client = cluster.client(1);
+    for i in 0..1500 {
+        assert_eq!(client.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]), Value::Simple("OK".into()));
+    }
+    cluster.start_node(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let keys = local_keys(&cluster, 3);
+        if keys >= 1500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3 holds {keys} keys after 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        cluster.log(3).contains("snapshot installed") && snapshot_files(&cluster, 3) > 0,
+        "node 3 caught up through a snapshot install"
+    );
+    // With node 1 gone, node 3 is needed for every majority.
+    cluster.stop(1);
+    cluster.wait_ready(Duration::from_secs(30));
+    let mut client = cluster.client(3);
+    for i in (0..1500).step_by(11) {
+        assert_eq!(client.cmd(&["GET", &format!("k{i}")]).text(), Some(format!("v{i}")));
+    }
+}
+
+fn snapshot_files(cluster: &Cluster, id: u64) -> usize {
+    let dir = cluster.node_dir(id).join("snapshots");
+    walk(&dir)
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|x| x == "snap"))
+            }
+        })
+        .sum()
+}
+
+/// Keys held by a node's local replicas (INFO keyspace).
+fn local_keys(cluster: &Cluster, id: u64) -> usize {
+    let Some(mut client) = fixtures::Resp::try_connect(cluster.topology.node(id).unwrap().resp_addr) else {
+        return 0;
+    };
+    let Ok(Value::Bulk(Some(text))) = client.try_cmd(&["INFO", "keyspace"]) else {
+        return 0;
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix("db0:keys=")?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
