@@ -9,7 +9,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::set_var("PROTOC", protoc)
     };
     tonic_prost_build::configure().bytes(".").compile_protos(
-        &["proto/cairn/raft.proto", "proto/cairn/kv.proto", "proto/cairn/admin.proto"],
+        &[
+            "proto/cairn/raft.proto",
+            "proto/cairn/kv.proto",
+            "proto/cairn/admin.proto",
+        ],
         &["proto"],
     )?;
     Ok(())

@@ -160,7 +160,8 @@ impl NodeConfig {
         file.validate(path, &topology)?;
         Ok(NodeConfig {
             id: file.id,
-            data_dir: base.join(&file.data_dir),
+            // Collecting the components drops `.` segments from the path.
+            data_dir: base.join(&file.data_dir).components().collect(),
             raft: file.raft,
             storage: file.storage,
             topology,
@@ -178,7 +179,10 @@ impl NodeFile {
         let err = |key: &str, msg: String| config_error(path, key, msg);
         if topology.node(self.id).is_none() {
             let ids: Vec<u64> = topology.nodes.iter().map(|n| n.id).collect();
-            return Err(err("id", format!("node {} is not in the topology (nodes: {ids:?})", self.id)));
+            return Err(err(
+                "id",
+                format!("node {} is not in the topology (nodes: {ids:?})", self.id),
+            ));
         }
         let r = &self.raft;
         if r.heartbeat_ms == 0 {
@@ -193,7 +197,10 @@ impl NodeFile {
         if r.election_timeout_max_ms <= r.election_timeout_min_ms {
             return Err(err(
                 "raft.election_timeout_max_ms",
-                format!("must be greater than raft.election_timeout_min_ms ({})", r.election_timeout_min_ms),
+                format!(
+                    "must be greater than raft.election_timeout_min_ms ({})",
+                    r.election_timeout_min_ms
+                ),
             ));
         }
         if r.snapshot_every == 0 {
@@ -245,7 +252,10 @@ impl Topology {
             return Err(err("cluster_name".into(), "must not be empty".into()));
         }
         if self.shards == 0 || self.shards > SLOTS {
-            return Err(err("shards".into(), format!("must be between 1 and {SLOTS}, got {}", self.shards)));
+            return Err(err(
+                "shards".into(),
+                format!("must be between 1 and {SLOTS}, got {}", self.shards),
+            ));
         }
         if self.nodes.is_empty() {
             return Err(err("nodes".into(), "at least one node is needed".into()));
@@ -258,14 +268,20 @@ impl Topology {
                 return Err(err(format!("nodes[{i}].id"), "must not be 0".into()));
             }
             if !ids.insert(node.id) {
-                return Err(err(format!("nodes[{i}].id"), format!("node id {} appears twice", node.id)));
+                return Err(err(
+                    format!("nodes[{i}].id"),
+                    format!("node id {} appears twice", node.id),
+                ));
             }
             if node.zone.trim().is_empty() {
                 return Err(err(format!("nodes[{i}].zone"), "must not be empty".into()));
             }
             for (key, addr) in [("grpc_addr", node.grpc_addr), ("resp_addr", node.resp_addr)] {
                 if !addrs.insert(addr) {
-                    return Err(err(format!("nodes[{i}].{key}"), format!("address {addr} is used twice")));
+                    return Err(err(
+                        format!("nodes[{i}].{key}"),
+                        format!("address {addr} is used twice"),
+                    ));
                 }
             }
             regions.insert(node.region.as_str());
@@ -285,8 +301,8 @@ fn config_error(path: &Path, key: &str, msg: String) -> Error {
 }
 
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.to_string().trim_end())))
 }
 
@@ -324,7 +340,11 @@ resp_addr = "127.0.0.1:6003"
     fn loads_a_valid_config_with_defaults() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "topology.toml", TOPOLOGY);
-        let path = write(dir.path(), "node.toml", "id = 2\ntopology = \"topology.toml\"\ndata_dir = \"d2\"\n");
+        let path = write(
+            dir.path(),
+            "node.toml",
+            "id = 2\ntopology = \"topology.toml\"\ndata_dir = \"d2\"\n",
+        );
         let config = NodeConfig::load(&path).unwrap();
         assert_eq!(config.me().zone, "b");
         assert_eq!(config.data_dir, dir.path().join("d2"));
@@ -336,18 +356,43 @@ resp_addr = "127.0.0.1:6003"
     }
 
     #[test]
+    fn the_documented_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example-node.toml");
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.topology.nodes.len(), 3);
+        assert_eq!(
+            config.raft,
+            RaftOptions::default(),
+            "the example documents the defaults"
+        );
+        assert_eq!(config.storage, StorageOptions::default());
+        assert_eq!(config.topology.shards, DEFAULT_SHARDS);
+    }
+
+    #[test]
     fn errors_name_file_key_and_problem() {
         let dir = tempfile::tempdir().unwrap();
         let topo = write(dir.path(), "topology.toml", &TOPOLOGY.replace("id = 3", "id = 2"));
-        let node = write(dir.path(), "node.toml", "id = 1\ntopology = \"topology.toml\"\ndata_dir = \"d\"\n");
+        let node = write(
+            dir.path(),
+            "node.toml",
+            "id = 1\ntopology = \"topology.toml\"\ndata_dir = \"d\"\n",
+        );
         let msg = NodeConfig::load(&node).unwrap_err().to_string();
         assert!(msg.contains(&topo.display().to_string()), "{msg}");
         assert!(msg.contains("nodes[2].id") && msg.contains("appears twice"), "{msg}");
 
         write(dir.path(), "topology.toml", TOPOLOGY);
-        let node = write(dir.path(), "node.toml", "id = 9\ntopology = \"topology.toml\"\ndata_dir = \"d\"\n");
+        let node = write(
+            dir.path(),
+            "node.toml",
+            "id = 9\ntopology = \"topology.toml\"\ndata_dir = \"d\"\n",
+        );
         let msg = NodeConfig::load(&node).unwrap_err().to_string();
-        assert!(msg.contains("key `id`") && msg.contains("node 9 is not in the topology"), "{msg}");
+        assert!(
+            msg.contains("key `id`") && msg.contains("node 9 is not in the topology"),
+            "{msg}"
+        );
 
         let node = write(
             dir.path(),
@@ -365,7 +410,11 @@ resp_addr = "127.0.0.1:6003"
         let msg = NodeConfig::load(&node).unwrap_err().to_string();
         assert!(msg.contains("raft.election_timeout_min_ms"), "{msg}");
 
-        write(dir.path(), "topology.toml", &TOPOLOGY.replace("shards = 4", "shards = 0"));
+        write(
+            dir.path(),
+            "topology.toml",
+            &TOPOLOGY.replace("shards = 4", "shards = 0"),
+        );
         let msg = NodeConfig::load(&node).unwrap_err().to_string();
         assert!(msg.contains("key `shards`"), "{msg}");
     }

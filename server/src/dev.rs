@@ -162,7 +162,10 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
         children.push(Running { id: node.id, child });
     }
     println!("{}", table(&topology, &dir, &children));
-    println!("try: redis-cli -p {}    (Ctrl-C stops the cluster)", topology.nodes[0].resp_addr.port());
+    println!(
+        "try: redis-cli -p {}    (Ctrl-C stops the cluster)",
+        topology.nodes[0].resp_addr.port()
+    );
 
     tokio::pin!(shutdown);
     let mut reported = vec![false; children.len()];
@@ -192,8 +195,17 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
 
 fn table(topology: &Topology, dir: &Path, children: &[Running]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Cairn dev cluster in {} ({} shards)", dir.display(), topology.shards);
-    let _ = writeln!(out, "{:<6} {:<5} {:<16} {:<16} {:<8} dir", "node", "zone", "resp", "grpc", "pid");
+    let _ = writeln!(
+        out,
+        "Cairn dev cluster in {} ({} shards)",
+        dir.display(),
+        topology.shards
+    );
+    let _ = writeln!(
+        out,
+        "{:<6} {:<5} {:<16} {:<16} {:<8} dir",
+        "node", "zone", "resp", "grpc", "pid"
+    );
     for (node, running) in topology.nodes.iter().zip(children) {
         let _ = writeln!(
             out,

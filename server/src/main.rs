@@ -46,8 +46,8 @@ enum Command {
 
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install SIGTERM handler");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -63,8 +63,21 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match (args.command, args.config) {
-        (Some(Command::Dev { dir, port, zones, shards }), _) => {
-            let options = DevOptions { dir, port, zones, shards };
+        (
+            Some(Command::Dev {
+                dir,
+                port,
+                zones,
+                shards,
+            }),
+            _,
+        ) => {
+            let options = DevOptions {
+                dir,
+                port,
+                zones,
+                shards,
+            };
             dev::run(options, shutdown_signal()).await
         }
         (None, Some(path)) => match NodeConfig::load(&path) {

@@ -92,11 +92,15 @@ impl Node {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = lock_data_dir(&dir)?;
-        std::fs::write(dir.join("pid"), format!("{}\n", std::process::id())).map_err(|e| Error::io(dir.join("pid"), e))?;
+        std::fs::write(dir.join("pid"), format!("{}\n", std::process::id()))
+            .map_err(|e| Error::io(dir.join("pid"), e))?;
 
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&dir.join("store"))?);
         let peers = Peers::new(&config.topology, config.id)?;
-        let raft_config = Arc::new(crate::raft::openraft_config(&config.topology.cluster_name, &config.raft)?);
+        let raft_config = Arc::new(crate::raft::openraft_config(
+            &config.topology.cluster_name,
+            &config.raft,
+        )?);
         let slots = SlotMap::new(config.topology.shards);
 
         let mut shards = BTreeMap::new();

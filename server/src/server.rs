@@ -20,6 +20,8 @@ use crate::config::NodeConfig;
 use crate::error::{Error, Result};
 use crate::node::Node;
 
+/// How long in-flight gRPC calls get to finish at shutdown.
+const GRPC_DRAIN: Duration = Duration::from_millis(500);
 /// How often group health is checked.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -63,10 +65,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let _ = stop_tx.send(true);
     let _ = resp.await;
-    match grpc.await {
-        Ok(Err(err)) => tracing::warn!(cause = %err, "grpc server stopped with an error"),
-        Err(err) => tracing::warn!(cause = %err, "grpc server task failed"),
-        Ok(Ok(())) => {}
+    // Peers keep their connections open; give in-flight calls a moment,
+    // then stop serving regardless.
+    match tokio::time::timeout(GRPC_DRAIN, grpc).await {
+        Ok(Ok(Err(err))) => tracing::warn!(cause = %err, "grpc server stopped with an error"),
+        Ok(Err(err)) => tracing::warn!(cause = %err, "grpc server task failed"),
+        Ok(Ok(Ok(()))) | Err(_) => {}
     }
     node.shutdown().await;
     outcome

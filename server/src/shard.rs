@@ -122,9 +122,9 @@ impl Shard {
                 shard: self.id,
                 leader: forward.leader_id,
             }),
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(Error::Indeterminate {
-                shard: self.id,
-            }),
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                Err(Error::Indeterminate { shard: self.id })
+            }
             Err(err) => Err(Error::Fatal {
                 shard: self.id,
                 detail: err.to_string(),

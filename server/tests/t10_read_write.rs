@@ -15,13 +15,20 @@ fn t10_writes_through_any_node_read_back_through_every_other() {
         let writer = ids[i % ids.len()];
         let key = format!("key:{i}");
         let value = format!("value-{i}");
-        assert_eq!(cluster.client(writer).cmd(&["SET", &key, &value]), Value::Simple("OK".into()));
+        assert_eq!(
+            cluster.client(writer).cmd(&["SET", &key, &value]),
+            Value::Simple("OK".into())
+        );
     }
     for &reader in &ids {
         let mut client = cluster.client(reader);
         for i in 0..300 {
             let got = client.cmd(&["GET", &format!("key:{i}")]);
-            assert_eq!(got.text(), Some(format!("value-{i}")), "read of key:{i} through node {reader}");
+            assert_eq!(
+                got.text(),
+                Some(format!("value-{i}")),
+                "read of key:{i} through node {reader}"
+            );
         }
     }
 }
@@ -55,7 +62,9 @@ fn t11_commands_answer_like_redis() {
     let mut args = vec!["MGET"];
     let keys: Vec<String> = (0..20).map(|i| format!("m{i}")).chain(["absent".to_string()]).collect();
     args.extend(keys.iter().map(String::as_str));
-    let Value::Array(Some(values)) = b.cmd(&args) else { panic!("MGET") };
+    let Value::Array(Some(values)) = b.cmd(&args) else {
+        panic!("MGET")
+    };
     assert_eq!(values.len(), 21);
     for (i, v) in values[..20].iter().enumerate() {
         assert_eq!(v.text(), Some(i.to_string()));
@@ -66,7 +75,9 @@ fn t11_commands_answer_like_redis() {
     exists[0] = "DEL";
     assert_eq!(b.cmd(&exists), Value::Int(1));
     assert_eq!(a.cmd(&["EXISTS", "m1"]), Value::Int(0));
-    let Value::Int(size) = a.cmd(&["DBSIZE"]) else { panic!("DBSIZE") };
+    let Value::Int(size) = a.cmd(&["DBSIZE"]) else {
+        panic!("DBSIZE")
+    };
     assert!(size >= 19, "DBSIZE {size}");
     assert_eq!(
         a.cmd(&["GET"]),
@@ -76,7 +87,9 @@ fn t11_commands_answer_like_redis() {
         a.cmd(&["NOPE", "x"]),
         Value::Error("ERR unknown command 'NOPE', with args beginning with: 'x' ".into())
     );
-    let Value::Bulk(Some(info)) = a.cmd(&["INFO"]) else { panic!("INFO") };
+    let Value::Bulk(Some(info)) = a.cmd(&["INFO"]) else {
+        panic!("INFO")
+    };
     let info = String::from_utf8(info).unwrap();
     assert!(info.contains("redis_version:") && info.contains("# Keyspace"), "{info}");
     assert_eq!(a.cmd(&["QUIT"]), Value::Simple("OK".into()));

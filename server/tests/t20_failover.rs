@@ -62,7 +62,9 @@ fn t20_kill_the_busiest_leader_while_writing() {
     let deadline = killed_at + Duration::from_secs(15);
     let failover = loop {
         let now = survivors.iter().map(|&s| cluster.leaders(s)).collect::<Vec<_>>();
-        let settled = now.iter().all(|l| l.len() == 8 && l.values().all(|leader| survivors.contains(leader)));
+        let settled = now
+            .iter()
+            .all(|l| l.len() == 8 && l.values().all(|leader| survivors.contains(leader)));
         if settled {
             break killed_at.elapsed();
         }
@@ -79,7 +81,11 @@ fn t20_kill_the_busiest_leader_while_writing() {
 
     let mut reader = cluster.client(survivors[0]);
     for (key, value) in &acked {
-        assert_eq!(reader.cmd(&["GET", key]).text().as_deref(), Some(value.as_str()), "acknowledged {key} lost");
+        assert_eq!(
+            reader.cmd(&["GET", key]).text().as_deref(),
+            Some(value.as_str()),
+            "acknowledged {key} lost"
+        );
     }
 
     // The killed node comes back by hand and catches up.

@@ -9,19 +9,30 @@ use fixtures::{Cluster, Value};
 
 #[test]
 fn t30_full_restart_keeps_everything() {
-    let mut cluster = Cluster::start(3, 4, RaftOptions {
-        snapshot_every: 500,
-        ..RaftOptions::default()
-    });
+    let mut cluster = Cluster::start(
+        3,
+        4,
+        RaftOptions {
+            snapshot_every: 500,
+            ..RaftOptions::default()
+        },
+    );
     let mut client = cluster.client(1);
     for i in 0..2000 {
-        assert_eq!(client.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]), Value::Simple("OK".into()));
+        assert_eq!(
+            client.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]),
+            Value::Simple("OK".into())
+        );
     }
     client.cmd(&["INCRBY", "n", "7"]);
     drop(client);
     for id in cluster.ids() {
         cluster.stop(id);
-        assert_eq!(cluster.pid_file(id), None, "a cleanly stopped node removes its pid file");
+        assert_eq!(
+            cluster.pid_file(id),
+            None,
+            "a cleanly stopped node removes its pid file"
+        );
     }
     let started = Instant::now();
     for id in cluster.ids() {

@@ -10,15 +10,22 @@ use fixtures::{Cluster, Value};
 
 #[test]
 fn t40_lagging_follower_is_caught_up_by_snapshot() {
-    let mut cluster = Cluster::start(3, 2, RaftOptions {
-        snapshot_every: 100,
-        logs_kept_behind_snapshot: 10,
-        ..RaftOptions::default()
-    });
+    let mut cluster = Cluster::start(
+        3,
+        2,
+        RaftOptions {
+            snapshot_every: 100,
+            logs_kept_behind_snapshot: 10,
+            ..RaftOptions::default()
+        },
+    );
     cluster.kill(3);
     let mut client = cluster.client(1);
     for i in 0..1500 {
-        assert_eq!(client.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]), Value::Simple("OK".into()));
+        assert_eq!(
+            client.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]),
+            Value::Simple("OK".into())
+        );
     }
     cluster.start_node(3);
     let deadline = Instant::now() + Duration::from_secs(30);

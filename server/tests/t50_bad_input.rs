@@ -27,15 +27,28 @@ fn t50_config_errors_name_file_key_and_problem() {
         "{stderr}"
     );
 
-    std::fs::write(&node, "id = 1\ntopology = \"topology.toml\"\ndata_dir = \"d\"\nshards = 3\n").unwrap();
+    std::fs::write(
+        &node,
+        "id = 1\ntopology = \"topology.toml\"\ndata_dir = \"d\"\nshards = 3\n",
+    )
+    .unwrap();
     let (ok, stderr) = run_server(&[Path::new("--config"), &node]);
     assert!(!ok);
-    assert!(stderr.contains("node.toml") && stderr.contains("unknown field `shards`"), "{stderr}");
+    assert!(
+        stderr.contains("node.toml") && stderr.contains("unknown field `shards`"),
+        "{stderr}"
+    );
 
     let (ok, stderr) = run_server(&[Path::new("--config"), &dir.path().join("missing.toml")]);
     assert!(!ok);
-    assert!(stderr.contains("missing.toml") && stderr.contains("cannot read"), "{stderr}");
-    assert!(!dir.path().join("d").exists(), "a node with a bad config creates nothing");
+    assert!(
+        stderr.contains("missing.toml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("d").exists(),
+        "a node with a bad config creates nothing"
+    );
 }
 
 #[test]
@@ -44,7 +57,10 @@ fn t51_data_dir_and_ports_in_use_are_refused() {
     // The same node again: its ports are taken.
     let (ok, stderr) = run_server(&[Path::new("--config"), &cluster.config(1)]);
     assert!(!ok);
-    assert!(stderr.contains("cannot listen on") && stderr.contains("grpc_addr"), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains("grpc_addr"),
+        "{stderr}"
+    );
     // Another node config pointing at the same data dir, with free ports.
     let other = cluster.dir.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
@@ -55,7 +71,10 @@ fn t51_data_dir_and_ports_in_use_are_refused() {
     let data_dir = cluster.node_dir(1);
     std::fs::write(
         other.join("node.toml"),
-        format!("id = 1\ntopology = \"topology.toml\"\ndata_dir = {:?}\n", data_dir.display().to_string()),
+        format!(
+            "id = 1\ntopology = \"topology.toml\"\ndata_dir = {:?}\n",
+            data_dir.display().to_string()
+        ),
     )
     .unwrap();
     let (ok, stderr) = run_server(&[Path::new("--config"), &other.join("node.toml")]);
@@ -71,14 +90,22 @@ fn t52_protocol_garbage_closes_only_that_connection() {
     let mut bystander = cluster.client(1);
     assert_eq!(bystander.cmd(&["SET", "safe", "1"]), Value::Simple("OK".into()));
 
-    for garbage in [&b"*1\r\n$999999999999\r\n"[..], b"*2\r\n$3\r\nGET\r\n:5\r\n", b"*abc\r\n", b"GET \"unbalanced\r\n"] {
+    for garbage in [
+        &b"*1\r\n$999999999999\r\n"[..],
+        b"*2\r\n$3\r\nGET\r\n:5\r\n",
+        b"*abc\r\n",
+        b"GET \"unbalanced\r\n",
+    ] {
         let mut client = cluster.client(1);
         client.send_raw(garbage);
         match client.read_value().unwrap() {
             Value::Error(e) => assert!(e.starts_with("ERR Protocol error"), "{e}"),
             other => panic!("expected a protocol error for {garbage:?}, got {other:?}"),
         }
-        assert!(client.read_value().is_err(), "the connection is closed after a protocol error");
+        assert!(
+            client.read_value().is_err(),
+            "the connection is closed after a protocol error"
+        );
     }
     // A client that disconnects in the middle of a command.
     let mut quitter = cluster.client(1);

@@ -31,7 +31,10 @@ fn flip_middle_byte(path: &PathBuf) {
 fn fill(cluster: &Cluster, n: usize) {
     let mut client = cluster.client(1);
     for i in 0..n {
-        assert_eq!(client.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]), Value::Simple("OK".into()));
+        assert_eq!(
+            client.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]),
+            Value::Simple("OK".into())
+        );
     }
 }
 
@@ -39,11 +42,15 @@ fn fill(cluster: &Cluster, n: usize) {
 fn t60_corrupt_newest_snapshot_falls_back_to_the_older_one() {
     // Logs kept behind a snapshot outnumber the snapshot interval, so the
     // older snapshot plus the log still reach the present.
-    let mut cluster = Cluster::start(1, 1, RaftOptions {
-        snapshot_every: 200,
-        logs_kept_behind_snapshot: 1000,
-        ..RaftOptions::default()
-    });
+    let mut cluster = Cluster::start(
+        1,
+        1,
+        RaftOptions {
+            snapshot_every: 200,
+            logs_kept_behind_snapshot: 1000,
+            ..RaftOptions::default()
+        },
+    );
     fill(&cluster, 700);
     cluster.stop(1);
     let files = snapshots(&cluster, 1);
@@ -65,11 +72,15 @@ fn t60_corrupt_newest_snapshot_falls_back_to_the_older_one() {
 
 #[test]
 fn t61_no_valid_snapshot_and_a_purged_log_refuses_to_start() {
-    let mut cluster = Cluster::start(1, 1, RaftOptions {
-        snapshot_every: 100,
-        logs_kept_behind_snapshot: 0,
-        ..RaftOptions::default()
-    });
+    let mut cluster = Cluster::start(
+        1,
+        1,
+        RaftOptions {
+            snapshot_every: 100,
+            logs_kept_behind_snapshot: 0,
+            ..RaftOptions::default()
+        },
+    );
     fill(&cluster, 500);
     cluster.stop(1);
     let files = snapshots(&cluster, 1);

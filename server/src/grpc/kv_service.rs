@@ -7,9 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_proto::kv::kv_server::Kv;
 use cairn_proto::kv::{
-    CompareAndSetReply, CompareAndSetRequest, DeleteReply, DeleteRequest, GetReply, GetRequest, IncrReply,
-    IncrRequest, MGetReply, MGetRequest, OptionalValue, ReplyHeader, SetCondition as ProtoCondition, SetReply,
-    SetRequest,
+    CompareAndSetReply, CompareAndSetRequest, DeleteReply, DeleteRequest, GetReply, GetRequest, IncrReply, IncrRequest,
+    MGetReply, MGetRequest, OptionalValue, ReplyHeader, SetCondition as ProtoCondition, SetReply, SetRequest,
 };
 use tonic::{Request, Response, Status};
 

@@ -43,7 +43,11 @@ impl RaftService {
     }
 
     /// Decodes the request, runs it on the group, encodes `Result<_, String>`.
-    async fn dispatch<Req, Resp, E, F, Fut>(&self, request: Request<RaftRequest>, call: F) -> Result<Response<RaftReply>, Status>
+    async fn dispatch<Req, Resp, E, F, Fut>(
+        &self,
+        request: Request<RaftRequest>,
+        call: F,
+    ) -> Result<Response<RaftReply>, Status>
     where
         Req: DeserializeOwned,
         Resp: Serialize,
@@ -64,11 +68,13 @@ impl RaftService {
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.dispatch(request, |raft, rpc| async move { raft.vote(rpc).await }).await
+        self.dispatch(request, |raft, rpc| async move { raft.vote(rpc).await })
+            .await
     }
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.dispatch(request, |raft, rpc| async move { raft.pre_vote(rpc).await }).await
+        self.dispatch(request, |raft, rpc| async move { raft.pre_vote(rpc).await })
+            .await
     }
 
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -77,8 +83,11 @@ impl RaftRpc for RaftService {
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.dispatch(request, |raft, rpc| async move { raft.handle_transfer_leader(rpc).await })
-            .await
+        self.dispatch(
+            request,
+            |raft, rpc| async move { raft.handle_transfer_leader(rpc).await },
+        )
+        .await
     }
 
     async fn install_snapshot(

@@ -76,9 +76,7 @@ impl Keyspace {
                     .map(|k| self.live(k, now_ms).map(|v| v.data.clone()))
                     .collect(),
             ),
-            Read::Exists { keys } => {
-                Reply::Int(keys.iter().filter(|k| self.live(k, now_ms).is_some()).count() as i64)
-            }
+            Read::Exists { keys } => Reply::Int(keys.iter().filter(|k| self.live(k, now_ms).is_some()).count() as i64),
             Read::DbSize => Reply::Int(self.map.values().filter(|v| v.is_live(now_ms)).count() as i64),
         }
     }
@@ -218,7 +216,12 @@ mod tests {
     }
 
     fn get(ks: &Keyspace, key: &str, now_ms: u64) -> Reply {
-        ks.read(&Read::Get { key: Bytes::from(key.to_string()) }, now_ms)
+        ks.read(
+            &Read::Get {
+                key: Bytes::from(key.to_string()),
+            },
+            now_ms,
+        )
     }
 
     #[test]
@@ -234,7 +237,10 @@ mod tests {
         // An INCR proposed after the deadline starts from zero on every replica.
         let incr = Write {
             now_ms: 2500,
-            op: WriteOp::IncrBy { key: Bytes::from("k"), delta: 5 },
+            op: WriteOp::IncrBy {
+                key: Bytes::from("k"),
+                delta: 5,
+            },
         };
         assert_eq!(ks.apply(&incr), Reply::Int(5));
     }
@@ -262,7 +268,10 @@ mod tests {
         let mut ks = Keyspace::default();
         let incr = |delta| Write {
             now_ms: 0,
-            op: WriteOp::IncrBy { key: Bytes::from("n"), delta },
+            op: WriteOp::IncrBy {
+                key: Bytes::from("n"),
+                delta,
+            },
         };
         assert_eq!(ks.apply(&incr(1)), Reply::Int(1));
         assert_eq!(ks.apply(&incr(-3)), Reply::Int(-2));
@@ -286,12 +295,27 @@ mod tests {
                 new: Bytes::from(new.to_string()),
             },
         };
-        assert_eq!(ks.apply(&cas(None, "a")), Reply::Swap { swapped: true, current: None });
+        assert_eq!(
+            ks.apply(&cas(None, "a")),
+            Reply::Swap {
+                swapped: true,
+                current: None
+            }
+        );
         assert_eq!(
             ks.apply(&cas(None, "b")),
-            Reply::Swap { swapped: false, current: Some(Bytes::from("a")) }
+            Reply::Swap {
+                swapped: false,
+                current: Some(Bytes::from("a"))
+            }
         );
-        assert_eq!(ks.apply(&cas(Some("a"), "b")), Reply::Swap { swapped: true, current: None });
+        assert_eq!(
+            ks.apply(&cas(Some("a"), "b")),
+            Reply::Swap {
+                swapped: true,
+                current: None
+            }
+        );
         assert_eq!(get(&ks, "c", 0), Reply::Value(Bytes::from("b")));
     }
 }

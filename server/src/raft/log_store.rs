@@ -75,7 +75,10 @@ impl LogStore {
         let index = u64::from_be_bytes(key[8..16].try_into().expect("log keys are 16 bytes"));
         let corrupt = |detail: String| Error::Corrupt {
             what: "raft log record",
-            path: self.storage.path().join(format!("{}/group-{}", Cf::RaftLog.name(), self.group)),
+            path: self
+                .storage
+                .path()
+                .join(format!("{}/group-{}", Cf::RaftLog.name(), self.group)),
             offset: index,
             detail,
         };
@@ -86,7 +89,9 @@ impl LogStore {
         let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
         let actual = crc32fast::hash(payload);
         if stored != actual {
-            return Err(corrupt(format!("crc32 mismatch (stored {stored:#010x}, computed {actual:#010x})")));
+            return Err(corrupt(format!(
+                "crc32 mismatch (stored {stored:#010x}, computed {actual:#010x})"
+            )));
         }
         let entry: Entry = postcard::from_bytes(payload).map_err(|e| corrupt(format!("undecodable: {e}")))?;
         if entry.index() != index {
@@ -96,7 +101,11 @@ impl LogStore {
     }
 
     fn get_state<T: DeserializeOwned>(&self, name: &[u8]) -> io::Result<Option<T>> {
-        let Some(bytes) = self.storage.get(Cf::RaftState, &self.state_key(name)).map_err(io::Error::other)? else {
+        let Some(bytes) = self
+            .storage
+            .get(Cf::RaftState, &self.state_key(name))
+            .map_err(io::Error::other)?
+        else {
             return Ok(None);
         };
         let value = postcard::from_bytes(&bytes).map_err(|e| {
@@ -179,7 +188,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(io::Error::other)?;
         let last_log_id = match last {
             Some((k, v)) => Some(self.decode_entry(&k, &v).map_err(io::Error::other)?.log_id()),
-            None => last_purged_log_id.clone(),
+            None => last_purged_log_id,
         };
         Ok(LogState {
             last_purged_log_id,
@@ -210,7 +219,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn append<I>(&mut self, entries: I, callback: IoFlushed) -> io::Result<()>
-    where I: IntoIterator<Item = Entry> + OptionalSend {
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+    {
         let mut batch = Batch::default();
         for entry in entries {
             batch.put(Cf::RaftLog, self.log_key(entry.index()), encode_entry(&entry)?);
@@ -247,9 +258,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 #[cfg(test)]
 mod tests {
+    use openraft::StorageError;
     use openraft::testing::log::{StoreBuilder, Suite};
     use openraft::vote::RaftLeaderIdExt;
-    use openraft::StorageError;
 
     use super::*;
     use crate::raft::state_machine::StateMachine;
@@ -278,7 +289,10 @@ mod tests {
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
         let mut log = LogStore::new(storage.clone(), 3, Fsync::Never);
         let entry = Entry {
-            log_id: LogId::new(<openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1), 5),
+            log_id: LogId::new(
+                <openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1),
+                5,
+            ),
             payload: openraft::EntryPayload::Blank,
         };
         let mut record = encode_entry(&entry).unwrap();

@@ -30,8 +30,8 @@ use crate::config::Topology;
 use crate::error::{Error, Result};
 use crate::raft::snapshot_file::SnapshotFile;
 use crate::raft::typ::{
-    AppendEntriesRequest, AppendEntriesResponse, GroupId, NodeId, RpcError, Snapshot, SnapshotResponse,
-    StreamingError, TransferLeaderRequest, TransferLeaderResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, GroupId, NodeId, RpcError, Snapshot, SnapshotResponse, StreamingError,
+    TransferLeaderRequest, TransferLeaderResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
 };
 use crate::wire;
 
@@ -120,8 +120,14 @@ impl GroupRouter<TypeConfig, GroupId> for Peers {
         rpc: VoteRequest,
         option: RPCOption,
     ) -> Result<VoteResponse, RpcError> {
-        self.unary(target, group_id, &rpc, &option, |mut c, r| async move { c.vote(r).await })
-            .await
+        self.unary(
+            target,
+            group_id,
+            &rpc,
+            &option,
+            |mut c, r| async move { c.vote(r).await },
+        )
+        .await
     }
 
     async fn pre_vote(
@@ -131,8 +137,10 @@ impl GroupRouter<TypeConfig, GroupId> for Peers {
         rpc: VoteRequest,
         option: RPCOption,
     ) -> Result<VoteResponse, RpcError> {
-        self.unary(target, group_id, &rpc, &option, |mut c, r| async move { c.pre_vote(r).await })
-            .await
+        self.unary(target, group_id, &rpc, &option, |mut c, r| async move {
+            c.pre_vote(r).await
+        })
+        .await
     }
 
     async fn transfer_leader(
@@ -189,7 +197,10 @@ impl GroupRouter<TypeConfig, GroupId> for Peers {
             }
         };
         let reply = reply.map_err(|e| unreachable(&e))?;
-        reader.await.map_err(|e| unreachable(&e))?.map_err(|e| unreachable(&e))?;
+        reader
+            .await
+            .map_err(|e| unreachable(&e))?
+            .map_err(|e| unreachable(&e))?;
         let answer: Result<SnapshotResponse, String> =
             wire::decode(&reply.into_inner().payload).map_err(|e| unreachable(&e))?;
         answer.map_err(|e| unreachable(&e))

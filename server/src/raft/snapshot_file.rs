@@ -91,7 +91,9 @@ pub fn write(path: &Path, meta: &SnapshotMeta, keyspace: &Keyspace) -> Result<()
 /// Fsyncs the directory holding `path`, so a rename is durable.
 pub fn sync_dir(path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 struct BlockReader {
@@ -245,11 +247,20 @@ mod tests {
         bytes[at] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
         let err = read(&path).unwrap_err();
-        let Error::Corrupt { path: p, offset, detail, .. } = &err else {
+        let Error::Corrupt {
+            path: p,
+            offset,
+            detail,
+            ..
+        } = &err
+        else {
             panic!("expected corruption, got {err}");
         };
         assert_eq!(p, &path);
-        assert!(*offset <= at as u64 && *offset > 8, "offset {offset} vs flipped byte at {at}");
+        assert!(
+            *offset <= at as u64 && *offset > 8,
+            "offset {offset} vs flipped byte at {at}"
+        );
         assert!(detail.contains("crc32"), "{detail}");
         assert!(err.to_string().contains("s.snap"), "{err}");
     }

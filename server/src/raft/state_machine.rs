@@ -43,6 +43,10 @@ pub struct Applied {
     pub membership: StoredMembership,
 }
 
+/// The newest valid snapshot file, and its keyspace while it has been read
+/// (verified) but not yet installed.
+type CurrentSnapshot = (PathBuf, Option<Keyspace>);
+
 /// The shard's state machine handle; clones share the same state.
 #[derive(Clone)]
 pub struct StateMachine {
@@ -51,7 +55,7 @@ pub struct StateMachine {
     /// The newest snapshot known to be complete and valid, with its keyspace
     /// when it was just verified and not yet installed (saves a second read
     /// at start-up).
-    current: Arc<Mutex<Option<(PathBuf, Option<Keyspace>)>>>,
+    current: Arc<Mutex<Option<CurrentSnapshot>>>,
 }
 
 impl StateMachine {
@@ -94,7 +98,12 @@ impl StateMachine {
     /// Makes `path` the current snapshot and deletes all but the newest few.
     fn adopt(&self, path: PathBuf, keyspace: Option<Keyspace>) -> io::Result<()> {
         *self.current.lock().expect("snapshot lock") = Some((path.clone(), keyspace));
-        for old in self.files()?.into_iter().filter(|p| p != &path).skip(SNAPSHOTS_KEPT - 1) {
+        for old in self
+            .files()?
+            .into_iter()
+            .filter(|p| p != &path)
+            .skip(SNAPSHOTS_KEPT - 1)
+        {
             std::fs::remove_file(&old)?;
         }
         Ok(())
@@ -113,7 +122,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let (meta, keyspace) = {
             let applied = self.sm.applied.read().expect("state lock");
             let meta = SnapshotMeta {
-                last_log_id: applied.last_applied.clone(),
+                last_log_id: applied.last_applied,
                 last_membership: applied.membership.clone(),
             };
             (meta, applied.keyspace.clone())
@@ -140,20 +149,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
         let applied = self.applied.read().expect("state lock");
-        Ok((applied.last_applied.clone(), applied.membership.clone()))
+        Ok((applied.last_applied, applied.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
-    where Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend {
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
         while let Some((entry, responder)) = entries.try_next().await? {
             let reply = {
                 let mut applied = self.applied.write().expect("state lock");
-                applied.last_applied = Some(entry.log_id.clone());
+                applied.last_applied = Some(entry.log_id);
                 match &entry.payload {
                     EntryPayload::Blank => Reply::Ok,
                     EntryPayload::Normal(write) => applied.keyspace.apply(write),
                     EntryPayload::Membership(membership) => {
-                        applied.membership = StoredMembership::new(Some(entry.log_id.clone()), membership.clone());
+                        applied.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
                         Reply::Ok
                     }
                 }
@@ -202,7 +213,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         {
             let mut applied = self.applied.write().expect("state lock");
             applied.keyspace = keyspace;
-            applied.last_applied = meta.last_log_id.clone();
+            applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
         }
         self.adopt(path, None)?;
@@ -211,7 +222,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        let known = self.current.lock().expect("snapshot lock").as_ref().map(|(p, _)| p.clone());
+        let known = self
+            .current
+            .lock()
+            .expect("snapshot lock")
+            .as_ref()
+            .map(|(p, _)| p.clone());
         if let Some(path) = known {
             let meta = snapshot_file::read_meta(&path).map_err(io::Error::other)?;
             return Ok(Some(Snapshot {

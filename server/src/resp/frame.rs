@@ -231,8 +231,14 @@ mod tests {
         assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp3), ",1.5\r\n");
         assert_eq!(enc(&Frame::Double(3.0), Protocol::Resp2), "$1\r\n3\r\n");
         assert_eq!(enc(&Frame::Double(f64::INFINITY), Protocol::Resp3), ",inf\r\n");
-        assert_eq!(enc(&Frame::Set(vec![Frame::Integer(1)]), Protocol::Resp3), "~1\r\n:1\r\n");
-        assert_eq!(enc(&Frame::Set(vec![Frame::Integer(1)]), Protocol::Resp2), "*1\r\n:1\r\n");
+        assert_eq!(
+            enc(&Frame::Set(vec![Frame::Integer(1)]), Protocol::Resp3),
+            "~1\r\n:1\r\n"
+        );
+        assert_eq!(
+            enc(&Frame::Set(vec![Frame::Integer(1)]), Protocol::Resp2),
+            "*1\r\n:1\r\n"
+        );
         assert_eq!(enc(&Frame::Push(vec![]), Protocol::Resp3), ">0\r\n");
         let verbatim = Frame::Verbatim {
             format: *b"txt",

@@ -65,10 +65,7 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
 
 /// Finds `\r\n` at or after `from`; the index of `\r`.
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|i| from + i)
+    buf.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|i| from + i)
 }
 
 /// Parses a signed decimal as Redis's `string2ll` does.
@@ -163,7 +160,12 @@ fn split_args(line: &Bytes) -> Option<Vec<Bytes>> {
                 i += 1;
                 loop {
                     match line.get(i)? {
-                        b'\\' if i + 3 < n && line[i + 1] == b'x' && hex(line[i + 2]).is_some() && hex(line[i + 3]).is_some() => {
+                        b'\\'
+                            if i + 3 < n
+                                && line[i + 1] == b'x'
+                                && hex(line[i + 2]).is_some()
+                                && hex(line[i + 3]).is_some() =>
+                        {
                             arg.push(hex(line[i + 2])? * 16 + hex(line[i + 3])?);
                             i += 4;
                         }
@@ -294,7 +296,11 @@ mod tests {
             while let Ok(Some(args)) = parse_request(&mut buf, &Limits::default()) {
                 parsed.push(strs(args));
             }
-            assert_eq!(parsed, [vec!["SET", "k", "hello"], vec!["PING"], vec!["PING"]], "split {split}");
+            assert_eq!(
+                parsed,
+                [vec!["SET", "k", "hello"], vec!["PING"], vec!["PING"]],
+                "split {split}"
+            );
             assert!(buf.is_empty());
         }
     }
@@ -321,7 +327,9 @@ mod tests {
         let alphabet = b"*$:+-\r\n0123456789abc \"'\\x";
         for _ in 0..5000 {
             let len = (next() % 64) as usize;
-            let input: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
             let mut buf = BytesMut::from(&input[..]);
             for _ in 0..8 {
                 match parse_request(&mut buf, &Limits::default()) {

@@ -24,7 +24,9 @@ impl RocksStorage {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
-        let families = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let families = Cf::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)
             .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
         Ok(RocksStorage {
@@ -34,7 +36,9 @@ impl RocksStorage {
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(cf.name()).expect("column families are created at open")
+        self.db
+            .cf_handle(cf.name())
+            .expect("column families are created at open")
     }
 
     fn failed(&self, what: &str, e: rocksdb::Error) -> Error {

@@ -25,12 +25,7 @@ pub static SPEC: Spec = Spec {
             None => Frame::Array(TABLE.iter().map(|s| info(s)).collect()),
             Some(b"count") => Frame::Integer(TABLE.len() as i64),
             Some(b"list") => Frame::Array(TABLE.iter().map(|s| Frame::bulk(s.name)).collect()),
-            Some(b"info") => Frame::Array(
-                names
-                    .iter()
-                    .map(|n| find(n).map_or(Frame::NullArray, info))
-                    .collect(),
-            ),
+            Some(b"info") => Frame::Array(names.iter().map(|n| find(n).map_or(Frame::NullArray, info)).collect()),
             Some(b"docs") => Frame::Map(
                 TABLE
                     .iter()
@@ -68,7 +63,10 @@ fn info(spec: &Spec) -> Frame {
 
 fn docs(spec: &Spec) -> Frame {
     Frame::Map(vec![
-        (Frame::bulk("summary"), Frame::bulk(format!("The {} command.", spec.name.to_uppercase()))),
+        (
+            Frame::bulk("summary"),
+            Frame::bulk(format!("The {} command.", spec.name.to_uppercase())),
+        ),
         (Frame::bulk("since"), Frame::bulk("1.0.0")),
         (Frame::bulk("group"), Frame::bulk(group(spec))),
     ])

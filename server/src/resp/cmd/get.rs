@@ -17,9 +17,14 @@ pub static SPEC: Spec = Spec {
     categories: &["@read", "@string", "@fast"],
     run: |shared, _: &mut Client, mut args| {
         let key = args.swap_remove(1);
-        on_key(shared, &key.clone(), Request::Read(Read::Get { key }), |reply| match reply {
-            Reply::Value(v) => Frame::Bulk(v),
-            _ => Frame::Null,
-        })
+        on_key(
+            shared,
+            &key.clone(),
+            Request::Read(Read::Get { key }),
+            |reply| match reply {
+                Reply::Value(v) => Frame::Bulk(v),
+                _ => Frame::Null,
+            },
+        )
     },
 };

@@ -22,7 +22,8 @@ pub static SPEC: Spec = Spec {
 fn hello(client: &mut Client, args: &[bytes::Bytes]) -> Result<Frame, Frame> {
     let mut protocol = client.protocol;
     if let Some(version) = args.get(1) {
-        let version = parse_int(version).map_err(|_| Frame::error("ERR Protocol version is not an integer or out of range"))?;
+        let version =
+            parse_int(version).map_err(|_| Frame::error("ERR Protocol version is not an integer or out of range"))?;
         protocol = match version {
             2 => Protocol::Resp2,
             3 => Protocol::Resp3,

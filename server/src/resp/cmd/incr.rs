@@ -14,10 +14,15 @@ use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
 
 fn incr_by(shared: &Arc<Shared>, key: Bytes, delta: i64) -> Outcome {
-    on_key(shared, &key.clone(), write(WriteOp::IncrBy { key, delta }), |reply| match reply {
-        Reply::Int(n) => Frame::Integer(n),
-        other => Frame::error(format!("ERR unexpected reply {other:?}")),
-    })
+    on_key(
+        shared,
+        &key.clone(),
+        write(WriteOp::IncrBy { key, delta }),
+        |reply| match reply {
+            Reply::Int(n) => Frame::Integer(n),
+            other => Frame::error(format!("ERR unexpected reply {other:?}")),
+        },
+    )
 }
 
 const FLAGS: &[&str] = &["write", "denyoom", "fast"];

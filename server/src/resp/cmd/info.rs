@@ -86,7 +86,11 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
         let _ = write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
         for shard in node.shards() {
             let metrics = shard.metrics();
-            let role = if metrics.current_leader == Some(node.id()) { "leader" } else { "follower" };
+            let role = if metrics.current_leader == Some(node.id()) {
+                "leader"
+            } else {
+                "follower"
+            };
             let _ = write!(
                 out,
                 "cairn_shard{}:role={role},leader={},term={},applied={}\r\n",

@@ -146,7 +146,9 @@ fn unknown_command(args: &[Bytes]) -> Frame {
         listed.push_str(&format!("'{text}' "));
     }
     let name: String = String::from_utf8_lossy(&args[0]).chars().take(128).collect();
-    Frame::error(format!("ERR unknown command '{name}', with args beginning with: {listed}"))
+    Frame::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {listed}"
+    ))
 }
 
 /// `-ERR syntax error`.

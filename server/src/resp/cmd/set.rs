@@ -132,9 +132,18 @@ mod tests {
         assert_eq!(err("SET k v KEEPTTL EX 1"), syntax_error());
         assert_eq!(err("SET k v EX"), syntax_error());
         assert_eq!(err("SET k v BOGUS"), syntax_error());
-        assert_eq!(err("SET k v EX 0"), Frame::error("ERR invalid expire time in 'set' command"));
-        assert_eq!(err("SET k v EX -5"), Frame::error("ERR invalid expire time in 'set' command"));
-        assert_eq!(err("SET k v EX abc"), Frame::error("ERR value is not an integer or out of range"));
+        assert_eq!(
+            err("SET k v EX 0"),
+            Frame::error("ERR invalid expire time in 'set' command")
+        );
+        assert_eq!(
+            err("SET k v EX -5"),
+            Frame::error("ERR invalid expire time in 'set' command")
+        );
+        assert_eq!(
+            err("SET k v EX abc"),
+            Frame::error("ERR value is not an integer or out of range")
+        );
         assert_eq!(
             err("SET k v EX 9223372036854775807"),
             Frame::error("ERR invalid expire time in 'set' command")
