@@ -13,7 +13,7 @@ use cairn_proto::admin::admin_server::AdminServer;
 use cairn_proto::kv::kv_server::KvServer;
 use cairn_proto::raft::raft_server::RaftServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::error::{Error, Result};
 use crate::node::Node;
@@ -28,12 +28,13 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         .max_encoding_message_size(MAX_MESSAGE);
     let kv = KvServer::new(kv_service::KvService::new(node.clone()));
     let admin = AdminServer::new(admin_service::AdminService::new(node));
+    // Nagle's algorithm would hold small replies back for the peer's
+    // delayed ACK: milliseconds on every forwarded request and heartbeat.
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(raft)
         .add_service(kv)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await
         .map_err(|e| Error::Storage(format!("grpc server: {e}")))
 }
