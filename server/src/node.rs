@@ -31,7 +31,7 @@ use crate::raft::state_machine::StateMachine;
 use crate::raft::typ::{GroupId, NodeId, Raft};
 use crate::shard::{Answer, Request, Shard};
 use crate::slot::SlotMap;
-use crate::storage::{RocksStorage, Storage};
+use crate::storage::{GroupCommit, RocksStorage, Storage};
 use crate::wire;
 
 /// How long a request may spend finding a leader before it fails.
@@ -96,6 +96,7 @@ impl Node {
             .map_err(|e| Error::io(dir.join("pid"), e))?;
 
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&dir.join("store"))?);
+        let commit = GroupCommit::start(storage.clone()).map_err(|e| Error::io(&dir, e))?;
         let peers = Peers::new(&config.topology, config.id)?;
         let raft_config = Arc::new(crate::raft::openraft_config(
             &config.topology.cluster_name,
@@ -112,7 +113,7 @@ impl Node {
             let state_machine = StateMachine::open(dir.join("snapshots").join(format!("shard-{shard}")))?;
             let applied = state_machine.applied();
             let snapshot_dir = state_machine.dir().to_path_buf();
-            let log_store = LogStore::new(storage.clone(), shard, config.storage.fsync);
+            let log_store = LogStore::new(storage.clone(), shard, config.storage.fsync, commit.clone());
             let network = GroupNetwork {
                 peers: peers.clone(),
                 group: shard,

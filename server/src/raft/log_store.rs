@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use crate::config::Fsync;
 use crate::error::Error;
 use crate::raft::typ::{Entry, GroupId, IoFlushed, LogId, LogState, TypeConfig, Vote};
-use crate::storage::{Batch, Cf, Storage};
+use crate::storage::{Batch, Cf, GroupCommit, Storage};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
@@ -44,13 +44,19 @@ const PURGED: &[u8] = b"purged";
 pub struct LogStore {
     storage: Arc<dyn Storage>,
     group: GroupId,
-    fsync: Fsync,
+    /// Where appends wait for durability; `None` when fsync is off.
+    commit: Option<GroupCommit>,
 }
 
 impl LogStore {
-    /// The log of `group` inside `storage`.
-    pub fn new(storage: Arc<dyn Storage>, group: GroupId, fsync: Fsync) -> Self {
-        LogStore { storage, group, fsync }
+    /// The log of `group` inside `storage`; with `fsync` on, appends are
+    /// acknowledged through the node's shared `commit`.
+    pub fn new(storage: Arc<dyn Storage>, group: GroupId, fsync: Fsync, commit: GroupCommit) -> Self {
+        LogStore {
+            storage,
+            group,
+            commit: (fsync == Fsync::Always).then_some(commit),
+        }
     }
 
     fn log_key(&self, index: u64) -> [u8; 16] {
@@ -227,14 +233,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put(Cf::RaftLog, self.log_key(entry.index()), encode_entry(&entry)?);
         }
         self.storage.write(batch).map_err(io::Error::other)?;
-        match self.fsync {
-            Fsync::Always => {
-                let storage = self.storage.clone();
-                tokio::task::spawn_blocking(move || {
-                    callback.io_completed(storage.sync().map_err(io::Error::other));
-                });
-            }
-            Fsync::Never => callback.io_completed(Ok(())),
+        match &self.commit {
+            Some(commit) => commit.after_sync(move |result| callback.io_completed(result.map_err(io::Error::other))),
+            None => callback.io_completed(Ok(())),
         }
         Ok(())
     }
@@ -271,8 +272,10 @@ mod tests {
     impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
         async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
             let dir = tempfile::tempdir().expect("temp dir");
-            let storage = Arc::new(RocksStorage::open(&dir.path().join("store")).expect("open store"));
-            let log = LogStore::new(storage, 7, Fsync::Always);
+            let storage: Arc<dyn Storage> =
+                Arc::new(RocksStorage::open(&dir.path().join("store")).expect("open store"));
+            let commit = GroupCommit::start(storage.clone()).expect("committer");
+            let log = LogStore::new(storage, 7, Fsync::Always, commit);
             let sm = StateMachine::open(dir.path().join("snapshots")).expect("state machine");
             Ok((dir, log, sm))
         }
@@ -287,7 +290,8 @@ mod tests {
     async fn a_record_with_a_bad_checksum_names_group_and_index() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let mut log = LogStore::new(storage.clone(), 3, Fsync::Never);
+        let commit = GroupCommit::start(storage.clone()).unwrap();
+        let mut log = LogStore::new(storage.clone(), 3, Fsync::Never, commit);
         let entry = Entry {
             log_id: LogId::new(
                 <openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1),

@@ -5,6 +5,7 @@
 //! write-ahead log: fsyncs of different shards are grouped for free.
 //! Raft and keyspace code see only this trait; the RocksDB implementation
 //! ([`RocksStorage`]) is the one place that imports `rocksdb`.
+//! [`GroupCommit`] turns many appenders' durability waits into one fsync.
 //!
 //! # Correctness
 //!
@@ -14,10 +15,12 @@
 //!   call survives a power loss.
 //! - Reads see every batch whose `write` has returned.
 
+mod group_commit;
 mod rocks;
 
 use std::path::Path;
 
+pub use group_commit::GroupCommit;
 pub use rocks::RocksStorage;
 
 use crate::error::Result;
