@@ -1,0 +1,165 @@
+//! The cluster under test: real `cairn-server` processes started from the
+//! built binary, one per zone, on loopback.
+//!
+//! Every node's config, data and log live in the run's output directory.
+//! Processes are killed (`SIGKILL`), paused (`SIGSTOP`/`SIGCONT`) and
+//! restarted for real. Dropping the cluster kills every process it started,
+//! so nothing outlives a run, even one that panics.
+//!
+//! Network partitions need each node in its own network namespace; this
+//! loopback cluster cannot cut links, and the run says so.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+use cairn_server::config::{NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// A running cluster.
+pub struct Cluster {
+    server: PathBuf,
+    dir: PathBuf,
+    /// The layout.
+    pub topology: Topology,
+    children: BTreeMap<u64, Child>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Cluster {
+    /// Writes configs for `nodes` nodes (one per zone) under `dir` and
+    /// starts them.
+    pub fn start(server: &Path, dir: &Path, nodes: usize, shards: u16) -> anyhow::Result<Cluster> {
+        let nodes = (0..nodes)
+            .map(|i| {
+                Ok(NodeSpec {
+                    id: i as u64 + 1,
+                    region: "local".into(),
+                    zone: ((b'a' + i as u8) as char).to_string(),
+                    grpc_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+                    resp_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let topology = Topology {
+            cluster_name: "jepsen".into(),
+            shards,
+            nodes,
+        };
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("topology.toml"), toml_string(&topology)?)?;
+        for node in &topology.nodes {
+            let node_dir = dir.join(format!("node{}", node.id));
+            std::fs::create_dir_all(&node_dir)?;
+            let file = NodeFile {
+                id: node.id,
+                topology: "../topology.toml".into(),
+                data_dir: ".".into(),
+                raft: RaftOptions {
+                    snapshot_every: 500,
+                    logs_kept_behind_snapshot: 100,
+                    ..RaftOptions::default()
+                },
+                storage: StorageOptions::default(),
+            };
+            std::fs::write(node_dir.join("node.toml"), toml_string(&file)?)?;
+        }
+        let mut cluster = Cluster {
+            server: server.to_path_buf(),
+            dir: dir.to_path_buf(),
+            topology,
+            children: BTreeMap::new(),
+        };
+        for id in cluster.ids() {
+            cluster.start_node(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every node id.
+    pub fn ids(&self) -> Vec<u64> {
+        self.topology.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Node ids whose process is running (possibly paused).
+    pub fn running(&self) -> Vec<u64> {
+        self.children.keys().copied().collect()
+    }
+
+    /// Starts a node that is not running.
+    pub fn start_node(&mut self, id: u64) -> anyhow::Result<()> {
+        let node_dir = self.dir.join(format!("node{id}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node_dir.join("log"))?;
+        let child = Command::new(&self.server)
+            .arg("--config")
+            .arg(node_dir.join("node.toml"))
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.server.display()))?;
+        self.children.insert(id, child);
+        Ok(())
+    }
+
+    /// `kill -9` a node.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.children.remove(&id) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) a node.
+    pub fn pause(&self, id: u64, paused: bool) {
+        if let Some(child) = self.children.get(&id) {
+            let signal = if paused { Signal::SIGSTOP } else { Signal::SIGCONT };
+            let _ = kill(Pid::from_raw(child.id() as i32), signal);
+        }
+    }
+
+    /// Nodes whose process exited by itself (a crash), with their status.
+    pub fn crashed(&mut self) -> Vec<(u64, String)> {
+        let mut crashed = Vec::new();
+        for (id, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                crashed.push((*id, status.to_string()));
+            }
+        }
+        crashed
+    }
+
+    /// The gRPC address of a node.
+    pub fn grpc(&self, id: u64) -> SocketAddr {
+        self.topology.node(id).expect("node in topology").grpc_addr
+    }
+
+    /// The RESP address of a node.
+    pub fn resp(&self, id: u64) -> SocketAddr {
+        self.topology.node(id).expect("node in topology").resp_addr
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.children) {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn toml_string<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    Ok(toml::to_string(value)?)
+}

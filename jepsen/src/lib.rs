@@ -1,0 +1,18 @@
+//! cairn-jepsen: runs a real Cairn cluster under faults, records what its
+//! clients saw, and checks the history for linearizability violations and
+//! lost or duplicated writes.
+//!
+//! - [`history`]: operations as clients saw them, in JSON Lines.
+//! - [`checker`]: linearizability (Wing–Gong/Lowe), set and counter checks.
+//! - [`cluster`]: real `cairn-server` processes to break.
+//! - [`nemesis`]: the faults, on a schedule.
+//! - [`workload`]: concurrent clients over gRPC and the Redis protocol.
+//! - [`run`]: one whole test, from start to verdict.
+
+pub mod checker;
+pub mod cluster;
+pub mod history;
+pub mod nemesis;
+pub mod resp_client;
+pub mod run;
+pub mod workload;

@@ -1,0 +1,128 @@
+//! `cairn-jepsen`: `run` a fault-injection test against a real cluster, or
+//! `check` a saved history.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cairn_jepsen::nemesis::Fault;
+use cairn_jepsen::run::{RunOptions, run};
+use cairn_jepsen::workload::Workload;
+use cairn_jepsen::{checker, history};
+use clap::{Parser, Subcommand};
+
+/// Linearizability and lost-write checks for Cairn under real faults.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a cluster, run a workload under faults, check the history.
+    Run {
+        /// The workload.
+        #[arg(long, value_enum, default_value = "register")]
+        workload: Workload,
+        /// Faults, comma separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,pause")]
+        nemesis: Vec<Fault>,
+        /// Seconds between injecting a fault and healing it.
+        #[arg(long, default_value_t = 3.0)]
+        nemesis_interval: f64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Nodes, one per zone.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Shards.
+        #[arg(long, default_value_t = 4)]
+        shards: u16,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// Seed for every random choice (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory (history, summary, node logs).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The cairn-server binary (default: next to this one).
+        #[arg(long)]
+        server: Option<PathBuf>,
+    },
+    /// Check a saved history (JSON Lines).
+    Check {
+        /// The history file.
+        file: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match real_main().await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("cairn-jepsen: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn real_main() -> anyhow::Result<bool> {
+    match Args::parse().command {
+        Command::Check { file } => {
+            let ops = history::load(&file)?;
+            let report = checker::check_all(&ops);
+            print!("{}", report.summary());
+            println!("verdict: {}", if report.valid() { "PASS" } else { "FAIL" });
+            Ok(report.valid())
+        }
+        Command::Run {
+            workload,
+            nemesis,
+            nemesis_interval,
+            time,
+            nodes,
+            shards,
+            clients,
+            seed,
+            out,
+            server,
+        } => {
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
+            let server = match server {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("cairn-server"),
+            };
+            anyhow::ensure!(
+                server.exists(),
+                "no cairn-server at {} (build it, or pass --server)",
+                server.display()
+            );
+            anyhow::ensure!(nemesis_interval > 0.0, "--nemesis-interval must be positive");
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("jepsen-out/{workload:?}-{seed}").to_lowercase()));
+            run(RunOptions {
+                workload,
+                nemesis,
+                interval: Duration::from_secs_f64(nemesis_interval),
+                time: Duration::from_secs(time),
+                nodes,
+                shards,
+                clients,
+                seed,
+                out,
+                server,
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! One test run: start a cluster, drive a workload while the nemesis
+//! injects faults, heal, take final reads, save the history and check it.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::time::Instant;
+
+use crate::checker;
+use crate::cluster::Cluster;
+use crate::history::{self, Recorder, Status};
+use crate::nemesis::{self, Fault};
+use crate::resp_client::{Reply, RespClient};
+use crate::workload::{self, Context, Workload};
+
+/// Everything a run needs to know.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The workload.
+    pub workload: Workload,
+    /// Faults to inject.
+    pub nemesis: Vec<Fault>,
+    /// Seconds between a fault and its healing.
+    pub interval: Duration,
+    /// How long clients run.
+    pub time: Duration,
+    /// Nodes (one per zone).
+    pub nodes: usize,
+    /// Shards.
+    pub shards: u16,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Seed for every random choice.
+    pub seed: u64,
+    /// Output directory.
+    pub out: PathBuf,
+    /// The `cairn-server` binary.
+    pub server: PathBuf,
+}
+
+/// Runs the test; `Ok(true)` when every checker passed.
+pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
+    std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
+    let cluster = Cluster::start(
+        &options.server,
+        &options.out.join("cluster"),
+        options.nodes,
+        options.shards,
+    )?;
+    let grpc = cluster.ids().iter().map(|&id| cluster.grpc(id)).collect();
+    let resp: Vec<_> = cluster.ids().iter().map(|&id| cluster.resp(id)).collect();
+    wait_ready(&resp).await?;
+    let cluster = Arc::new(Mutex::new(cluster));
+
+    let recorder = Arc::new(Recorder::default());
+    let deadline = Instant::now() + options.time;
+    let ctx = Arc::new(Context {
+        recorder: recorder.clone(),
+        grpc,
+        resp: resp.clone(),
+        deadline,
+        issued: AtomicU64::new(0),
+    });
+    println!(
+        "running {:?} for {:?} with {} clients, nemesis {:?} every {:?}, seed {}",
+        options.workload, options.time, options.clients, options.nemesis, options.interval, options.seed
+    );
+    let nemesis = tokio::spawn(nemesis::run(
+        cluster.clone(),
+        options.nemesis.clone(),
+        options.interval,
+        deadline,
+        options.seed,
+        recorder.clone(),
+    ));
+    workload::run_clients(options.workload, ctx.clone(), options.clients, options.seed).await;
+    let log = nemesis.await?;
+    wait_ready(&resp).await?;
+    workload::final_reads(options.workload, &ctx).await?;
+    let crashes = {
+        let mut cluster = cluster.lock().expect("cluster lock");
+        let mut crashes = log.crashes.clone();
+        crashes.extend(cluster.crashed());
+        crashes
+    };
+
+    let ops = recorder.ops();
+    let history_path = options.out.join("history.jsonl");
+    history::save(&history_path, &ops)?;
+    let report = checker::check_all(&ops);
+    let count = |s: Status| ops.iter().filter(|op| op.status == s).count();
+    let mut summary = format!(
+        "ops: {} ok, {} fail, {} unknown\nfaults injected: {}{}\n",
+        count(Status::Ok),
+        count(Status::Fail),
+        count(Status::Unknown),
+        log.injected,
+        if log.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" (NOT injected: {:?})", log.skipped)
+        }
+    );
+    for (at, event) in &log.events {
+        summary.push_str(&format!("  {at:8.3}s {event}\n"));
+    }
+    for (node, status) in &crashes {
+        summary.push_str(&format!(
+            "CRASH: node {node} exited by itself ({status}); see its log\n"
+        ));
+    }
+    summary.push_str(&report.summary());
+    let passed = report.valid() && crashes.is_empty();
+    summary.push_str(&format!(
+        "verdict: {}\nhistory: {}\n",
+        if passed { "PASS" } else { "FAIL" },
+        history_path.display()
+    ));
+    std::fs::write(options.out.join("summary.txt"), &summary)?;
+    print!("{summary}");
+    Ok(passed)
+}
+
+/// Waits until every node accepts a write.
+async fn wait_ready(resp: &[std::net::SocketAddr]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for addr in resp {
+        loop {
+            let ok = match RespClient::connect(*addr).await {
+                Ok(mut c) => matches!(c.call(&[b"SET", b"jepsen:ready", b"1"]).await, Ok(Reply::Simple(_))),
+                Err(_) => false,
+            };
+            if ok {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "node at {addr} not serving after 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}

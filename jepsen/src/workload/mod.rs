@@ -1,0 +1,129 @@
+//! Workloads: concurrent clients that drive the cluster and record every
+//! operation with its outcome.
+//!
+//! - [`register`]: read / write / compare-and-set on many independent keys
+//!   through the gRPC `Kv` service; unique values; keys rotate after a few
+//!   hundred operations so each key's history stays small enough to check.
+//! - [`set`]: adds of unique elements through the Redis protocol (`SET` of
+//!   one key per element), then a final read of everything (`MGET`).
+//! - [`counter`]: `INCR` through the Redis protocol, then a final `GET`.
+//!
+//! Outcomes are classified conservatively: `fail` only when the server said
+//! nothing was proposed (no leader) or the connection was refused before
+//! anything was sent; every other error or timeout is `unknown`.
+
+pub mod counter;
+pub mod register;
+pub mod set;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::history::{Kind, Op, Recorder, Status};
+
+/// How long a client waits for one operation before calling it unknown.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Which workload to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Registers with read, write and compare-and-set (gRPC).
+    Register,
+    /// A grow-only set (Redis protocol).
+    Set,
+    /// Counters (Redis protocol).
+    Counter,
+}
+
+/// What every client of a run shares.
+pub struct Context {
+    /// Where operations are recorded.
+    pub recorder: Arc<Recorder>,
+    /// Every node's gRPC address.
+    pub grpc: Vec<SocketAddr>,
+    /// Every node's RESP address.
+    pub resp: Vec<SocketAddr>,
+    /// When clients stop issuing operations.
+    pub deadline: Instant,
+    /// Operations issued so far (drives key rotation).
+    pub issued: AtomicU64,
+}
+
+impl Context {
+    /// Records a finished operation that started at `call`.
+    pub fn record(&self, client: u64, call: u64, kind: Kind, key: &str, fields: Fields) {
+        self.recorder.record(Op {
+            client,
+            call,
+            ret: self.recorder.now(),
+            op: kind,
+            key: key.to_string(),
+            value: fields.value,
+            expected: fields.expected,
+            new: fields.new,
+            status: fields.status,
+            result: fields.result,
+        });
+    }
+}
+
+/// The parts of an [`Op`] a workload fills in.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    /// Written value or added element.
+    pub value: Option<String>,
+    /// Cas expectation.
+    pub expected: Option<Option<String>>,
+    /// Cas new value.
+    pub new: Option<String>,
+    /// Outcome.
+    pub status: Status,
+    /// Result, when ok.
+    pub result: Option<serde_json::Value>,
+}
+
+impl Fields {
+    /// An outcome with no operands yet.
+    pub fn status(status: Status) -> Self {
+        Fields {
+            value: None,
+            expected: None,
+            new: None,
+            status,
+            result: None,
+        }
+    }
+}
+
+/// Runs `clients` clients of `workload` until the deadline.
+pub async fn run_clients(workload: Workload, ctx: Arc<Context>, clients: usize, seed: u64) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients as u64 {
+        let ctx = ctx.clone();
+        let seed = seed.wrapping_add(client.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        match workload {
+            Workload::Register => tasks.spawn(register::client(client, ctx, seed)),
+            Workload::Set => tasks.spawn(set::client(client, ctx, seed)),
+            Workload::Counter => tasks.spawn(counter::client(client, ctx, seed)),
+        };
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Reads the final state of every set or counter, retrying until it can.
+pub async fn final_reads(workload: Workload, ctx: &Context) -> anyhow::Result<()> {
+    match workload {
+        Workload::Register => Ok(()),
+        Workload::Set => set::final_read(ctx).await,
+        Workload::Counter => counter::final_read(ctx).await,
+    }
+}
+
+/// Whether a RESP error means "not proposed" (no leader could take it).
+pub fn resp_definitely_failed(error: &str) -> bool {
+    error.starts_with("CLUSTERDOWN")
+}
