@@ -6,8 +6,8 @@
 //! restarted for real. Dropping the cluster kills every process it started,
 //! so nothing outlives a run, even one that panics.
 //!
-//! Network partitions need each node in its own network namespace; this
-//! loopback cluster cannot cut links, and the run says so.
+//! Nodes live on the run's [`Net`]: each in its own network namespace when
+//! the harness can make them (so links can be cut), else on loopback.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -19,6 +19,8 @@ use cairn_server::config::{NodeFile, NodeSpec, RaftOptions, StorageOptions, Topo
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::net::Net;
+
 /// A running cluster.
 pub struct Cluster {
     server: PathBuf,
@@ -26,6 +28,13 @@ pub struct Cluster {
     /// The layout.
     pub topology: Topology,
     children: BTreeMap<u64, Child>,
+    /// `FAILPOINTS` for every node (a deliberate bug), if any.
+    bug: Option<String>,
+    /// Nodes started with crash points armed: their exit is expected.
+    armed: BTreeMap<u64, String>,
+    /// Where the nodes live; dropped (namespaces removed) after the
+    /// processes are killed.
+    pub net: Net,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -34,16 +43,28 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Cluster {
     /// Writes configs for `nodes` nodes (one per zone) under `dir` and
-    /// starts them.
-    pub fn start(server: &Path, dir: &Path, nodes: usize, shards: u16) -> anyhow::Result<Cluster> {
+    /// starts them on `net`.
+    pub fn start(
+        server: &Path,
+        dir: &Path,
+        nodes: usize,
+        shards: u16,
+        net: Net,
+        bug: Option<String>,
+    ) -> anyhow::Result<Cluster> {
         let nodes = (0..nodes)
             .map(|i| {
+                let id = i as u64 + 1;
+                let (grpc, resp) = match net {
+                    Net::Loopback => (free_port()?, free_port()?),
+                    Net::Namespaces { .. } => (7000, 6379),
+                };
                 Ok(NodeSpec {
-                    id: i as u64 + 1,
+                    id,
                     region: "local".into(),
                     zone: ((b'a' + i as u8) as char).to_string(),
-                    grpc_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-                    resp_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+                    grpc_addr: SocketAddr::new(net.address(id), grpc),
+                    resp_addr: SocketAddr::new(net.address(id), resp),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -75,6 +96,9 @@ impl Cluster {
             dir: dir.to_path_buf(),
             topology,
             children: BTreeMap::new(),
+            bug,
+            armed: BTreeMap::new(),
+            net,
         };
         for id in cluster.ids() {
             cluster.start_node(id)?;
@@ -94,30 +118,56 @@ impl Cluster {
 
     /// Starts a node that is not running.
     pub fn start_node(&mut self, id: u64) -> anyhow::Result<()> {
+        self.start_armed(id, None)
+    }
+
+    /// Starts a node with extra fault points (`FAILPOINTS` syntax) armed;
+    /// its exit then counts as injected, not as a crash.
+    pub fn start_armed(&mut self, id: u64, points: Option<&str>) -> anyhow::Result<()> {
+        let failpoints: Vec<&str> = self.bug.as_deref().into_iter().chain(points).collect();
         let node_dir = self.dir.join(format!("node{id}"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(node_dir.join("log"))?;
-        let child = Command::new(&self.server)
+        let mut command = match self.net.namespace(id) {
+            Some(ns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", &ns]).arg(&self.server);
+                command
+            }
+            None => Command::new(&self.server),
+        };
+        let child = command
             .arg("--config")
             .arg(node_dir.join("node.toml"))
             .env("RUST_LOG", "info,openraft=warn")
+            .env("FAILPOINTS", failpoints.join(";"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", self.server.display()))?;
         self.children.insert(id, child);
+        match points {
+            Some(points) => self.armed.insert(id, points.to_string()),
+            None => self.armed.remove(&id),
+        };
         Ok(())
     }
 
     /// `kill -9` a node.
     pub fn kill(&mut self, id: u64) {
+        self.armed.remove(&id);
         if let Some(mut child) = self.children.remove(&id) {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Whether a node runs with fault points armed by the nemesis.
+    pub fn is_armed(&self, id: u64) -> bool {
+        self.armed.contains_key(&id)
     }
 
     /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) a node.
@@ -128,13 +178,22 @@ impl Cluster {
         }
     }
 
-    /// Nodes whose process exited by itself (a crash), with their status.
+    /// Nodes whose process exited by itself, with their status; nodes that
+    /// exited at an armed fault point are forgotten (they were meant to).
     pub fn crashed(&mut self) -> Vec<(u64, String)> {
         let mut crashed = Vec::new();
+        let mut exited = Vec::new();
         for (id, child) in &mut self.children {
             if let Ok(Some(status)) = child.try_wait() {
-                crashed.push((*id, status.to_string()));
+                exited.push(*id);
+                if !self.armed.contains_key(id) {
+                    crashed.push((*id, status.to_string()));
+                }
             }
+        }
+        for id in exited {
+            self.children.remove(&id);
+            self.armed.remove(&id);
         }
         crashed
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cairn_jepsen::nemesis::Fault;
-use cairn_jepsen::run::{RunOptions, run};
+use cairn_jepsen::run::{Bug, RunOptions, run};
 use cairn_jepsen::workload::Workload;
 use cairn_jepsen::{checker, history};
 use clap::{Parser, Subcommand};
@@ -50,9 +50,13 @@ enum Command {
         /// Output directory (history, summary, node logs).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// The cairn-server binary (default: next to this one).
+        /// The cairn-server binary (default: `cairn-server` next to this
+        /// one, or `cairn-server-failpoints` when fault points are needed).
         #[arg(long)]
         server: Option<PathBuf>,
+        /// Switch on a deliberate server bug; the run must then fail.
+        #[arg(long, value_enum)]
+        inject_bug: Option<Bug>,
     },
     /// Check a saved history (JSON Lines).
     Check {
@@ -79,6 +83,10 @@ async fn real_main() -> anyhow::Result<bool> {
             let ops = history::load(&file)?;
             let report = checker::check_all(&ops);
             print!("{}", report.summary());
+            let html = file.with_extension("html");
+            if cairn_jepsen::report::write(&html, &report.registers)? {
+                println!("timeline of the failing keys: {}", html.display());
+            }
             println!("verdict: {}", if report.valid() { "PASS" } else { "FAIL" });
             Ok(report.valid())
         }
@@ -93,19 +101,22 @@ async fn real_main() -> anyhow::Result<bool> {
             seed,
             out,
             server,
+            inject_bug,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos() as u64)
             });
+            let needs_failpoints = inject_bug.is_some() || nemesis.iter().any(|f| f.needs_failpoints());
             let server = match server {
                 Some(path) => path,
+                None if needs_failpoints => std::env::current_exe()?.with_file_name("cairn-server-failpoints"),
                 None => std::env::current_exe()?.with_file_name("cairn-server"),
             };
             anyhow::ensure!(
                 server.exists(),
-                "no cairn-server at {} (build it, or pass --server)",
+                "no server binary at {}; build it with scripts/build-jepsen, or pass --server",
                 server.display()
             );
             anyhow::ensure!(nemesis_interval > 0.0, "--nemesis-interval must be positive");
@@ -121,6 +132,7 @@ async fn real_main() -> anyhow::Result<bool> {
                 seed,
                 out,
                 server,
+                bug: inject_bug,
             })
             .await
         }

@@ -1,20 +1,29 @@
 //! Nemeses: the faults a run injects, on a schedule.
 //!
-//! Every interval one fault (taking turns through the requested kinds) hits
-//! a randomly chosen node, and is healed one interval later: a killed node
-//! is restarted, a paused one resumed. Faults this harness cannot inject
-//! here are reported once, loudly, and counted as not injected.
+//! Every interval one fault (taking turns through the requested kinds) is
+//! injected, and healed one interval later: killed nodes are restarted,
+//! paused ones resumed, cut links restored. Faults the run cannot inject
+//! (partitions without network namespaces) are reported once, loudly, and
+//! counted as not injected.
+//!
+//! Partition shapes, after Jepsen's: one node cut off from its peers; the
+//! leader of shard 0 cut off; a random minority from the majority; a ring
+//! where each node reaches only its two neighbours (no two nodes see the
+//! same majority with five nodes); and a bridge, two halves that meet only
+//! through one node. Clients keep reaching every node.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::history::Recorder;
+use crate::resp_client::{Reply, RespClient};
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,9 +32,56 @@ pub enum Fault {
     Kill,
     /// `SIGSTOP` a node, `SIGCONT` it later.
     Pause,
-    /// Cut a node off the network (needs network namespaces).
+    /// Kill every node of one zone.
+    Zone,
+    /// Restart a node with a crash armed at a fault point (log append,
+    /// apply, snapshot install): it dies there, like a crash mid-write.
+    Crash,
+    /// Restart a node with delays armed at its log append and apply.
+    Delay,
+    /// A partition of a random shape (below).
     Partition,
+    /// One node cut off from every peer.
+    PartitionOne,
+    /// The leader of shard 0 cut off from every peer.
+    PartitionLeader,
+    /// A random minority cut off from the majority.
+    PartitionHalves,
+    /// Each node reaches only its two ring neighbours.
+    PartitionRing,
+    /// Two halves that meet only through one node.
+    PartitionBridge,
 }
+
+impl Fault {
+    fn is_partition(self) -> bool {
+        !matches!(
+            self,
+            Fault::Kill | Fault::Pause | Fault::Zone | Fault::Crash | Fault::Delay
+        )
+    }
+
+    /// Whether this fault needs a server built with fault points.
+    pub fn needs_failpoints(self) -> bool {
+        matches!(self, Fault::Crash | Fault::Delay)
+    }
+
+    /// The name as given on the command line.
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_string())
+    }
+}
+
+/// Where a `crash` fault may strike.
+const CRASH_POINTS: &[&str] = &[
+    "log-append-before",
+    "log-append-after",
+    "apply-before",
+    "apply-after",
+    "snapshot-install",
+];
 
 /// What the nemesis did, for the summary.
 #[derive(Debug, Default)]
@@ -51,35 +107,34 @@ pub async fn run(
 ) -> Log {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut log = Log::default();
-    let at = |r: &Recorder| r.now() as f64 / 1e9;
-    let usable: Vec<Fault> = faults.iter().copied().filter(|f| *f != Fault::Partition).collect();
-    if faults.contains(&Fault::Partition) {
+    let can_partition = cluster.lock().expect("cluster lock").net.can_partition();
+    let usable: Vec<Fault> = faults
+        .iter()
+        .copied()
+        .filter(|f| can_partition || !f.is_partition())
+        .collect();
+    for fault in faults.iter().filter(|f| !usable.contains(f)) {
         eprintln!(
-            "WARNING: the partition nemesis needs each node in its own network namespace; \
-             this harness runs nodes on loopback and cannot cut links: partitions NOT injected"
+            "WARNING: {} needs each node in its own network namespace (root, iproute2, iptables); \
+             this run is on loopback: NOT injected",
+            fault.name()
         );
-        log.skipped.push(Fault::Partition);
+        log.skipped.push(*fault);
     }
     let mut turn = 0;
     while !usable.is_empty() && Instant::now() + 2 * interval < deadline {
         tokio::time::sleep(interval).await;
         let fault = usable[turn % usable.len()];
         turn += 1;
-        let target = {
-            let mut cluster = cluster.lock().expect("cluster lock");
-            log.crashes.extend(cluster.crashed());
-            let ids = cluster.ids();
-            let target = *ids.choose(&mut rng).expect("nodes");
-            match fault {
-                Fault::Kill => cluster.kill(target),
-                Fault::Pause => cluster.pause(target, true),
-                Fault::Partition => unreachable!("filtered out above"),
+        match inject(&cluster, fault, &mut rng).await {
+            Ok(what) => {
+                log.injected += 1;
+                log.events.push((recorder.now() as f64 / 1e9, what));
             }
-            target
-        };
-        log.injected += 1;
-        log.events
-            .push((at(&recorder), format!("{fault:?} node {target}").to_lowercase()));
+            Err(err) => log
+                .events
+                .push((recorder.now() as f64 / 1e9, format!("{fault:?} failed: {err}"))),
+        }
         tokio::time::sleep(interval + Duration::from_millis(rng.random_range(0..200))).await;
         heal(&cluster, &mut log, &recorder);
     }
@@ -89,12 +144,144 @@ pub async fn run(
     log
 }
 
-/// Restarts stopped nodes and resumes paused ones.
+async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -> anyhow::Result<String> {
+    let fault = match fault {
+        Fault::Partition => *[
+            Fault::PartitionOne,
+            Fault::PartitionLeader,
+            Fault::PartitionHalves,
+            Fault::PartitionRing,
+            Fault::PartitionBridge,
+        ]
+        .choose(rng)
+        .expect("shapes"),
+        other => other,
+    };
+    let (ids, resp) = {
+        let cluster = cluster.lock().expect("cluster lock");
+        let ids = cluster.ids();
+        let resp: Vec<SocketAddr> = ids.iter().map(|&id| cluster.resp(id)).collect();
+        (ids, resp)
+    };
+    let leader = if fault == Fault::PartitionLeader {
+        shard0_leader(&resp).await
+    } else {
+        None
+    };
+    let mut cluster = cluster.lock().expect("cluster lock");
+    let name = fault.name();
+    let target = *ids.choose(rng).expect("nodes");
+    Ok(match fault {
+        Fault::Kill => {
+            cluster.kill(target);
+            format!("kill node {target}")
+        }
+        Fault::Pause => {
+            cluster.pause(target, true);
+            format!("pause node {target}")
+        }
+        Fault::Crash => {
+            let point = *CRASH_POINTS.choose(rng).expect("points");
+            cluster.kill(target);
+            cluster.start_armed(target, Some(&format!("{point}=20%1*panic")))?;
+            format!("crash node {target} at {point}")
+        }
+        Fault::Delay => {
+            cluster.kill(target);
+            cluster.start_armed(target, Some("log-append-before=20%sleep(50);apply-before=20%sleep(20)"))?;
+            format!("delay node {target} (log append, apply)")
+        }
+        Fault::Zone => {
+            let zone = cluster.topology.node(target).expect("node").zone.clone();
+            let members: Vec<u64> = cluster
+                .topology
+                .nodes
+                .iter()
+                .filter(|n| n.zone == zone)
+                .map(|n| n.id)
+                .collect();
+            for &id in &members {
+                cluster.kill(id);
+            }
+            format!("kill zone {zone} (nodes {members:?})")
+        }
+        Fault::PartitionOne | Fault::PartitionLeader => {
+            let alone = leader.unwrap_or(target);
+            let rest: Vec<u64> = ids.iter().copied().filter(|&id| id != alone).collect();
+            cluster.net.cut(&[alone], &rest)?;
+            format!("{name}: node {alone} cut off")
+        }
+        Fault::PartitionHalves => {
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(rng);
+            let (minority, majority) = shuffled.split_at(ids.len() / 2);
+            cluster.net.cut(minority, majority)?;
+            format!("{name}: {minority:?} | {majority:?}")
+        }
+        Fault::PartitionRing => {
+            let mut ring = ids.clone();
+            ring.shuffle(rng);
+            let n = ring.len();
+            for (i, &node) in ring.iter().enumerate() {
+                let neighbours = [ring[(i + 1) % n], ring[(i + n - 1) % n]];
+                let far: Vec<u64> = ring[i + 1..]
+                    .iter()
+                    .copied()
+                    .filter(|p| !neighbours.contains(p))
+                    .collect();
+                cluster.net.cut(&[node], &far)?;
+            }
+            format!("{name}: {ring:?}")
+        }
+        Fault::PartitionBridge => {
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(rng);
+            let bridge = shuffled[0];
+            let (left, right) = shuffled[1..].split_at((ids.len() - 1) / 2);
+            cluster.net.cut(left, right)?;
+            format!("{name}: {left:?} <-> {bridge} <-> {right:?}")
+        }
+        Fault::Partition => unreachable!("resolved to a shape above"),
+    })
+}
+
+/// The leader of shard 0 as any node reports it.
+async fn shard0_leader(resp: &[SocketAddr]) -> Option<u64> {
+    for addr in resp {
+        let Ok(mut client) = RespClient::connect(*addr).await else {
+            continue;
+        };
+        let Ok(Ok(Reply::Bulk(Some(text)))) =
+            tokio::time::timeout(Duration::from_secs(1), client.call(&[b"INFO", b"replication"])).await
+        else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let leader = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cairn_shard0:"))
+            .and_then(|f| f.split(',').find_map(|kv| kv.strip_prefix("leader=")))
+            .and_then(|l| l.parse().ok())
+            .filter(|&l: &u64| l != 0);
+        if leader.is_some() {
+            return leader;
+        }
+    }
+    None
+}
+
+/// Restarts stopped nodes, resumes paused ones, restores every link.
 fn heal(cluster: &Arc<Mutex<Cluster>>, log: &mut Log, recorder: &Recorder) {
     let mut cluster = cluster.lock().expect("cluster lock");
     log.crashes.extend(cluster.crashed());
+    if let Err(err) = cluster.net.heal() {
+        eprintln!("could not restore links: {err}");
+    }
     for id in cluster.ids() {
         cluster.pause(id, false);
+        if cluster.is_armed(id) {
+            cluster.kill(id);
+        }
         if !cluster.running().contains(&id)
             && let Err(err) = cluster.start_node(id)
         {

@@ -13,6 +13,7 @@ use crate::checker;
 use crate::cluster::Cluster;
 use crate::history::{self, Recorder, Status};
 use crate::nemesis::{self, Fault};
+use crate::net::Net;
 use crate::resp_client::{Reply, RespClient};
 use crate::workload::{self, Context, Workload};
 
@@ -39,16 +40,40 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// The `cairn-server` binary.
     pub server: PathBuf,
+    /// A deliberate bug to switch on in every node (the checker must then fail).
+    pub bug: Option<Bug>,
+}
+
+/// A deliberate server bug, for proving the checkers are not vacuous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bug {
+    /// Reads are answered from the local replica without the linearizer.
+    StaleRead,
+}
+
+impl Bug {
+    /// The server fault point that switches it on (`FAILPOINTS` syntax).
+    pub fn failpoints(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "stale-read=return",
+        }
+    }
 }
 
 /// Runs the test; `Ok(true)` when every checker passed.
 pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
+    let (net, why_loopback) = Net::create(options.nodes)?;
+    if let Some(why) = why_loopback {
+        eprintln!("WARNING: nodes run on loopback ({why}); partitions cannot be injected");
+    }
     let cluster = Cluster::start(
         &options.server,
         &options.out.join("cluster"),
         options.nodes,
         options.shards,
+        net,
+        options.bug.map(|b| b.failpoints().to_string()),
     )?;
     let grpc = cluster.ids().iter().map(|&id| cluster.grpc(id)).collect();
     let resp: Vec<_> = cluster.ids().iter().map(|&id| cluster.resp(id)).collect();
@@ -65,8 +90,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
         issued: AtomicU64::new(0),
     });
     println!(
-        "running {:?} for {:?} with {} clients, nemesis {:?} every {:?}, seed {}",
-        options.workload, options.time, options.clients, options.nemesis, options.interval, options.seed
+        "running {:?} for {:?} with {} clients, nemesis {:?} every {:?}, seed {}{}",
+        options.workload,
+        options.time,
+        options.clients,
+        options.nemesis,
+        options.interval,
+        options.seed,
+        options.bug.map_or(String::new(), |b| format!(", injected bug {b:?}"))
     );
     let nemesis = tokio::spawn(nemesis::run(
         cluster.clone(),
@@ -114,6 +145,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     }
     summary.push_str(&report.summary());
     let passed = report.valid() && crashes.is_empty();
+    let html = options.out.join("report.html");
+    if crate::report::write(&html, &report.registers)? {
+        summary.push_str(&format!("timeline of the failing keys: {}\n", html.display()));
+    }
     summary.push_str(&format!(
         "verdict: {}\nhistory: {}\n",
         if passed { "PASS" } else { "FAIL" },

@@ -1,6 +1,8 @@
-//! The CI smoke matrix: every workload once under kill and pause, against a
-//! real cluster; and proof that the checker is not vacuous on a real
-//! history (a stale read planted in it is caught).
+//! The CI smoke matrix: every workload once under kill, pause and partition
+//! (partitions where the run can make network namespaces), against a real
+//! cluster; and proof that the checker is not vacuous: a stale read planted
+//! in a real history is caught, and so is a server with its linearizer
+//! switched off.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,24 +12,31 @@ use cairn_jepsen::history::{self, Kind, Status};
 
 const JEPSEN: &str = env!("CARGO_BIN_EXE_cairn-jepsen");
 
-fn server() -> PathBuf {
-    let path = Path::new(JEPSEN).with_file_name("cairn-server");
+fn require(binary: &str) -> PathBuf {
+    let path = Path::new(JEPSEN).with_file_name(binary);
     assert!(
         path.exists(),
-        "{} missing: build the workspace (cargo test --workspace)",
+        "{} missing: run scripts/build-jepsen first (scripts/test does)",
         path.display()
     );
     path
 }
 
-fn run(workload: &str, out: &Path) -> (bool, String) {
+fn run(workload: &str, out: &Path, extra: &[&str]) -> (bool, String) {
     let output = Command::new(JEPSEN)
-        .args(["run", "--workload", workload, "--nemesis", "kill,pause", "--time", "10"])
+        .args([
+            "run",
+            "--workload",
+            workload,
+            "--nemesis",
+            "kill,pause,partition",
+            "--time",
+            "10",
+        ])
+        .args(extra)
         .args(["--nemesis-interval", "2", "--seed", "7", "--clients", "6"])
         .arg("--out")
         .arg(out)
-        .arg("--server")
-        .arg(server())
         .output()
         .unwrap();
     (
@@ -37,11 +46,12 @@ fn run(workload: &str, out: &Path) -> (bool, String) {
 }
 
 #[test]
-fn t10_every_workload_passes_under_kill_and_pause() {
+fn t10_every_workload_passes_under_kill_pause_and_partition() {
+    require("cairn-server");
     let dir = tempfile::tempdir().unwrap();
     for workload in ["register", "set", "counter"] {
         let out = dir.path().join(workload);
-        let (passed, summary) = run(workload, &out);
+        let (passed, summary) = run(workload, &out, &[]);
         println!("{workload}:\n{summary}");
         assert!(passed, "{workload} failed:\n{summary}");
         assert!(summary.contains("faults injected: 2"), "{summary}");
@@ -86,4 +96,16 @@ fn t10_every_workload_passes_under_kill_and_pause() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "a stale read must fail the check:\n{stdout}");
     assert!(stdout.contains(&format!("key {:?}", read.key)), "{stdout}");
+}
+
+#[test]
+fn t20_a_server_that_serves_stale_reads_is_caught() {
+    require("cairn-server-failpoints");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bug");
+    let (passed, summary) = run("register", &out, &["--inject-bug", "stale-read"]);
+    println!("{summary}");
+    assert!(!passed, "reads without the linearizer must fail the check:\n{summary}");
+    assert!(summary.contains("not linearizable"), "{summary}");
+    assert!(out.join("report.html").exists(), "a failing run draws its timeline");
 }

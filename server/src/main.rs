@@ -57,6 +57,17 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // Fault points come from the FAILPOINTS environment variable; a
+    // `panic` action aborts the process on the spot, as a crash would.
+    #[cfg(feature = "failpoints")]
+    let _faults = {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            std::process::abort();
+        }));
+        fail::FailScenario::setup()
+    };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)))
         .with_ansi(std::io::stderr().is_terminal())

@@ -167,6 +167,12 @@ impl Node {
 
     /// Executes `request` on `shard`'s leader, wherever it is.
     pub async fn execute(&self, shard: GroupId, request: Request) -> Result<Answer> {
+        // A deliberate bug for cairn-jepsen's self-test: answer reads from
+        // the local replica, without the linearizer.
+        #[cfg(feature = "failpoints")]
+        if let (Request::Read(read), Some(local)) = (&request, self.shards.get(&shard)) {
+            fail::fail_point!("stale-read", |_| Ok(local.read_unchecked(read)));
+        }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let is_write = matches!(request, Request::Write(_));
         let replicas = self.config.topology.replicas(shard);

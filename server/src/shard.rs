@@ -132,6 +132,18 @@ impl Shard {
         }
     }
 
+    /// Reads local memory without proving leadership: wrong on purpose, for
+    /// the `stale-read` fault point only.
+    #[cfg(feature = "failpoints")]
+    pub fn read_unchecked(&self, read: &Read) -> Answer {
+        let applied = self.applied.read().expect("state lock");
+        Answer {
+            reply: applied.keyspace.read(read, now_ms()),
+            index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
+            served_by: self.node,
+        }
+    }
+
     async fn read(&self, read: &Read) -> Result<Answer> {
         let confirmed = match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {

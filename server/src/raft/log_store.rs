@@ -232,7 +232,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             batch.put(Cf::RaftLog, self.log_key(entry.index()), encode_entry(&entry)?);
         }
+        fail::fail_point!("log-append-before");
         self.storage.write(batch).map_err(io::Error::other)?;
+        fail::fail_point!("log-append-after");
         match &self.commit {
             Some(commit) => commit.after_sync(move |result| callback.io_completed(result.map_err(io::Error::other))),
             None => callback.io_completed(Ok(())),

@@ -157,6 +157,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
+            fail::fail_point!("apply-before");
             let reply = {
                 let mut applied = self.applied.write().expect("state lock");
                 applied.last_applied = Some(entry.log_id);
@@ -169,6 +170,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
             };
+            fail::fail_point!("apply-after");
             if let Some(responder) = responder {
                 responder.send(reply);
             }
@@ -181,6 +183,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> io::Result<()> {
+        fail::fail_point!("snapshot-install");
         let preloaded = {
             let mut current = self.current.lock().expect("snapshot lock");
             match current.as_mut() {
