@@ -21,6 +21,10 @@ use nix::unistd::Pid;
 
 use crate::net::Net;
 
+/// Why a node may exit without that being a crash: it was restarted on
+/// data the nemesis damaged, and refusing to start is the right answer.
+const EXPECTED_EXIT: &str = "expected exit";
+
 /// A running cluster.
 pub struct Cluster {
     server: PathBuf,
@@ -32,6 +36,8 @@ pub struct Cluster {
     bug: Option<String>,
     /// Nodes started with crash points armed: their exit is expected.
     armed: BTreeMap<u64, String>,
+    /// Nodes that exited when restarted on damaged data.
+    refused: std::collections::BTreeSet<u64>,
     /// Where the nodes live; dropped (namespaces removed) after the
     /// processes are killed.
     pub net: Net,
@@ -98,6 +104,7 @@ impl Cluster {
             children: BTreeMap::new(),
             bug,
             armed: BTreeMap::new(),
+            refused: Default::default(),
             net,
         };
         for id in cluster.ids() {
@@ -165,6 +172,68 @@ impl Cluster {
         }
     }
 
+    /// The data directory of a node.
+    fn node_dir(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("node{id}"))
+    }
+
+    /// Flips bytes in the middle of the newest snapshot file of a random
+    /// shard of a stopped node; returns the file, if it had one.
+    pub fn corrupt_newest_snapshot(&self, id: u64, rng: &mut impl rand::Rng) -> anyhow::Result<Option<String>> {
+        let root = self.node_dir(id).join("snapshots");
+        let mut newest = Vec::new();
+        for shard in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(shard.path())?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+                .collect();
+            files.sort();
+            newest.extend(files.pop());
+        }
+        if newest.is_empty() {
+            return Ok(None);
+        }
+        let file = newest.swap_remove(rng.random_range(0..newest.len()));
+        let mut bytes = std::fs::read(&file)?;
+        let at = bytes.len() / 2;
+        let end = (at + 8).min(bytes.len());
+        for b in &mut bytes[at..end] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&file, bytes)?;
+        Ok(Some(
+            file.strip_prefix(&self.dir).unwrap_or(&file).display().to_string(),
+        ))
+    }
+
+    /// Marks a running node whose exit would be expected (not a crash).
+    pub fn expect_exit(&mut self, id: u64) {
+        self.armed.insert(id, EXPECTED_EXIT.into());
+    }
+
+    /// Whether a node restarted on damaged data refused to start (seen by
+    /// [`Cluster::crashed`]); asking clears it.
+    pub fn refused_to_start(&mut self, id: u64) -> bool {
+        self.refused.remove(&id)
+    }
+
+    /// Stops a node and deletes its data, as when a disk is replaced; it
+    /// rejoins empty and catches up from its peers.
+    pub fn wipe(&mut self, id: u64) -> anyhow::Result<()> {
+        self.kill(id);
+        let dir = self.node_dir(id);
+        for name in ["store", "snapshots", "LOCK", "pid"] {
+            let path = dir.join(name);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else if path.exists() {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a node runs with fault points armed by the nemesis.
     pub fn is_armed(&self, id: u64) -> bool {
         self.armed.contains_key(&id)
@@ -193,7 +262,9 @@ impl Cluster {
         }
         for id in exited {
             self.children.remove(&id);
-            self.armed.remove(&id);
+            if self.armed.remove(&id).is_some_and(|why| why == EXPECTED_EXIT) {
+                self.refused.insert(id);
+            }
         }
         crashed
     }

@@ -121,7 +121,7 @@ async fn real_main() -> anyhow::Result<bool> {
             );
             anyhow::ensure!(nemesis_interval > 0.0, "--nemesis-interval must be positive");
             let out = out.unwrap_or_else(|| PathBuf::from(format!("jepsen-out/{workload:?}-{seed}").to_lowercase()));
-            run(RunOptions {
+            let options = RunOptions {
                 workload,
                 nemesis,
                 interval: Duration::from_secs_f64(nemesis_interval),
@@ -133,8 +133,13 @@ async fn real_main() -> anyhow::Result<bool> {
                 out,
                 server,
                 bug: inject_bug,
-            })
-            .await
+            };
+            // On Ctrl-C the run is dropped: its cluster kills every node and
+            // removes its namespaces.
+            tokio::select! {
+                passed = run(options) => passed,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the cluster was torn down"),
+            }
         }
     }
 }

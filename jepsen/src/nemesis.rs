@@ -30,6 +30,15 @@ use crate::resp_client::{Reply, RespClient};
 pub enum Fault {
     /// `kill -9` a node, restart it later.
     Kill,
+    /// `kill -9` the leader of shard 0.
+    KillLeader,
+    /// `kill -9` a minority of the nodes.
+    KillMinority,
+    /// Stop a node, damage its newest snapshot file, start it again: it
+    /// must fall back to an older snapshot or refuse to start, never serve
+    /// wrong data. A node that refuses is repaired at heal time the way an
+    /// operator replaces a disk: its data is wiped and it rejoins empty.
+    Corrupt,
     /// `SIGSTOP` a node, `SIGCONT` it later.
     Pause,
     /// Kill every node of one zone.
@@ -176,6 +185,30 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
             cluster.kill(target);
             format!("kill node {target}")
         }
+        Fault::KillLeader => {
+            let leader = leader.unwrap_or(target);
+            cluster.kill(leader);
+            format!("kill node {leader} (leader of shard 0)")
+        }
+        Fault::KillMinority => {
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(rng);
+            let minority = &shuffled[..(ids.len() - 1) / 2];
+            for &id in minority {
+                cluster.kill(id);
+            }
+            format!("kill nodes {minority:?}")
+        }
+        Fault::Corrupt => {
+            cluster.kill(target);
+            let damaged = cluster.corrupt_newest_snapshot(target, rng)?;
+            cluster.start_armed(target, None)?;
+            cluster.expect_exit(target);
+            match damaged {
+                Some(file) => format!("corrupt {file} of node {target}, restart it"),
+                None => format!("corrupt node {target}: no snapshot yet, restarted as is"),
+            }
+        }
         Fault::Pause => {
             cluster.pause(target, true);
             format!("pause node {target}")
@@ -279,6 +312,15 @@ fn heal(cluster: &Arc<Mutex<Cluster>>, log: &mut Log, recorder: &Recorder) {
     }
     for id in cluster.ids() {
         cluster.pause(id, false);
+        if cluster.refused_to_start(id) {
+            log.events.push((
+                recorder.now() as f64 / 1e9,
+                format!("node {id} refused its damaged data; wiped"),
+            ));
+            if let Err(err) = cluster.wipe(id) {
+                eprintln!("could not wipe node {id}: {err}");
+            }
+        }
         if cluster.is_armed(id) {
             cluster.kill(id);
         }

@@ -96,7 +96,7 @@ impl Node {
             .map_err(|e| Error::io(dir.join("pid"), e))?;
 
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&dir.join("store"))?);
-        let commit = GroupCommit::start(storage.clone()).map_err(|e| Error::io(&dir, e))?;
+        let commit = GroupCommit::start(&storage).map_err(|e| Error::io(&dir, e))?;
         let peers = Peers::new(&config.topology, config.id)?;
         let raft_config = Arc::new(crate::raft::openraft_config(
             &config.topology.cluster_name,

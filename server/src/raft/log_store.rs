@@ -276,7 +276,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("temp dir");
             let storage: Arc<dyn Storage> =
                 Arc::new(RocksStorage::open(&dir.path().join("store")).expect("open store"));
-            let commit = GroupCommit::start(storage.clone()).expect("committer");
+            let commit = GroupCommit::start(&storage).expect("committer");
             let log = LogStore::new(storage, 7, Fsync::Always, commit);
             let sm = StateMachine::open(dir.path().join("snapshots")).expect("state machine");
             Ok((dir, log, sm))
@@ -292,7 +292,7 @@ mod tests {
     async fn a_record_with_a_bad_checksum_names_group_and_index() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let commit = GroupCommit::start(storage.clone()).unwrap();
+        let commit = GroupCommit::start(&storage).unwrap();
         let mut log = LogStore::new(storage.clone(), 3, Fsync::Never, commit);
         let entry = Entry {
             log_id: LogId::new(

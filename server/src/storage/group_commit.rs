@@ -12,9 +12,12 @@
 //! A completion is queued only after its write has returned, and the sync
 //! that completes it starts after it was dequeued, so that sync covers the
 //! write. The thread ends when the last [`GroupCommit`] handle is dropped.
+//! It holds the store only weakly, so the store is closed by its owners,
+//! never by this thread racing the process's exit (RocksDB must be closed
+//! before the process tears down its statics).
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Weak};
 
 use super::Storage;
 
@@ -28,11 +31,12 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the committer thread for `storage`.
-    pub fn start(storage: Arc<dyn Storage>) -> std::io::Result<Self> {
+    pub fn start(storage: &Arc<dyn Storage>) -> std::io::Result<Self> {
         let (queue, pending) = channel();
+        let storage = Arc::downgrade(storage);
         std::thread::Builder::new()
             .name("cairn-fsync".into())
-            .spawn(move || commit_loop(storage.as_ref(), pending))?;
+            .spawn(move || commit_loop(&storage, pending))?;
         Ok(GroupCommit { queue })
     }
 
@@ -44,11 +48,14 @@ impl GroupCommit {
     }
 }
 
-fn commit_loop(storage: &dyn Storage, pending: Receiver<Completion>) {
+fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Completion>) {
     while let Ok(first) = pending.recv() {
         let mut batch = vec![first];
         batch.extend(pending.try_iter());
-        let result = storage.sync().map_err(|e| e.to_string());
+        let result = match storage.upgrade() {
+            Some(storage) => storage.sync().map_err(|e| e.to_string()),
+            None => Err("the store is closed".into()),
+        };
         for done in batch {
             done(result.clone());
         }
@@ -66,7 +73,7 @@ mod tests {
     fn every_completion_runs_after_a_sync() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let commit = GroupCommit::start(storage.clone()).unwrap();
+        let commit = GroupCommit::start(&storage).unwrap();
         let done = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = channel();
         for i in 0u8..100 {
