@@ -82,12 +82,15 @@ async fn real_main() -> anyhow::Result<bool> {
         Command::Check { file } => {
             let ops = history::load(&file)?;
             let report = checker::check_all(&ops);
-            print!("{}", report.summary());
             let html = file.with_extension("html");
-            if cairn_jepsen::report::write(&html, &report.registers)? {
-                println!("timeline of the failing keys: {}", html.display());
-            }
-            println!("verdict: {}", if report.valid() { "PASS" } else { "FAIL" });
+            let summary = format!(
+                "{}verdict: {}\nreport: {}\n",
+                report.summary(),
+                if report.valid() { "PASS" } else { "FAIL" },
+                html.display()
+            );
+            cairn_jepsen::report::write(&html, &summary, &report.registers, &ops)?;
+            print!("{summary}");
             Ok(report.valid())
         }
         Command::Run {

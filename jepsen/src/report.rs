@@ -1,8 +1,9 @@
-//! An HTML timeline of the keys that failed the linearizability check, so a
-//! person can see what happened: one lane per client, one bar per operation
-//! from its call to its return, coloured by outcome; reads that returned a
-//! value already overwritten before they began (or never written) are
-//! outlined in red.
+//! The run's HTML report: the summary, and a timeline of the keys that
+//! failed the linearizability check (or, when none did, of the busiest key,
+//! to show what was checked), so a person can see what happened: one lane
+//! per client, one bar per operation from its call to its return, coloured
+//! by outcome; reads that returned a value already overwritten before they
+//! began (or never written) are outlined in red.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -14,24 +15,39 @@ use crate::history::{Kind, Op, Status};
 /// Keys drawn at most (the rest are listed in the summary).
 const MAX_KEYS: usize = 5;
 
-/// Writes `report.html` for the failing keys; returns false if none failed.
-pub fn write(path: &Path, verdicts: &[KeyVerdict]) -> anyhow::Result<bool> {
+/// Writes the report to `path`: `summary` as text, then timelines.
+pub fn write(path: &Path, summary: &str, verdicts: &[KeyVerdict], history: &[Op]) -> anyhow::Result<()> {
     let failing: Vec<&KeyVerdict> = verdicts.iter().filter(|v| !v.linearizable).take(MAX_KEYS).collect();
-    if failing.is_empty() {
-        return Ok(false);
-    }
     let mut html = String::from(
-        "<!doctype html><meta charset=utf-8><title>cairn-jepsen: not linearizable</title>\
+        "<!doctype html><meta charset=utf-8><title>cairn-jepsen report</title>\
          <style>body{font:13px sans-serif;margin:20px}rect.ok{fill:#8fc98f}rect.fail{fill:#ccc}\
          rect.unknown{fill:#f0c36d}rect.bad{stroke:#d00;stroke-width:3}text{font:10px monospace}</style>\
-         <h1>Keys with no linearization</h1><p>Bars run from call to return (unknown: to the end). \
-         Green ok, grey fail, amber unknown; red outline: a read of a value overwritten before it began.</p>",
+         <h1>cairn-jepsen report</h1><pre>",
     );
+    html.push_str(&escape(summary));
+    html.push_str(
+        "</pre><p>Bars run from call to return (unknown: to the end). Green ok, grey fail, amber unknown; \
+         red outline: a read of a value overwritten before it began.</p>",
+    );
+    if failing.is_empty() {
+        // Everything passed: draw the busiest register key as an example.
+        let busiest = verdicts.iter().max_by_key(|v| v.ops);
+        if let Some(v) = busiest {
+            let ops: Vec<Op> = history.iter().filter(|o| o.key == v.key).cloned().collect();
+            html.push_str("<h2>Example: the busiest key (linearizable)</h2>");
+            draw_key(&mut html, &v.key, &ops);
+        }
+    }
     for verdict in failing {
-        draw_key(&mut html, verdict);
+        html.push_str("<h2>No linearization</h2>");
+        draw_key(&mut html, &verdict.key, &verdict.history);
     }
     std::fs::write(path, html)?;
-    Ok(true)
+    Ok(())
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;")
 }
 
 /// Reads that saw a value that had already been overwritten (or never
@@ -77,8 +93,7 @@ fn label(op: &Op) -> String {
     }
 }
 
-fn draw_key(html: &mut String, verdict: &KeyVerdict) {
-    let ops = &verdict.history;
+fn draw_key(html: &mut String, key: &str, ops: &[Op]) {
     let stale = stale_reads(ops);
     let start = ops.iter().map(|o| o.call).min().unwrap_or(0);
     let end = ops
@@ -96,8 +111,8 @@ fn draw_key(html: &mut String, verdict: &KeyVerdict) {
     let height = 40 + 28 * lanes.len();
     let _ = write!(
         html,
-        "<h2>key {:?} ({} ops, {} suspicious reads)</h2><svg width={} height={height}>",
-        verdict.key,
+        "<h3>key {:?} ({} ops, {} suspicious reads)</h3><svg width={} height={height}>",
+        key,
         ops.len(),
         stale.len(),
         width + 120.0
@@ -116,7 +131,7 @@ fn draw_key(html: &mut String, verdict: &KeyVerdict) {
             Status::Unknown => "unknown",
         };
         let bad = if stale.contains(&i) { " bad" } else { "" };
-        let text = label(op).replace('&', "&amp;").replace('<', "&lt;");
+        let text = escape(&label(op));
         let _ = write!(
             html,
             "<rect class='{class}{bad}' x={x:.1} y={y} width={w:.1} height=20><title>{text} [{}..{}] ns</title></rect>\
@@ -163,8 +178,12 @@ mod tests {
         let verdicts = crate::checker::linearizable::check(&ops);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.html");
-        assert!(write(&path, &verdicts).unwrap());
+        write(&path, "verdict: FAIL", &verdicts, &ops).unwrap();
         let html = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            html.contains("verdict: FAIL") && html.contains("No linearization"),
+            "{html}"
+        );
         assert!(html.contains("key \"k\"") && html.contains("class='ok bad'"), "{html}");
     }
 }

@@ -145,15 +145,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     }
     summary.push_str(&report.summary());
     let passed = report.valid() && crashes.is_empty();
-    let html = options.out.join("report.html");
-    if crate::report::write(&html, &report.registers)? {
-        summary.push_str(&format!("timeline of the failing keys: {}\n", html.display()));
-    }
     summary.push_str(&format!(
         "verdict: {}\nhistory: {}\n",
         if passed { "PASS" } else { "FAIL" },
         history_path.display()
     ));
+    let html = options.out.join("report.html");
+    summary.push_str(&format!("report: {}\n", html.display()));
+    crate::report::write(&html, &summary, &report.registers, &ops)?;
     std::fs::write(options.out.join("summary.txt"), &summary)?;
     print!("{summary}");
     Ok(passed)

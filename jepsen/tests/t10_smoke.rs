@@ -55,7 +55,9 @@ fn t10_every_workload_passes_under_kill_pause_and_partition() {
         println!("{workload}:\n{summary}");
         assert!(passed, "{workload} failed:\n{summary}");
         assert!(summary.contains("faults injected: 2"), "{summary}");
-        assert!(out.join("history.jsonl").exists() && out.join("summary.txt").exists());
+        for file in ["history.jsonl", "summary.txt", "report.html"] {
+            assert!(out.join(file).exists(), "{file} is written");
+        }
         assert!(out.join("cluster/node1/log").exists(), "node logs are kept");
     }
 
@@ -107,5 +109,9 @@ fn t20_a_server_that_serves_stale_reads_is_caught() {
     println!("{summary}");
     assert!(!passed, "reads without the linearizer must fail the check:\n{summary}");
     assert!(summary.contains("not linearizable"), "{summary}");
-    assert!(out.join("report.html").exists(), "a failing run draws its timeline");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("No linearization"),
+        "a failing run draws the failing keys"
+    );
 }
