@@ -137,11 +137,13 @@ async fn real_main() -> anyhow::Result<bool> {
                 server,
                 bug: inject_bug,
             };
-            // On Ctrl-C the run is dropped: its cluster kills every node and
-            // removes its namespaces.
+            // On Ctrl-C or SIGTERM the run is dropped: its cluster kills
+            // every node and removes its namespaces.
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 passed = run(options) => passed,
                 _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the cluster was torn down"),
+                _ = term.recv() => anyhow::bail!("terminated; the cluster was torn down"),
             }
         }
     }
