@@ -5,24 +5,33 @@
 //!   requests forwarded to a shard leader). Raft payloads are opaque bytes
 //!   encoded by the server, so an openraft upgrade never changes this crate.
 //! - [`kv`]: the key-value API for applications.
-//! - [`admin`]: cluster status for operators and tools.
+//! - [`admin`]: cluster status for operators and tools, and the topology
+//!   stream clients route by.
+//! - [`slot`]: how a key maps to a hash slot and a slot to a shard, which
+//!   servers and clients must compute alike.
 //!
 //! The `.proto` files under `proto/cairn/` are the source of truth; the code
 //! is generated at build time with a vendored `protoc`.
 
-#![allow(missing_docs)]
+pub mod slot;
 
-/// Node-to-node Raft and forwarding service.
-pub mod raft {
-    tonic::include_proto!("cairn.raft.v1");
+#[allow(missing_docs)]
+mod generated {
+
+    /// Node-to-node Raft and forwarding service.
+    pub mod raft {
+        tonic::include_proto!("cairn.raft.v1");
+    }
+
+    /// The key-value service for applications.
+    pub mod kv {
+        tonic::include_proto!("cairn.kv.v1");
+    }
+
+    /// Cluster status for operators.
+    pub mod admin {
+        tonic::include_proto!("cairn.admin.v1");
+    }
 }
 
-/// The key-value service for applications.
-pub mod kv {
-    tonic::include_proto!("cairn.kv.v1");
-}
-
-/// Cluster status for operators.
-pub mod admin {
-    tonic::include_proto!("cairn.admin.v1");
-}
+pub use generated::{admin, kv, raft};

@@ -23,7 +23,9 @@ pub mod node;
 pub mod raft;
 pub mod resp;
 pub mod server;
+pub mod sessions;
 pub mod shard;
-pub mod slot;
 pub mod storage;
 pub mod wire;
+
+pub use cairn_proto::slot;

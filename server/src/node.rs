@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
+use crate::keyspace::Read;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, Peers};
 use crate::raft::state_machine::StateMachine;
@@ -40,6 +41,19 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between attempts.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// The leader, after its lease (or a ReadIndex round) confirmed it.
+    Linearizable,
+    /// The leader, after a ReadIndex round.
+    ReadIndex,
+    /// Any replica provably at most this far behind its leader.
+    Bounded(Duration),
+    /// Any replica, as it is.
+    Stale,
+}
 
 /// Why a forwarded request failed, as sent back to the forwarding node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,7 +185,7 @@ impl Node {
         // the local replica, without the linearizer.
         #[cfg(feature = "failpoints")]
         if let (Request::Read(read), Some(local)) = (&request, self.shards.get(&shard)) {
-            fail::fail_point!("stale-read", |_| Ok(local.read_unchecked(read)));
+            fail::fail_point!("stale-read", |_| Ok(local.read_local(read)));
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let is_write = matches!(request, Request::Write(_));
@@ -222,6 +236,39 @@ impl Node {
         }
     }
 
+    /// Executes `request` only if this node leads `shard`: for clients that
+    /// route to leaders themselves and want to hear when they got it wrong.
+    pub async fn execute_here(&self, shard: GroupId, request: Request) -> Result<Answer> {
+        match self.shards.get(&shard) {
+            Some(local) => local.execute(request).await,
+            None => Err(Error::NotLeader { shard, leader: None }),
+        }
+    }
+
+    /// Answers `read` at the asked consistency: weaker levels are served by
+    /// this node's replica when it may, the rest by the leader (here, or
+    /// forwarded unless `direct`).
+    pub async fn read(&self, shard: GroupId, read: Read, consistency: Consistency, direct: bool) -> Result<Answer> {
+        let local = self.shards.get(&shard);
+        let request = match consistency {
+            Consistency::Linearizable => Request::Read(read),
+            Consistency::ReadIndex => Request::ReadIndex(read),
+            Consistency::Bounded(bound) => match local.and_then(|l| l.read_bounded(&read, bound)) {
+                Some(answer) => return Ok(answer),
+                None => Request::Read(read),
+            },
+            Consistency::Stale => match local {
+                Some(local) => return Ok(local.read_local(&read)),
+                None => Request::Read(read),
+            },
+        };
+        if direct {
+            self.execute_here(shard, request).await
+        } else {
+            self.execute(shard, request).await
+        }
+    }
+
     async fn forward(&self, node: NodeId, shard: GroupId, request: &Request, deadline: Instant) -> Result<Answer> {
         let mut client = self.peers.client(node)?;
         let mut call = tonic::Request::new(ForwardRequest {
@@ -239,7 +286,7 @@ impl Node {
             Err(status) => {
                 return Err(match request {
                     Request::Write(_) => Error::Indeterminate { shard },
-                    Request::Read(_) => Error::Unreachable {
+                    Request::Read(_) | Request::ReadIndex(_) => Error::Unreachable {
                         node,
                         detail: status.message().to_string(),
                     },

@@ -10,14 +10,21 @@
 //!   arrived is applied; then it reads memory. A node that merely believes it
 //!   leads never answers.
 //!
+//! Weaker reads are served by any replica, for callers that ask for them:
+//! [`Shard::read_local`] answers from memory as it is (stale), and
+//! [`Shard::read_bounded`] only when the replica heard from its leader
+//! within the bound and had applied everything the leader had committed
+//! then (so it misses at most the writes of that window, plus the one-way
+//! network delay of the leader's message).
+//!
 //! Anything else is [`Error::NotLeader`] with the leader this node knows of,
 //! so the caller ([`crate::node::Node`]) forwards it. A write whose entry was
 //! appended but then discarded by a leader change is [`Error::Indeterminate`]:
 //! it may yet commit, so it must not be retried blindly.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::ReadPolicy;
 use openraft::async_runtime::WatchReceiver;
@@ -34,8 +41,10 @@ use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
 pub enum Request {
     /// A mutation, proposed through Raft.
     Write(Write),
-    /// A linearizable read.
+    /// A linearizable read (leader lease, ReadIndex when it lapsed).
     Read(Read),
+    /// A linearizable read confirmed by a ReadIndex round (no clock trusted).
+    ReadIndex(Read),
 }
 
 /// The answer to a [`Request`], with where it came from.
@@ -64,6 +73,9 @@ pub struct Shard {
     raft: Raft,
     applied: Arc<RwLock<Applied>>,
     snapshot_dir: PathBuf,
+    /// When the leader's last successful append arrived, and the commit
+    /// index it carried.
+    leader_contact: Mutex<Option<(Instant, u64)>>,
 }
 
 impl Shard {
@@ -75,6 +87,16 @@ impl Shard {
             raft,
             applied,
             snapshot_dir,
+            leader_contact: Mutex::new(None),
+        }
+    }
+
+    /// Records an append from the leader, received at `at` and carrying the
+    /// leader's commit index, that this replica accepted.
+    pub fn note_leader_contact(&self, at: Instant, leader_commit: u64) {
+        let mut contact = self.leader_contact.lock().expect("contact lock");
+        if contact.is_none_or(|(last, _)| last < at) {
+            *contact = Some((at, leader_commit));
         }
     }
 
@@ -107,7 +129,8 @@ impl Shard {
     pub async fn execute(&self, request: Request) -> Result<Answer> {
         match request {
             Request::Write(write) => self.write(write).await,
-            Request::Read(read) => self.read(&read).await,
+            Request::Read(read) => self.read(&read, ReadPolicy::LeaseRead).await,
+            Request::ReadIndex(read) => self.read(&read, ReadPolicy::ReadIndex).await,
         }
     }
 
@@ -132,10 +155,9 @@ impl Shard {
         }
     }
 
-    /// Reads local memory without proving leadership: wrong on purpose, for
-    /// the `stale-read` fault point only.
-    #[cfg(feature = "failpoints")]
-    pub fn read_unchecked(&self, read: &Read) -> Answer {
+    /// Reads this replica's memory as it is, however far behind: for reads
+    /// that asked for stale data (and for the `stale-read` fault point).
+    pub fn read_local(&self, read: &Read) -> Answer {
         let applied = self.applied.read().expect("state lock");
         Answer {
             reply: applied.keyspace.read(read, now_ms()),
@@ -144,9 +166,21 @@ impl Shard {
         }
     }
 
-    async fn read(&self, read: &Read) -> Result<Answer> {
-        let confirmed = match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
-            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
+    /// Reads this replica's memory if it is provably at most `bound` behind
+    /// its leader; `None` when it cannot tell (the caller asks the leader).
+    pub fn read_bounded(&self, read: &Read, bound: Duration) -> Option<Answer> {
+        let (at, leader_commit) = (*self.leader_contact.lock().expect("contact lock"))?;
+        if at.elapsed() > bound {
+            return None;
+        }
+        let answer = self.read_local(read);
+        (answer.index >= leader_commit).then_some(answer)
+    }
+
+    async fn read(&self, read: &Read, policy: ReadPolicy) -> Result<Answer> {
+        let lease = matches!(policy, ReadPolicy::LeaseRead);
+        let confirmed = match self.raft.ensure_linearizable(policy).await {
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) if lease => {
                 self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await
             }
             other => other,

@@ -7,7 +7,8 @@ use cairn_proto::admin::StatusRequest;
 use cairn_proto::admin::admin_client::AdminClient;
 use cairn_proto::kv::kv_client::KvClient;
 use cairn_proto::kv::{
-    CompareAndSetRequest, DeleteRequest, GetRequest, IncrRequest, MGetRequest, SetCondition, SetRequest,
+    CompareAndSetRequest, Consistency, DeleteRequest, ExpireRequest, GetRequest, IncrRequest, MGetRequest, ReadOptions,
+    SetCondition, SetRequest, TtlRequest, WriteSession,
 };
 use cairn_server::config::RaftOptions;
 use fixtures::Cluster;
@@ -25,6 +26,7 @@ async fn t15_kv_and_admin_over_grpc() {
             value: "v1".into(),
             ttl_ms: 0,
             condition: SetCondition::Always.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -33,7 +35,14 @@ async fn t15_kv_and_admin_over_grpc() {
     let header = set.header.unwrap();
     assert!(header.applied_index > 0 && header.served_by > 0);
 
-    let got = two.get(GetRequest { key: "g:1".into() }).await.unwrap().into_inner();
+    let got = two
+        .get(GetRequest {
+            key: "g:1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.value.as_deref(), Some(&b"v1"[..]));
     assert!(
         got.header.unwrap().applied_index >= header.applied_index,
@@ -46,6 +55,7 @@ async fn t15_kv_and_admin_over_grpc() {
             value: "other".into(),
             ttl_ms: 0,
             condition: SetCondition::IfAbsent.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -56,6 +66,7 @@ async fn t15_kv_and_admin_over_grpc() {
         .incr(IncrRequest {
             key: "g:n".into(),
             delta: 5,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -65,6 +76,7 @@ async fn t15_kv_and_admin_over_grpc() {
         .incr(IncrRequest {
             key: "g:1".into(),
             delta: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -74,6 +86,7 @@ async fn t15_kv_and_admin_over_grpc() {
         key: "g:cas".into(),
         expected: expected.map(Into::into),
         new_value: new.into(),
+        ..Default::default()
     };
     assert!(two.compare_and_set(cas(None, "a")).await.unwrap().into_inner().swapped);
     let failed = one.compare_and_set(cas(Some("x"), "b")).await.unwrap().into_inner();
@@ -88,31 +101,134 @@ async fn t15_kv_and_admin_over_grpc() {
     );
 
     let keys: Vec<_> = ["g:1", "g:n", "g:cas", "g:none"].iter().map(|k| (*k).into()).collect();
-    let mget = two.m_get(MGetRequest { keys }).await.unwrap().into_inner();
+    let mget = two
+        .m_get(MGetRequest {
+            keys,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let values: Vec<Option<&[u8]>> = mget.values.iter().map(|v| v.value.as_deref()).collect();
     assert_eq!(values, [Some(&b"v1"[..]), Some(b"5"), Some(b"b"), None]);
 
     let deleted = one
         .delete(DeleteRequest {
             keys: vec!["g:1".into()],
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(deleted.deleted, 1);
     assert_eq!(
-        two.get(GetRequest { key: "g:1".into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .value,
+        two.get(GetRequest {
+            key: "g:1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .value,
         None
     );
 
-    let empty = one.get(GetRequest { key: "".into() }).await.unwrap_err();
+    let empty = one
+        .get(GetRequest {
+            key: "".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(empty.code(), tonic::Code::InvalidArgument);
 
+    // A retried write with the same session tag is answered, not applied again.
+    let tagged = || IncrRequest {
+        key: "g:once".into(),
+        delta: 1,
+        session: Some(WriteSession {
+            client_id: 42,
+            seq: 7,
+            acked_below: 7,
+        }),
+    };
+    assert_eq!(one.incr(tagged()).await.unwrap().into_inner().value, 1);
+    assert_eq!(two.incr(tagged()).await.unwrap().into_inner().value, 1);
+    let read = |key: &'static str, consistency: Consistency, max_staleness_ms| GetRequest {
+        key: key.into(),
+        read: Some(ReadOptions {
+            consistency: consistency.into(),
+            max_staleness_ms,
+        }),
+    };
+    for (consistency, bound) in [
+        (Consistency::ReadIndex, 0),
+        (Consistency::BoundedStaleness, 60_000),
+        (Consistency::Stale, 0),
+    ] {
+        // Weaker reads may lag, but not by a minute once the write is done.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let got = two.get(read("g:once", consistency, bound)).await.unwrap().into_inner();
+        assert_eq!(got.value.as_deref(), Some(&b"1"[..]), "{consistency:?}");
+        if consistency != Consistency::ReadIndex {
+            assert_eq!(got.header.unwrap().served_by, 2, "{consistency:?} is served locally");
+        }
+    }
+    let unbounded = two
+        .get(read("g:once", Consistency::BoundedStaleness, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(unbounded.code(), tonic::Code::InvalidArgument);
+    assert!(unbounded.message().contains("max_staleness_ms"), "{unbounded:?}");
+
+    let expire = |ttl_ms| ExpireRequest {
+        key: "g:once".into(),
+        ttl_ms,
+        ..Default::default()
+    };
+    assert!(one.expire(expire(60_000)).await.unwrap().into_inner().applied);
+    let ttl = one
+        .ttl(TtlRequest {
+            key: "g:once".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ttl_ms;
+    assert!((50_000..=60_000).contains(&ttl), "ttl {ttl}");
+    assert!(one.expire(expire(0)).await.unwrap().into_inner().applied);
+    assert!(!one.expire(expire(1000)).await.unwrap().into_inner().applied);
+
+    // Asked not to forward, a node that does not lead names the leader.
+    let mut direct = tonic::Request::new(GetRequest {
+        key: "g:1".into(),
+        ..Default::default()
+    });
+    direct.metadata_mut().insert("cairn-route", "direct".parse().unwrap());
     let mut admin = AdminClient::connect(addr(3)).await.unwrap();
+    let leader = {
+        let status = admin.status(StatusRequest {}).await.unwrap().into_inner();
+        let slot = cairn_server::slot::key_slot(b"g:1");
+        status
+            .shards
+            .iter()
+            .find(|s| (s.first_slot..=s.last_slot).contains(&u32::from(slot)))
+            .unwrap()
+            .leader
+    };
+    let not_leader = KvClient::connect(addr(leader % 3 + 1))
+        .await
+        .unwrap()
+        .get(direct)
+        .await
+        .unwrap_err();
+    assert_eq!(not_leader.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        not_leader.metadata().get("cairn-leader").unwrap().to_str().unwrap(),
+        leader.to_string()
+    );
+
     let status = admin.status(StatusRequest {}).await.unwrap().into_inner();
     assert_eq!(status.answered_by, 3);
     assert_eq!(status.nodes.len(), 3);

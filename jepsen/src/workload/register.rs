@@ -58,6 +58,7 @@ pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
                 OP_TIMEOUT,
                 kv.get(GetRequest {
                     key: key.clone().into(),
+                    ..Default::default()
                 }),
             )
             .await;
@@ -89,6 +90,7 @@ pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
                 value: value.clone().into(),
                 ttl_ms: 0,
                 condition: SetCondition::Always.into(),
+                ..Default::default()
             };
             let status = match tokio::time::timeout(OP_TIMEOUT, kv.set(request)).await {
                 Ok(Ok(_)) => Status::Ok,
@@ -112,6 +114,7 @@ pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
                 key: key.clone().into(),
                 expected: expected.clone().map(Into::into),
                 new_value: new.clone().into(),
+                ..Default::default()
             };
             let (status, result) = match tokio::time::timeout(OP_TIMEOUT, kv.compare_and_set(request)).await {
                 Ok(Ok(reply)) => {

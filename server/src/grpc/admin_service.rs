@@ -1,12 +1,26 @@
-//! The `Admin` gRPC service: the cluster as this node sees it.
+//! The `Admin` gRPC service: the cluster as this node sees it, once
+//! (`Status`) or as a stream that announces every leader change (`Watch`),
+//! which is how cairn-client keeps its routing table fresh without waiting
+//! for a "not leader" error.
+//!
+//! A watch wakes on the groups' server metrics (they change on votes,
+//! leader and membership changes, not on every applied entry) and sends a
+//! new status only when some shard's leader or term differs from the last
+//! one sent.
 
 use std::sync::Arc;
 
 use cairn_proto::admin::admin_server::Admin;
 use cairn_proto::admin::{NodeStatus, ShardStatus, StatusReply, StatusRequest};
+use openraft::async_runtime::WatchReceiver;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::node::Node;
+
+/// Status messages a slow watcher may fall behind by.
+const WATCH_BACKLOG: usize = 4;
 
 /// Serves operators.
 pub struct AdminService {
@@ -20,48 +34,91 @@ impl AdminService {
     }
 }
 
+/// The cluster as `node` sees it now.
+fn status_of(node: &Node) -> StatusReply {
+    let topology = &node.config().topology;
+    let nodes = topology
+        .nodes
+        .iter()
+        .map(|n| NodeStatus {
+            id: n.id,
+            region: n.region.clone(),
+            zone: n.zone.clone(),
+            grpc_addr: n.grpc_addr.to_string(),
+            resp_addr: n.resp_addr.to_string(),
+        })
+        .collect();
+    let slots = node.slots();
+    let shards = (0..u64::from(slots.shards()))
+        .map(|id| {
+            let (first_slot, last_slot) = slots.slot_range(id);
+            let mut status = ShardStatus {
+                shard: id,
+                first_slot: first_slot.into(),
+                last_slot: last_slot.into(),
+                voters: topology.replicas(id),
+                ..Default::default()
+            };
+            if let Some(shard) = node.shard(id) {
+                let metrics = shard.metrics();
+                status.leader = metrics.current_leader.unwrap_or(0);
+                status.term = metrics.current_term;
+                status.committed_index = metrics.local_committed.as_ref().map_or(0, |l| l.index());
+                status.applied_index = metrics.last_applied.as_ref().map_or(0, |l| l.index());
+                status.keys = shard.key_count() as u64;
+            }
+            status
+        })
+        .collect();
+    StatusReply {
+        answered_by: node.id(),
+        cluster_name: topology.cluster_name.clone(),
+        nodes,
+        shards,
+    }
+}
+
+/// Sends the status whenever a leader or term changes, until the watcher
+/// goes away or the node's groups stop.
+async fn watch(node: Arc<Node>, tx: mpsc::Sender<Result<StatusReply, Status>>) {
+    let mut watchers: Vec<_> = node.shards().map(|shard| shard.raft().server_metrics()).collect();
+    let mut sent: Option<Vec<(u64, u64)>> = None;
+    loop {
+        let status = status_of(&node);
+        let leaders: Vec<(u64, u64)> = status.shards.iter().map(|s| (s.leader, s.term)).collect();
+        if sent.as_ref() != Some(&leaders) {
+            if tx.send(Ok(status)).await.is_err() {
+                return;
+            }
+            sent = Some(leaders);
+        }
+        if watchers.is_empty() {
+            tx.closed().await;
+            return;
+        }
+        let changes = watchers.iter_mut().map(|w| Box::pin(w.changed()));
+        tokio::select! {
+            (changed, _, _) = futures::future::select_all(changes) => {
+                if changed.is_err() {
+                    return; // a group stopped: the node is going down
+                }
+            }
+            () = tx.closed() => return,
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type WatchStream = ReceiverStream<Result<StatusReply, Status>>;
+
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
-        let topology = &self.node.config().topology;
-        let nodes = topology
-            .nodes
-            .iter()
-            .map(|n| NodeStatus {
-                id: n.id,
-                region: n.region.clone(),
-                zone: n.zone.clone(),
-                grpc_addr: n.grpc_addr.to_string(),
-                resp_addr: n.resp_addr.to_string(),
-            })
-            .collect();
-        let slots = self.node.slots();
-        let shards = (0..u64::from(slots.shards()))
-            .map(|id| {
-                let (first_slot, last_slot) = slots.slot_range(id);
-                let mut status = ShardStatus {
-                    shard: id,
-                    first_slot: first_slot.into(),
-                    last_slot: last_slot.into(),
-                    voters: topology.replicas(id),
-                    ..Default::default()
-                };
-                if let Some(shard) = self.node.shard(id) {
-                    let metrics = shard.metrics();
-                    status.leader = metrics.current_leader.unwrap_or(0);
-                    status.term = metrics.current_term;
-                    status.committed_index = metrics.local_committed.as_ref().map_or(0, |l| l.index());
-                    status.applied_index = metrics.last_applied.as_ref().map_or(0, |l| l.index());
-                    status.keys = shard.key_count() as u64;
-                }
-                status
-            })
-            .collect();
-        Ok(Response::new(StatusReply {
-            answered_by: self.node.id(),
-            cluster_name: topology.cluster_name.clone(),
-            nodes,
-            shards,
-        }))
+        Ok(Response::new(status_of(&self.node)))
+    }
+
+    async fn watch(&self, _request: Request<StatusRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let (tx, rx) = mpsc::channel(WATCH_BACKLOG);
+        tokio::spawn(watch(self.node.clone(), tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

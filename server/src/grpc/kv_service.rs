@@ -1,20 +1,30 @@
 //! The `Kv` gRPC service: typed key-value calls routed by slot to the
 //! shard's leader (through [`Node::execute`]), with a header saying which
 //! shard, log index and node answered.
+//!
+//! Writes may carry a client session (`client_id`, `seq`), which makes a
+//! retried write apply once (see [`crate::sessions`]). Reads carry a
+//! consistency level; the weaker ones are answered by this node's replica
+//! when it may (see [`Node::read`]). A caller that routes by leader itself
+//! sends `cairn-route: direct` and gets `UNAVAILABLE` with a `cairn-leader`
+//! hint instead of a forwarded answer when it picked the wrong node.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_proto::kv::kv_server::Kv;
 use cairn_proto::kv::{
-    CompareAndSetReply, CompareAndSetRequest, DeleteReply, DeleteRequest, GetReply, GetRequest, IncrReply, IncrRequest,
-    MGetReply, MGetRequest, OptionalValue, ReplyHeader, SetCondition as ProtoCondition, SetReply, SetRequest,
+    CompareAndSetReply, CompareAndSetRequest, Consistency as ProtoConsistency, DeleteReply, DeleteRequest, ExpireReply,
+    ExpireRequest, GetReply, GetRequest, IncrReply, IncrRequest, MGetReply, MGetRequest, OptionalValue, ReadOptions,
+    ReplyHeader, SetCondition as ProtoCondition, SetReply, SetRequest, TtlReply, TtlRequest, WriteSession,
 };
 use tonic::{Request, Response, Status};
 
-use super::status;
+use super::{ROUTE_METADATA, status};
 use crate::keyspace::{KvError, Read, Reply, SetCondition, Write, WriteOp};
-use crate::node::Node;
+use crate::node::{Consistency, Node};
+use crate::sessions::SessionTag;
 use crate::shard::{Answer, Request as ShardRequest, now_ms};
 
 /// Serves applications.
@@ -28,14 +38,80 @@ impl KvService {
         KvService { node }
     }
 
-    async fn run(&self, key: &[u8], request: ShardRequest) -> Result<(ReplyHeader, Reply), Status> {
+    /// Proposes `op` on the shard of `key`, tagged with the client's session.
+    async fn write(
+        &self,
+        key: &[u8],
+        op: WriteOp,
+        session: Option<WriteSession>,
+        direct: bool,
+    ) -> Result<(ReplyHeader, Reply), Status> {
         let shard = self.node.slots().shard_of_key(key);
-        let answer = self.node.execute(shard, request).await.map_err(status)?;
+        let write = Write {
+            now_ms: now_ms(),
+            session: session.map(|s| SessionTag {
+                client: s.client_id,
+                seq: s.seq,
+                acked_below: s.acked_below,
+            }),
+            op,
+        };
+        let request = ShardRequest::Write(write);
+        let answer = if direct {
+            self.node.execute_here(shard, request).await
+        } else {
+            self.node.execute(shard, request).await
+        }
+        .map_err(status)?;
+        // For cairn-client's tests: the write is applied, its reply is lost.
+        fail::fail_point!("kv-reply-lost", |_| Err(Status::unavailable(
+            "reply lost (fault point kv-reply-lost)"
+        )));
         Ok((header(shard, &answer), answer.reply))
     }
 
-    async fn write(&self, key: &[u8], op: WriteOp) -> Result<(ReplyHeader, Reply), Status> {
-        self.run(key, ShardRequest::Write(Write { now_ms: now_ms(), op })).await
+    /// Answers `read` on the shard of `key` at the asked consistency.
+    async fn read(
+        &self,
+        key: &[u8],
+        read: Read,
+        options: Option<ReadOptions>,
+        direct: bool,
+    ) -> Result<(ReplyHeader, Reply), Status> {
+        let shard = self.node.slots().shard_of_key(key);
+        let answer = self
+            .node
+            .read(shard, read, consistency(options)?, direct)
+            .await
+            .map_err(status)?;
+        Ok((header(shard, &answer), answer.reply))
+    }
+}
+
+/// Whether the caller asked this node not to forward (`cairn-route: direct`).
+fn direct<T>(request: &Request<T>) -> bool {
+    request
+        .metadata()
+        .get(ROUTE_METADATA)
+        .is_some_and(|route| route == "direct")
+}
+
+fn consistency(options: Option<ReadOptions>) -> Result<Consistency, Status> {
+    let options = options.unwrap_or_default();
+    match ProtoConsistency::try_from(options.consistency) {
+        Ok(ProtoConsistency::Linearizable) => Ok(Consistency::Linearizable),
+        Ok(ProtoConsistency::ReadIndex) => Ok(Consistency::ReadIndex),
+        Ok(ProtoConsistency::BoundedStaleness) if options.max_staleness_ms == 0 => Err(Status::invalid_argument(
+            "bounded staleness needs max_staleness_ms greater than 0",
+        )),
+        Ok(ProtoConsistency::BoundedStaleness) => {
+            Ok(Consistency::Bounded(Duration::from_millis(options.max_staleness_ms)))
+        }
+        Ok(ProtoConsistency::Stale) => Ok(Consistency::Stale),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "unknown consistency {}",
+            options.consistency
+        ))),
     }
 }
 
@@ -51,6 +127,7 @@ fn unexpected(reply: Reply) -> Status {
     match reply {
         Reply::Err(KvError::NotInteger) => Status::failed_precondition("value is not an integer or out of range"),
         Reply::Err(KvError::Overflow) => Status::failed_precondition("increment or decrement would overflow"),
+        Reply::Err(KvError::DuplicateRequest) => Status::aborted("duplicate of a write that was already answered"),
         other => Status::internal(format!("unexpected reply {other:?}")),
     }
 }
@@ -65,9 +142,10 @@ fn non_empty(key: &Bytes) -> Result<(), Status> {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetReply>, Status> {
-        let GetRequest { key } = request.into_inner();
+        let direct = direct(&request);
+        let GetRequest { key, read } = request.into_inner();
         non_empty(&key)?;
-        let (header, reply) = self.run(&key.clone(), ShardRequest::Read(Read::Get { key })).await?;
+        let (header, reply) = self.read(&key.clone(), Read::Get { key }, read, direct).await?;
         let value = match reply {
             Reply::Value(v) => Some(v),
             Reply::Nil => None,
@@ -80,11 +158,13 @@ impl Kv for KvService {
     }
 
     async fn set(&self, request: Request<SetRequest>) -> Result<Response<SetReply>, Status> {
+        let direct = direct(&request);
         let SetRequest {
             key,
             value,
             ttl_ms,
             condition,
+            session,
         } = request.into_inner();
         non_empty(&key)?;
         let condition = match ProtoCondition::try_from(condition) {
@@ -95,11 +175,7 @@ impl Kv for KvService {
         };
         let expire_at_ms = match ttl_ms {
             0 => None,
-            ttl => Some(
-                now_ms()
-                    .checked_add(ttl)
-                    .ok_or_else(|| Status::invalid_argument("ttl_ms is too large"))?,
-            ),
+            ttl => Some(deadline(ttl)?),
         };
         let op = WriteOp::Set {
             key: key.clone(),
@@ -109,7 +185,7 @@ impl Kv for KvService {
             keep_ttl: false,
             get: false,
         };
-        let (header, reply) = self.write(&key, op).await?;
+        let (header, reply) = self.write(&key, op, session, direct).await?;
         let applied = match reply {
             Reply::Ok => true,
             Reply::Nil => false,
@@ -122,7 +198,8 @@ impl Kv for KvService {
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteReply>, Status> {
-        let DeleteRequest { keys } = request.into_inner();
+        let direct = direct(&request);
+        let DeleteRequest { keys, session } = request.into_inner();
         let [key] = keys.as_slice() else {
             return Err(Status::invalid_argument(format!(
                 "delete takes exactly one key per call, got {}",
@@ -130,7 +207,7 @@ impl Kv for KvService {
             )));
         };
         non_empty(key)?;
-        let (header, reply) = self.write(&key.clone(), WriteOp::Del { keys }).await?;
+        let (header, reply) = self.write(&key.clone(), WriteOp::Del { keys }, session, direct).await?;
         match reply {
             Reply::Int(n) => Ok(Response::new(DeleteReply {
                 header: Some(header),
@@ -141,9 +218,12 @@ impl Kv for KvService {
     }
 
     async fn incr(&self, request: Request<IncrRequest>) -> Result<Response<IncrReply>, Status> {
-        let IncrRequest { key, delta } = request.into_inner();
+        let direct = direct(&request);
+        let IncrRequest { key, delta, session } = request.into_inner();
         non_empty(&key)?;
-        let (header, reply) = self.write(&key.clone(), WriteOp::IncrBy { key, delta }).await?;
+        let (header, reply) = self
+            .write(&key.clone(), WriteOp::IncrBy { key, delta }, session, direct)
+            .await?;
         match reply {
             Reply::Int(value) => Ok(Response::new(IncrReply {
                 header: Some(header),
@@ -157,10 +237,12 @@ impl Kv for KvService {
         &self,
         request: Request<CompareAndSetRequest>,
     ) -> Result<Response<CompareAndSetReply>, Status> {
+        let direct = direct(&request);
         let CompareAndSetRequest {
             key,
             expected,
             new_value,
+            session,
         } = request.into_inner();
         non_empty(&key)?;
         let op = WriteOp::CompareAndSet {
@@ -168,7 +250,7 @@ impl Kv for KvService {
             expected,
             new: new_value,
         };
-        let (header, reply) = self.write(&key, op).await?;
+        let (header, reply) = self.write(&key, op, session, direct).await?;
         match reply {
             Reply::Swap { swapped, current } => Ok(Response::new(CompareAndSetReply {
                 header: Some(header),
@@ -180,10 +262,12 @@ impl Kv for KvService {
     }
 
     async fn m_get(&self, request: Request<MGetRequest>) -> Result<Response<MGetReply>, Status> {
-        let MGetRequest { keys } = request.into_inner();
+        let direct = direct(&request);
+        let MGetRequest { keys, read } = request.into_inner();
         for key in &keys {
             non_empty(key)?;
         }
+        let consistency = consistency(read)?;
         let slots = self.node.slots();
         let mut by_shard: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
         for (i, key) in keys.iter().enumerate() {
@@ -194,7 +278,7 @@ impl Kv for KvService {
             async move {
                 let answer = self
                     .node
-                    .execute(shard, ShardRequest::Read(Read::MGet { keys: shard_keys }))
+                    .read(shard, Read::MGet { keys: shard_keys }, consistency, direct)
                     .await
                     .map_err(status)?;
                 Ok::<_, Status>((shard, answer))
@@ -214,4 +298,43 @@ impl Kv for KvService {
         }
         Ok(Response::new(MGetReply { headers, values }))
     }
+
+    async fn expire(&self, request: Request<ExpireRequest>) -> Result<Response<ExpireReply>, Status> {
+        let direct = direct(&request);
+        let ExpireRequest { key, ttl_ms, session } = request.into_inner();
+        non_empty(&key)?;
+        let op = WriteOp::Expire {
+            key: key.clone(),
+            expire_at_ms: deadline(ttl_ms)?,
+        };
+        let (header, reply) = self.write(&key, op, session, direct).await?;
+        match reply {
+            Reply::Int(n) => Ok(Response::new(ExpireReply {
+                header: Some(header),
+                applied: n == 1,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn ttl(&self, request: Request<TtlRequest>) -> Result<Response<TtlReply>, Status> {
+        let direct = direct(&request);
+        let TtlRequest { key, read } = request.into_inner();
+        non_empty(&key)?;
+        let (header, reply) = self.read(&key.clone(), Read::Ttl { key }, read, direct).await?;
+        match reply {
+            Reply::Int(ttl_ms) => Ok(Response::new(TtlReply {
+                header: Some(header),
+                ttl_ms,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// The absolute deadline `ttl_ms` from now.
+fn deadline(ttl_ms: u64) -> Result<u64, Status> {
+    now_ms()
+        .checked_add(ttl_ms)
+        .ok_or_else(|| Status::invalid_argument(format!("ttl_ms {ttl_ms} is too large")))
 }

@@ -39,10 +39,25 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         .map_err(|e| Error::Storage(format!("grpc server: {e}")))
 }
 
-/// Maps a node error to the gRPC status a client sees.
+/// The metadata key that asks a node not to forward (see `kv.proto`).
+pub const ROUTE_METADATA: &str = "cairn-route";
+/// The metadata key naming the shard leader a node knows of.
+pub const LEADER_METADATA: &str = "cairn-leader";
+
+/// Maps a node error to the gRPC status a client sees; a known leader
+/// travels in the `cairn-leader` metadata.
 pub fn status(err: Error) -> tonic::Status {
     let message = err.to_string();
     match err {
+        Error::NotLeader {
+            leader: Some(leader), ..
+        } => {
+            let mut status = tonic::Status::unavailable(message);
+            status
+                .metadata_mut()
+                .insert(LEADER_METADATA, leader.to_string().parse().expect("digits are ascii"));
+            status
+        }
         Error::NotLeader { .. } | Error::NoLeader { .. } | Error::Unreachable { .. } => {
             tonic::Status::unavailable(message)
         }

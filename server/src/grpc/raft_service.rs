@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use cairn_proto::raft::raft_server::Raft as RaftRpc;
 use cairn_proto::raft::{ForwardReply, ForwardRequest, RaftReply, RaftRequest, SnapshotChunk};
@@ -17,7 +18,7 @@ use super::status;
 use crate::error::Error;
 use crate::node::{ForwardError, Node};
 use crate::raft::snapshot_file::{self, SnapshotFile};
-use crate::raft::typ::{Raft, Snapshot, SnapshotMeta, Vote};
+use crate::raft::typ::{AppendEntriesRequest, AppendEntriesResponse, Raft, Snapshot, SnapshotMeta, Vote};
 use crate::shard::Shard;
 use crate::wire;
 
@@ -78,8 +79,19 @@ impl RaftRpc for RaftService {
     }
 
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.dispatch(request, |raft, rpc| async move { raft.append_entries(rpc).await })
-            .await
+        // Accepted appends tell the replica how fresh it is, for reads with
+        // bounded staleness; the clock starts when the message arrived.
+        let received = Instant::now();
+        let shard = self.shard(request.get_ref().group_id)?;
+        self.dispatch(request, |raft, rpc: AppendEntriesRequest| async move {
+            let leader_commit = rpc.leader_commit.map_or(0, |id| id.index());
+            let response = raft.append_entries(rpc).await;
+            if matches!(response, Ok(AppendEntriesResponse::Success)) {
+                shard.note_leader_contact(received, leader_commit);
+            }
+            response
+        })
+        .await
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

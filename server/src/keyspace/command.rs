@@ -10,14 +10,30 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::sessions::SessionTag;
+
 /// A write as it is stored in the Raft log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Write {
     /// Milliseconds since the Unix epoch on the proposing node; apply uses it
     /// (never its own clock) to treat expired keys as absent.
     pub now_ms: u64,
+    /// Set by clients that retry: makes a repeated write apply once
+    /// (see [`crate::sessions`]).
+    pub session: Option<SessionTag>,
     /// What to do.
     pub op: WriteOp,
+}
+
+impl Write {
+    /// An untagged write, clocked now.
+    pub fn new(op: WriteOp) -> Self {
+        Write {
+            now_ms: crate::shard::now_ms(),
+            session: None,
+            op,
+        }
+    }
 }
 
 /// When a `SET` takes effect (Redis `NX` / `XX`).
@@ -72,13 +88,24 @@ pub enum WriteOp {
         /// The value to store.
         new: Bytes,
     },
+    /// Give an existing key a new deadline; replies 1, or 0 when the key
+    /// does not exist. A deadline already past deletes the key.
+    Expire {
+        /// The key.
+        key: Bytes,
+        /// Absolute deadline in ms since the epoch.
+        expire_at_ms: u64,
+    },
 }
 
 impl WriteOp {
     /// The keys this write touches.
     pub fn keys(&self) -> Vec<&Bytes> {
         match self {
-            WriteOp::Set { key, .. } | WriteOp::IncrBy { key, .. } | WriteOp::CompareAndSet { key, .. } => vec![key],
+            WriteOp::Set { key, .. }
+            | WriteOp::IncrBy { key, .. }
+            | WriteOp::CompareAndSet { key, .. }
+            | WriteOp::Expire { key, .. } => vec![key],
             WriteOp::Del { keys } => keys.iter().collect(),
         }
     }
@@ -91,6 +118,7 @@ impl fmt::Display for Write {
             WriteOp::Del { .. } => "del",
             WriteOp::IncrBy { .. } => "incrby",
             WriteOp::CompareAndSet { .. } => "cas",
+            WriteOp::Expire { .. } => "expire",
         };
         write!(f, "{name}@{}", self.now_ms)
     }
@@ -116,6 +144,11 @@ pub enum Read {
     },
     /// How many keys the shard holds.
     DbSize,
+    /// Milliseconds left to live: -1 without a deadline, -2 when absent.
+    Ttl {
+        /// The key.
+        key: Bytes,
+    },
 }
 
 /// A deterministic failure of a command; part of the reply, not an error of
@@ -126,6 +159,8 @@ pub enum KvError {
     NotInteger,
     /// The arithmetic would overflow a 64-bit integer.
     Overflow,
+    /// A copy of a write whose reply the client already has; not applied.
+    DuplicateRequest,
 }
 
 /// What a write or a read answers.

@@ -78,6 +78,14 @@ impl Keyspace {
             ),
             Read::Exists { keys } => Reply::Int(keys.iter().filter(|k| self.live(k, now_ms).is_some()).count() as i64),
             Read::DbSize => Reply::Int(self.map.values().filter(|v| v.is_live(now_ms)).count() as i64),
+            Read::Ttl { key } => Reply::Int(match self.live(key, now_ms) {
+                None => -2,
+                Some(Value { expire_at_ms: None, .. }) => -1,
+                Some(Value {
+                    expire_at_ms: Some(deadline),
+                    ..
+                }) => (deadline - now_ms) as i64,
+            }),
         }
     }
 
@@ -178,6 +186,17 @@ impl Keyspace {
                     }
                 }
             }
+            WriteOp::Expire { key, expire_at_ms } => {
+                if self.live(key, now).is_none() {
+                    return Reply::Int(0);
+                }
+                if *expire_at_ms <= now {
+                    self.map.remove(key);
+                } else if let Some(value) = self.map.get_mut(key) {
+                    value.expire_at_ms = Some(*expire_at_ms);
+                }
+                Reply::Int(1)
+            }
         }
     }
 }
@@ -204,6 +223,7 @@ mod tests {
     fn set(key: &str, value: &str, now_ms: u64) -> Write {
         Write {
             now_ms,
+            session: None,
             op: WriteOp::Set {
                 key: Bytes::from(key.to_string()),
                 value: Bytes::from(value.to_string()),
@@ -237,12 +257,35 @@ mod tests {
         // An INCR proposed after the deadline starts from zero on every replica.
         let incr = Write {
             now_ms: 2500,
+            session: None,
             op: WriteOp::IncrBy {
                 key: Bytes::from("k"),
                 delta: 5,
             },
         };
         assert_eq!(ks.apply(&incr), Reply::Int(5));
+    }
+
+    #[test]
+    fn expire_sets_a_deadline_on_live_keys_only_and_ttl_reports_it() {
+        let mut ks = Keyspace::default();
+        let expire = |key: &str, expire_at_ms| Write {
+            now_ms: 1000,
+            session: None,
+            op: WriteOp::Expire {
+                key: Bytes::from(key.to_string()),
+                expire_at_ms,
+            },
+        };
+        let ttl = |ks: &Keyspace, now_ms| ks.read(&Read::Ttl { key: Bytes::from("k") }, now_ms);
+        assert_eq!(ks.apply(&expire("k", 5000)), Reply::Int(0));
+        assert_eq!(ttl(&ks, 1000), Reply::Int(-2));
+        ks.apply(&set("k", "v", 1000));
+        assert_eq!(ttl(&ks, 1000), Reply::Int(-1));
+        assert_eq!(ks.apply(&expire("k", 5000)), Reply::Int(1));
+        assert_eq!(ttl(&ks, 1500), Reply::Int(3500));
+        assert_eq!(ks.apply(&expire("k", 999)), Reply::Int(1));
+        assert_eq!(ttl(&ks, 1000), Reply::Int(-2));
     }
 
     #[test]
@@ -268,6 +311,7 @@ mod tests {
         let mut ks = Keyspace::default();
         let incr = |delta| Write {
             now_ms: 0,
+            session: None,
             op: WriteOp::IncrBy {
                 key: Bytes::from("n"),
                 delta,
@@ -289,6 +333,7 @@ mod tests {
         let mut ks = Keyspace::default();
         let cas = |expected: Option<&str>, new: &str| Write {
             now_ms: 0,
+            session: None,
             op: WriteOp::CompareAndSet {
                 key: Bytes::from("c"),
                 expected: expected.map(|e| Bytes::from(e.to_string())),

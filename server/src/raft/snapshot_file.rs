@@ -3,7 +3,8 @@
 //! Layout: the magic `CAIRNSN1`, then blocks of
 //! `len (u32 LE) ‖ crc32 (u32 LE) ‖ payload`. The first block holds the
 //! snapshot metadata, the following blocks hold up to [`BLOCK_BYTES`] of
-//! records each, and a final block holds the record count, so a truncated
+//! records each, then blocks of client sessions (see [`crate::sessions`]),
+//! and a final block holds the record count, so a truncated
 //! file is detected as surely as a flipped bit. Every error names the file
 //! and the byte offset of the bad block.
 //!
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::keyspace::{Keyspace, Value};
 use crate::raft::typ::SnapshotMeta;
+use crate::sessions::{ClientSession, Sessions};
 
 const MAGIC: &[u8; 8] = b"CAIRNSN1";
 /// Records are grouped into blocks of about this many bytes.
@@ -34,11 +36,24 @@ pub struct SnapshotFile {
     pub path: PathBuf,
 }
 
+/// What a snapshot holds: a shard's keys and its client sessions.
+#[derive(Debug, Clone, Default)]
+pub struct Contents {
+    /// The keys.
+    pub keyspace: Keyspace,
+    /// The sessions that deduplicate retried writes.
+    pub sessions: Sessions,
+}
+
+/// Sessions per block; a session holds at most a few thousand small replies.
+const SESSIONS_PER_BLOCK: usize = 64;
+
 #[derive(Serialize, Deserialize)]
 enum Block {
     Meta(SnapshotMeta),
     Records(Vec<(Bytes, Bytes, Option<u64>)>),
     End { records: u64 },
+    Sessions(Vec<(u64, ClientSession)>),
 }
 
 struct BlockWriter {
@@ -54,9 +69,9 @@ impl BlockWriter {
     }
 }
 
-/// Writes a snapshot of `keyspace` to `path` (via a temporary file, fsynced,
+/// Writes a snapshot of `contents` to `path` (via a temporary file, fsynced,
 /// then renamed into place).
-pub fn write(path: &Path, meta: &SnapshotMeta, keyspace: &Keyspace) -> Result<()> {
+pub fn write(path: &Path, meta: &SnapshotMeta, contents: &Contents) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |e| Error::io(&tmp, e);
     let file = File::create(&tmp).map_err(io)?;
@@ -68,7 +83,7 @@ pub fn write(path: &Path, meta: &SnapshotMeta, keyspace: &Keyspace) -> Result<()
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut count = 0u64;
-    for (key, value) in keyspace.iter() {
+    for (key, value) in contents.keyspace.iter() {
         bytes += key.len() + value.data.len() + 16;
         records.push((key.clone(), value.data.clone(), value.expire_at_ms));
         count += 1;
@@ -79,6 +94,10 @@ pub fn write(path: &Path, meta: &SnapshotMeta, keyspace: &Keyspace) -> Result<()
     }
     if !records.is_empty() {
         writer.put(&Block::Records(records)).map_err(io)?;
+    }
+    let sessions: Vec<(u64, ClientSession)> = contents.sessions.iter().map(|(c, s)| (*c, s.clone())).collect();
+    for chunk in sessions.chunks(SESSIONS_PER_BLOCK) {
+        writer.put(&Block::Sessions(chunk.to_vec())).map_err(io)?;
     }
     writer.put(&Block::End { records: count }).map_err(io)?;
     let file = writer.out.into_inner().map_err(|e| io(e.into_error()))?;
@@ -172,24 +191,29 @@ pub fn read_meta(path: &Path) -> Result<SnapshotMeta> {
 }
 
 /// Reads and verifies a whole snapshot file.
-pub fn read(path: &Path) -> Result<(SnapshotMeta, Keyspace)> {
+pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
     let mut reader = BlockReader::open(path)?;
     let meta = match reader.next()? {
         Block::Meta(meta) => meta,
         _ => return Err(reader.corrupt(8, "first block is not the metadata".into())),
     };
-    let mut keyspace = Keyspace::default();
+    let mut contents = Contents::default();
     let mut count = 0u64;
     loop {
         let start = reader.offset;
         match reader.next()? {
             Block::Records(records) => {
                 for (key, data, expire_at_ms) in records {
-                    keyspace.restore(key, Value { data, expire_at_ms });
+                    contents.keyspace.restore(key, Value { data, expire_at_ms });
                     count += 1;
                 }
             }
-            Block::End { records } if records == count => return Ok((meta, keyspace)),
+            Block::Sessions(sessions) => {
+                for (client, session) in sessions {
+                    contents.sessions.restore(client, session);
+                }
+            }
+            Block::End { records } if records == count => return Ok((meta, contents)),
             Block::End { records } => {
                 return Err(reader.corrupt(start, format!("end block counts {records} records, file holds {count}")));
             }
@@ -201,13 +225,15 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Keyspace)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::{SetCondition, Write, WriteOp};
+    use crate::keyspace::{Reply, SetCondition, Write, WriteOp};
+    use crate::sessions::SessionTag;
 
-    fn keyspace(n: usize) -> Keyspace {
-        let mut ks = Keyspace::default();
+    fn contents(n: usize) -> Contents {
+        let mut contents = Contents::default();
         for i in 0..n {
-            ks.apply(&Write {
+            let write = Write {
                 now_ms: 0,
+                session: None,
                 op: WriteOp::Set {
                     key: Bytes::from(format!("key-{i}")),
                     value: Bytes::from(vec![b'x'; 100]),
@@ -216,24 +242,40 @@ mod tests {
                     keep_ttl: false,
                     get: false,
                 },
-            });
+            };
+            let tag = SessionTag {
+                client: i as u64 % 100,
+                seq: i as u64,
+                acked_below: 0,
+            };
+            let keyspace = &mut contents.keyspace;
+            contents.sessions.apply(tag, 0, || keyspace.apply(&write));
         }
-        ks
+        contents
     }
 
     #[test]
     fn round_trip_keeps_every_key_and_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        let ks = keyspace(5000);
-        write(&path, &SnapshotMeta::default(), &ks).unwrap();
+        let original = contents(5000);
+        write(&path, &SnapshotMeta::default(), &original).unwrap();
         let (meta, back) = read(&path).unwrap();
         assert_eq!(meta, SnapshotMeta::default());
-        assert_eq!(back.len(), 5000);
-        for (k, v) in ks.iter() {
-            let got = back.iter().find(|(bk, _)| *bk == k).unwrap().1;
+        assert_eq!(back.keyspace.len(), 5000);
+        for (k, v) in original.keyspace.iter() {
+            let got = back.keyspace.iter().find(|(bk, _)| *bk == k).unwrap().1;
             assert_eq!(got, v);
         }
+        assert_eq!(back.sessions, original.sessions);
+        assert_eq!(back.sessions.len(), 100);
+        let mut restored = back.sessions;
+        let repeat = SessionTag {
+            client: 3,
+            seq: 3,
+            acked_below: 0,
+        };
+        assert_eq!(restored.apply(repeat, 0, || Reply::Nil), Reply::Ok);
         assert!(!dir.path().join("s.tmp").exists());
     }
 
@@ -241,7 +283,7 @@ mod tests {
     fn a_flipped_byte_is_reported_with_file_and_offset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        write(&path, &SnapshotMeta::default(), &keyspace(3000)).unwrap();
+        write(&path, &SnapshotMeta::default(), &contents(3000)).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         let at = bytes.len() / 2;
         bytes[at] ^= 0x40;
@@ -269,7 +311,7 @@ mod tests {
     fn a_truncated_file_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        write(&path, &SnapshotMeta::default(), &keyspace(3000)).unwrap();
+        write(&path, &SnapshotMeta::default(), &contents(3000)).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = read(&path).unwrap_err().to_string();

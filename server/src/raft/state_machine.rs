@@ -26,8 +26,9 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use crate::error::{Error, Result};
 use crate::keyspace::{Keyspace, Reply};
-use crate::raft::snapshot_file::{self, SnapshotFile};
+use crate::raft::snapshot_file::{self, Contents, SnapshotFile};
 use crate::raft::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::sessions::Sessions;
 
 /// How many snapshot files a shard keeps.
 const SNAPSHOTS_KEPT: usize = 2;
@@ -37,22 +38,24 @@ const SNAPSHOTS_KEPT: usize = 2;
 pub struct Applied {
     /// The keys.
     pub keyspace: Keyspace,
+    /// The clients' sessions (exactly-once writes).
+    pub sessions: Sessions,
     /// The last log entry applied.
     pub last_applied: Option<LogId>,
     /// The last membership applied.
     pub membership: StoredMembership,
 }
 
-/// The newest valid snapshot file, and its keyspace while it has been read
+/// The newest valid snapshot file, and its contents while it has been read
 /// (verified) but not yet installed.
-type CurrentSnapshot = (PathBuf, Option<Keyspace>);
+type CurrentSnapshot = (PathBuf, Option<Contents>);
 
 /// The shard's state machine handle; clones share the same state.
 #[derive(Clone)]
 pub struct StateMachine {
     applied: Arc<RwLock<Applied>>,
     dir: PathBuf,
-    /// The newest snapshot known to be complete and valid, with its keyspace
+    /// The newest snapshot known to be complete and valid, with its contents
     /// when it was just verified and not yet installed (saves a second read
     /// at start-up).
     current: Arc<Mutex<Option<CurrentSnapshot>>>,
@@ -96,8 +99,8 @@ impl StateMachine {
     }
 
     /// Makes `path` the current snapshot and deletes all but the newest few.
-    fn adopt(&self, path: PathBuf, keyspace: Option<Keyspace>) -> io::Result<()> {
-        *self.current.lock().expect("snapshot lock") = Some((path.clone(), keyspace));
+    fn adopt(&self, path: PathBuf) -> io::Result<()> {
+        *self.current.lock().expect("snapshot lock") = Some((path.clone(), None));
         for old in self
             .files()?
             .into_iter()
@@ -119,22 +122,26 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        let (meta, keyspace) = {
+        let (meta, contents) = {
             let applied = self.sm.applied.read().expect("state lock");
             let meta = SnapshotMeta {
                 last_log_id: applied.last_applied,
                 last_membership: applied.membership.clone(),
             };
-            (meta, applied.keyspace.clone())
+            let contents = Contents {
+                keyspace: applied.keyspace.clone(),
+                sessions: applied.sessions.clone(),
+            };
+            (meta, contents)
         };
         let path = self.sm.dir.join(StateMachine::file_name(&meta));
         let write_path = path.clone();
         let write_meta = meta.clone();
-        tokio::task::spawn_blocking(move || snapshot_file::write(&write_path, &write_meta, &keyspace))
+        tokio::task::spawn_blocking(move || snapshot_file::write(&write_path, &write_meta, &contents))
             .await
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
-        self.sm.adopt(path.clone(), None)?;
+        self.sm.adopt(path.clone())?;
         tracing::info!(path = %path.display(), "snapshot written");
         Ok(Snapshot {
             meta,
@@ -163,7 +170,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.last_applied = Some(entry.log_id);
                 match &entry.payload {
                     EntryPayload::Blank => Reply::Ok,
-                    EntryPayload::Normal(write) => applied.keyspace.apply(write),
+                    EntryPayload::Normal(write) => {
+                        let Applied { keyspace, sessions, .. } = &mut *applied;
+                        match write.session {
+                            Some(tag) => sessions.apply(tag, write.now_ms, || keyspace.apply(write)),
+                            None => keyspace.apply(write),
+                        }
+                    }
                     EntryPayload::Membership(membership) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
                         Reply::Ok
@@ -187,19 +200,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let preloaded = {
             let mut current = self.current.lock().expect("snapshot lock");
             match current.as_mut() {
-                Some((path, keyspace)) if *path == snapshot.path => keyspace.take(),
+                Some((path, contents)) if *path == snapshot.path => contents.take(),
                 _ => None,
             }
         };
-        let keyspace = match preloaded {
-            Some(keyspace) => keyspace,
+        let contents = match preloaded {
+            Some(contents) => contents,
             None => {
                 let path = snapshot.path.clone();
-                let (_, keyspace) = tokio::task::spawn_blocking(move || snapshot_file::read(&path))
+                let (_, contents) = tokio::task::spawn_blocking(move || snapshot_file::read(&path))
                     .await
                     .map_err(io::Error::other)?
                     .map_err(io::Error::other)?;
-                keyspace
+                contents
             }
         };
         let path = self.dir.join(Self::file_name(meta));
@@ -215,11 +228,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         {
             let mut applied = self.applied.write().expect("state lock");
-            applied.keyspace = keyspace;
+            applied.keyspace = contents.keyspace;
+            applied.sessions = contents.sessions;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
         }
-        self.adopt(path, None)?;
+        self.adopt(path)?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }
@@ -245,8 +259,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .await
                 .map_err(io::Error::other)?;
             match verified {
-                Ok((meta, keyspace)) => {
-                    *self.current.lock().expect("snapshot lock") = Some((path.clone(), Some(keyspace)));
+                Ok((meta, contents)) => {
+                    *self.current.lock().expect("snapshot lock") = Some((path.clone(), Some(contents)));
                     return Ok(Some(Snapshot {
                         meta,
                         snapshot: SnapshotFile { path },

@@ -33,7 +33,7 @@ use super::frame::{Frame, Protocol};
 use super::server::Shared;
 use crate::error::Error;
 use crate::keyspace::{KvError, Reply, Write, WriteOp};
-use crate::shard::{Request, now_ms};
+use crate::shard::Request;
 
 /// One connected client's state.
 #[derive(Debug)]
@@ -182,12 +182,13 @@ pub fn kv_error(err: KvError) -> Frame {
     match err {
         KvError::NotInteger => not_integer(),
         KvError::Overflow => Frame::error("ERR increment or decrement would overflow"),
+        KvError::DuplicateRequest => Frame::error("ERR duplicate of a write that was already answered"),
     }
 }
 
 /// A write request stamped with this node's clock.
 pub fn write(op: WriteOp) -> Request {
-    Request::Write(Write { now_ms: now_ms(), op })
+    Request::Write(Write::new(op))
 }
 
 /// Runs `request` on the shard of `key` and hands the reply to `reply`.
