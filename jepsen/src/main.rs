@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cairn_jepsen::nemesis::Fault;
 use cairn_jepsen::run::{Bug, RunOptions, run};
-use cairn_jepsen::workload::Workload;
+use cairn_jepsen::workload::{Via, Workload};
 use cairn_jepsen::{checker, history};
 use clap::{Parser, Subcommand};
 
@@ -26,6 +26,10 @@ enum Command {
         /// The workload.
         #[arg(long, value_enum, default_value = "register")]
         workload: Workload,
+        /// The path clients take (default: client for register and
+        /// counter, resp for set).
+        #[arg(long, value_enum)]
+        via: Option<Via>,
         /// Faults, comma separated.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,pause")]
         nemesis: Vec<Fault>,
@@ -95,6 +99,7 @@ async fn real_main() -> anyhow::Result<bool> {
         }
         Command::Run {
             workload,
+            via,
             nemesis,
             nemesis_interval,
             time,
@@ -123,9 +128,15 @@ async fn real_main() -> anyhow::Result<bool> {
                 server.display()
             );
             anyhow::ensure!(nemesis_interval > 0.0, "--nemesis-interval must be positive");
+            let via = via.unwrap_or(workload.default_via());
+            anyhow::ensure!(
+                workload.supports(via),
+                "the {workload:?} workload cannot run --via {via:?}"
+            );
             let out = out.unwrap_or_else(|| PathBuf::from(format!("jepsen-out/{workload:?}-{seed}").to_lowercase()));
             let options = RunOptions {
                 workload,
+                via,
                 nemesis,
                 interval: Duration::from_secs_f64(nemesis_interval),
                 time: Duration::from_secs(time),

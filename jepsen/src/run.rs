@@ -15,13 +15,15 @@ use crate::history::{self, Recorder, Status};
 use crate::nemesis::{self, Fault};
 use crate::net::Net;
 use crate::resp_client::{Reply, RespClient};
-use crate::workload::{self, Context, Workload};
+use crate::workload::{self, Context, Via, Workload};
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The workload.
     pub workload: Workload,
+    /// The path clients take.
+    pub via: Via,
     /// Faults to inject.
     pub nemesis: Vec<Fault>,
     /// Seconds between a fault and its healing.
@@ -86,12 +88,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
         recorder: recorder.clone(),
         grpc,
         resp: resp.clone(),
+        via: options.via,
         deadline,
         issued: AtomicU64::new(0),
     });
     println!(
-        "running {:?} for {:?} with {} clients, nemesis {:?} every {:?}, seed {}{}",
+        "running {:?} via {:?} for {:?} with {} clients, nemesis {:?} every {:?}, seed {}{}",
         options.workload,
+        options.via,
         options.time,
         options.clients,
         options.nemesis,

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fixtures::{Resp, SERVER, Value, free_port, signal};
+use fixtures::{Resp, Value, free_port, server_binary, signal};
 
 /// A first port whose node ports (+0, +2, +10, +12, +20, +22) are all free.
 fn free_base() -> u16 {
@@ -27,7 +27,7 @@ fn free_base() -> u16 {
 }
 
 fn start_dev(dir: &std::path::Path, port: u16) -> (std::process::Child, Vec<String>) {
-    let mut child = Command::new(SERVER)
+    let mut child = Command::new(server_binary("cairn-server"))
         .args(["dev", "--dir"])
         .arg(dir)
         .args(["--port", &port.to_string()])
@@ -104,7 +104,7 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
     assert!(dev.wait().unwrap().success());
 
     // Asking for a different shape on an existing directory is refused.
-    let out = Command::new(SERVER)
+    let out = Command::new(server_binary("cairn-server"))
         .args(["dev", "--dir"])
         .arg(dir.path())
         .args(["--zones", "5"])

@@ -1,16 +1,22 @@
 //! Workloads: concurrent clients that drive the cluster and record every
 //! operation with its outcome.
 //!
-//! - [`register`]: read / write / compare-and-set on many independent keys
-//!   through the gRPC `Kv` service; unique values; keys rotate after a few
-//!   hundred operations so each key's history stays small enough to check.
-//! - [`set`]: adds of unique elements through the Redis protocol (`SET` of
-//!   one key per element), then a final read of everything (`MGET`).
-//! - [`counter`]: `INCR` through the Redis protocol, then a final `GET`.
+//! - [`register`]: read / write / compare-and-set on many independent keys;
+//!   unique values; keys rotate after a few hundred operations so each
+//!   key's history stays small enough to check.
+//! - [`set`]: adds of unique elements (one key per element), then a final
+//!   read of everything (`MGET`).
+//! - [`counter`]: increments, then a final read of each counter.
+//!
+//! Each workload runs through one of the paths users run ([`Via`]):
+//! cairn-client (routing, retries, exactly-once writes), the Redis protocol
+//! through any node, or the raw gRPC `Kv` service through any node (which
+//! forwards to the leader).
 //!
 //! Outcomes are classified conservatively: `fail` only when the server said
-//! nothing was proposed (no leader) or the connection was refused before
-//! anything was sent; every other error or timeout is `unknown`.
+//! nothing was proposed (no leader), the connection was refused before
+//! anything was sent, or the request was refused as invalid; every other
+//! error or timeout is `unknown`.
 
 pub mod counter;
 pub mod register;
@@ -31,12 +37,74 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(6);
 /// Which workload to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
-    /// Registers with read, write and compare-and-set (gRPC).
+    /// Registers with read, write and compare-and-set.
     Register,
-    /// A grow-only set (Redis protocol).
+    /// A grow-only set.
     Set,
-    /// Counters (Redis protocol).
+    /// Counters.
     Counter,
+}
+
+/// The path clients take to the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// cairn-client: routed to leaders, retried, writes exactly once.
+    Client,
+    /// The gRPC `Kv` service of a node (forwarded to the leader), no retries.
+    Grpc,
+    /// The Redis protocol of a node (forwarded to the leader), no retries.
+    Resp,
+}
+
+impl Workload {
+    /// The path used when none is asked for.
+    pub fn default_via(self) -> Via {
+        match self {
+            Workload::Register | Workload::Counter => Via::Client,
+            Workload::Set => Via::Resp,
+        }
+    }
+
+    /// Whether the workload can run through `via`.
+    pub fn supports(self, via: Via) -> bool {
+        match self {
+            // Compare-and-set is not a Redis command.
+            Workload::Register => via != Via::Resp,
+            Workload::Set | Workload::Counter => via != Via::Grpc,
+        }
+    }
+}
+
+/// A cairn-client handle for one workload client, built once the cluster
+/// answers (`None` if it never did before the deadline).
+pub async fn cairn_client(ctx: &Context) -> Option<cairn_client::Client> {
+    let seeds: Vec<String> = ctx.grpc.iter().map(ToString::to_string).collect();
+    while Instant::now() < ctx.deadline {
+        let built = cairn_client::Client::builder()
+            .seeds(seeds.clone())
+            .options(cairn_client::CallOptions::default().deadline(CLIENT_DEADLINE))
+            .build()
+            .await;
+        if let Ok(client) = built {
+            return Some(client);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// The deadline of one cairn-client call (its retries included).
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Classifies a failed cairn-client write: `fail` only when the request
+/// was refused as such (it cannot have been applied).
+pub fn client_write_status(err: &cairn_client::Error) -> Status {
+    match err {
+        cairn_client::Error::InvalidArgument(_)
+        | cairn_client::Error::Rejected(_)
+        | cairn_client::Error::Unauthorized(_) => Status::Fail,
+        _ => Status::Unknown,
+    }
 }
 
 /// What every client of a run shares.
@@ -47,6 +115,8 @@ pub struct Context {
     pub grpc: Vec<SocketAddr>,
     /// Every node's RESP address.
     pub resp: Vec<SocketAddr>,
+    /// The path clients take.
+    pub via: Via,
     /// When clients stop issuing operations.
     pub deadline: Instant,
     /// Operations issued so far (drives key rotation).

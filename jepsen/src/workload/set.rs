@@ -1,6 +1,7 @@
-//! The set workload over the Redis protocol: each added element is its own
-//! key (`s<set>:<element>`), and the final read is an `MGET` of every
-//! element ever attempted.
+//! The set workload: each added element is its own key
+//! (`s<set>:<element>`), written through the Redis protocol or
+//! cairn-client, and the final read is an `MGET` of every element ever
+//! attempted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::{Context, Fields, OP_TIMEOUT, resp_definitely_failed};
+use super::{Context, Fields, OP_TIMEOUT, Via, cairn_client, client_write_status, resp_definitely_failed};
 use crate::history::{Kind, Status};
 use crate::resp_client::{Reply, RespClient};
 
@@ -18,6 +19,38 @@ const SETS: u64 = 3;
 
 /// One client: adds unique elements until the deadline.
 pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
+    match ctx.via {
+        Via::Client => through_client(id, ctx, seed).await,
+        Via::Resp | Via::Grpc => through_resp(id, ctx, seed).await,
+    }
+}
+
+async fn through_client(id: u64, ctx: Arc<Context>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let Some(client) = cairn_client(&ctx).await else {
+        return;
+    };
+    let mut n = 0u64;
+    while tokio::time::Instant::now() < ctx.deadline {
+        n += 1;
+        let set = format!("s{}", rng.random_range(0..SETS));
+        let element = format!("{id}-{n}");
+        let call = ctx.recorder.now();
+        let key = format!("{set}:{element}");
+        let status = match tokio::time::timeout(OP_TIMEOUT, client.set(key, "1")).await {
+            Ok(Ok(_)) => Status::Ok,
+            Ok(Err(err)) => client_write_status(&err),
+            Err(_) => Status::Unknown,
+        };
+        let fields = Fields {
+            value: Some(element),
+            ..Fields::status(status)
+        };
+        ctx.record(id, call, Kind::Add, &set, fields);
+    }
+}
+
+async fn through_resp(id: u64, ctx: Arc<Context>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut node = id as usize;
     let mut conn: Option<RespClient> = None;

@@ -5,10 +5,13 @@
 //!
 //! A watch wakes on the groups' server metrics (they change on votes,
 //! leader and membership changes, not on every applied entry) and sends a
-//! new status only when some shard's leader or term differs from the last
-//! one sent.
+//! new status when some shard's leader or term differs from the last one
+//! sent, and at least every [`WATCH_REFRESH`] regardless, so a client whose
+//! picture drifted (a stale hint from a node in the middle of an election)
+//! is set right within that time.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_proto::admin::admin_server::Admin;
 use cairn_proto::admin::{NodeStatus, ShardStatus, StatusReply, StatusRequest};
@@ -21,6 +24,8 @@ use crate::node::Node;
 
 /// Status messages a slow watcher may fall behind by.
 const WATCH_BACKLOG: usize = 4;
+/// The longest a watcher waits for a status, changed or not.
+const WATCH_REFRESH: Duration = Duration::from_secs(1);
 
 /// Serves operators.
 pub struct AdminService {
@@ -83,10 +88,11 @@ fn status_of(node: &Node) -> StatusReply {
 async fn watch(node: Arc<Node>, tx: mpsc::Sender<Result<StatusReply, Status>>) {
     let mut watchers: Vec<_> = node.shards().map(|shard| shard.raft().server_metrics()).collect();
     let mut sent: Option<Vec<(u64, u64)>> = None;
+    let mut refresh = false;
     loop {
         let status = status_of(&node);
         let leaders: Vec<(u64, u64)> = status.shards.iter().map(|s| (s.leader, s.term)).collect();
-        if sent.as_ref() != Some(&leaders) {
+        if refresh || sent.as_ref() != Some(&leaders) {
             if tx.send(Ok(status)).await.is_err() {
                 return;
             }
@@ -97,12 +103,14 @@ async fn watch(node: Arc<Node>, tx: mpsc::Sender<Result<StatusReply, Status>>) {
             return;
         }
         let changes = watchers.iter_mut().map(|w| Box::pin(w.changed()));
+        refresh = false;
         tokio::select! {
             (changed, _, _) = futures::future::select_all(changes) => {
                 if changed.is_err() {
                     return; // a group stopped: the node is going down
                 }
             }
+            () = tokio::time::sleep(WATCH_REFRESH) => refresh = true,
             () = tx.closed() => return,
         }
     }

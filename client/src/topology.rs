@@ -1,0 +1,216 @@
+//! The client's picture of the cluster: nodes, shards, their slot ranges and
+//! current leaders.
+//!
+//! It is learned from any seed at start-up and then kept fresh by the
+//! topology stream (see [`crate::watch`]) and by the leader hints of nodes
+//! that refused a request. A leader reported for an older term than the one
+//! known never replaces a newer one, so a lagging node's stream cannot
+//! route the client backwards.
+
+use std::collections::BTreeMap;
+
+use cairn_proto::admin::StatusReply;
+use cairn_proto::slot::key_slot;
+
+use crate::error::{Error, Result};
+
+/// A node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its id.
+    pub id: u64,
+    /// Its region.
+    pub region: String,
+    /// Its availability zone.
+    pub zone: String,
+    /// Its gRPC address (`host:port`).
+    pub grpc_addr: String,
+}
+
+/// A shard: a contiguous range of hash slots and one Raft group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// Its id.
+    pub id: u64,
+    /// First slot, inclusive.
+    pub first_slot: u16,
+    /// Last slot, inclusive.
+    pub last_slot: u16,
+    /// The leader, when known.
+    pub leader: Option<u64>,
+    /// The term the leader was reported for.
+    pub term: u64,
+    /// The nodes holding a replica.
+    pub voters: Vec<u64>,
+}
+
+/// The cluster as the client knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The cluster's name.
+    pub cluster_name: String,
+    /// Nodes by id.
+    pub nodes: BTreeMap<u64, NodeInfo>,
+    /// Shards in slot order.
+    pub shards: Vec<ShardInfo>,
+}
+
+impl Topology {
+    /// Reads a node's status answer; refuses one whose shards do not cover
+    /// every slot exactly once.
+    pub(crate) fn from_status(status: StatusReply) -> Result<Self> {
+        let nodes = status
+            .nodes
+            .into_iter()
+            .map(|n| {
+                let info = NodeInfo {
+                    id: n.id,
+                    region: n.region,
+                    zone: n.zone,
+                    grpc_addr: n.grpc_addr,
+                };
+                (n.id, info)
+            })
+            .collect();
+        let mut shards: Vec<ShardInfo> = status
+            .shards
+            .into_iter()
+            .map(|s| ShardInfo {
+                id: s.shard,
+                first_slot: s.first_slot as u16,
+                last_slot: s.last_slot as u16,
+                leader: (s.leader != 0).then_some(s.leader),
+                term: s.term,
+                voters: s.voters,
+            })
+            .collect();
+        shards.sort_by_key(|s| s.first_slot);
+        let mut next = 0u32;
+        for shard in &shards {
+            if u32::from(shard.first_slot) != next || shard.last_slot < shard.first_slot {
+                return Err(Error::Discovery(format!(
+                    "node {} reported a slot map with a gap or overlap at slot {next}",
+                    status.answered_by
+                )));
+            }
+            next = u32::from(shard.last_slot) + 1;
+        }
+        if next != u32::from(cairn_proto::slot::SLOTS) {
+            return Err(Error::Discovery(format!(
+                "node {} reported a slot map that ends at slot {next}",
+                status.answered_by
+            )));
+        }
+        Ok(Topology {
+            cluster_name: status.cluster_name,
+            nodes,
+            shards,
+        })
+    }
+
+    /// The shard owning `key`.
+    pub fn shard_of_key(&self, key: &[u8]) -> u64 {
+        let slot = key_slot(key);
+        let at = self.shards.partition_point(|s| s.last_slot < slot);
+        self.shards[at].id
+    }
+
+    /// The shard with id `shard`.
+    pub fn shard(&self, shard: u64) -> Option<&ShardInfo> {
+        self.shards.iter().find(|s| s.id == shard)
+    }
+
+    /// The known leader of `shard`.
+    pub fn leader(&self, shard: u64) -> Option<u64> {
+        self.shard(shard).and_then(|s| s.leader)
+    }
+
+    /// Takes what `update` knows that is newer; returns whether any leader
+    /// changed. A different slot layout replaces the whole picture.
+    pub(crate) fn merge(&mut self, update: Topology) -> bool {
+        let same_layout = self.shards.len() == update.shards.len()
+            && self
+                .shards
+                .iter()
+                .zip(&update.shards)
+                .all(|(a, b)| (a.id, a.first_slot, a.last_slot) == (b.id, b.first_slot, b.last_slot));
+        if !same_layout {
+            *self = update;
+            return true;
+        }
+        self.nodes = update.nodes;
+        let mut changed = false;
+        for (known, new) in self.shards.iter_mut().zip(update.shards) {
+            known.voters = new.voters;
+            let newer = new.term > known.term || (new.term == known.term && new.leader.is_some());
+            if newer && (new.leader, new.term) != (known.leader, known.term) {
+                changed |= new.leader != known.leader;
+                known.leader = new.leader;
+                known.term = new.term;
+            }
+        }
+        changed
+    }
+
+    /// Records a leader hint (or that the leader is unknown).
+    pub(crate) fn set_leader(&mut self, shard: u64, leader: Option<u64>) {
+        if let Some(known) = self.shards.iter_mut().find(|s| s.id == shard) {
+            known.leader = leader;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_proto::admin::ShardStatus;
+
+    use super::*;
+
+    fn status(leaders: &[(u64, u64)]) -> StatusReply {
+        let n = leaders.len() as u32;
+        StatusReply {
+            shards: leaders
+                .iter()
+                .enumerate()
+                .map(|(i, &(leader, term))| ShardStatus {
+                    shard: i as u64,
+                    first_slot: (i as u32 * 16384).div_ceil(n),
+                    last_slot: ((i as u32 + 1) * 16384).div_ceil(n) - 1,
+                    leader,
+                    term,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn routes_keys_by_slot_like_the_server() {
+        let topology = Topology::from_status(status(&[(1, 1), (2, 1), (3, 1)])).unwrap();
+        let slots = cairn_proto::slot::SlotMap::new(3);
+        for key in ["a", "b", "user:{42}:name", "{42}x", "zzz"] {
+            assert_eq!(
+                topology.shard_of_key(key.as_bytes()),
+                slots.shard_of_key(key.as_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn older_terms_never_replace_newer_leaders() {
+        let mut topology = Topology::from_status(status(&[(1, 5), (2, 5)])).unwrap();
+        assert!(!topology.merge(Topology::from_status(status(&[(3, 4), (2, 5)])).unwrap()));
+        assert_eq!(topology.leader(0), Some(1));
+        assert!(topology.merge(Topology::from_status(status(&[(3, 6), (0, 6)])).unwrap()));
+        assert_eq!(topology.leader(0), Some(3));
+        assert_eq!(topology.leader(1), None, "an election under way forgets the old leader");
+    }
+
+    #[test]
+    fn a_slot_map_with_a_gap_is_refused() {
+        let mut bad = status(&[(1, 1), (2, 1)]);
+        bad.shards[1].first_slot += 1;
+        assert!(matches!(Topology::from_status(bad), Err(Error::Discovery(_))));
+    }
+}
