@@ -38,6 +38,8 @@ pub struct Cluster {
     armed: BTreeMap<u64, String>,
     /// Nodes that exited when restarted on damaged data.
     refused: std::collections::BTreeSet<u64>,
+    /// Nodes restarted on data they must refuse (a damaged log).
+    must_refuse: std::collections::BTreeSet<u64>,
     /// Where the nodes live; dropped (namespaces removed) after the
     /// processes are killed.
     pub net: Net,
@@ -105,6 +107,7 @@ impl Cluster {
             bug,
             armed: BTreeMap::new(),
             refused: Default::default(),
+            must_refuse: Default::default(),
             net,
         };
         for id in cluster.ids() {
@@ -207,6 +210,32 @@ impl Cluster {
         ))
     }
 
+    /// Flips bytes in the middle of a stopped node's biggest write-ahead
+    /// log file (where the Raft log's newest records are); returns its
+    /// path, or `None` if it has none worth damaging.
+    pub fn corrupt_log(&self, id: u64) -> anyhow::Result<Option<String>> {
+        let store = self.node_dir(id).join("store");
+        let wal = std::fs::read_dir(&store)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.len(), p)))
+            .filter(|(len, _)| *len >= 4096)
+            .max();
+        let Some((_, file)) = wal else {
+            return Ok(None);
+        };
+        let mut bytes = std::fs::read(&file)?;
+        let at = bytes.len() / 2;
+        for b in &mut bytes[at..at + 8] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&file, bytes)?;
+        Ok(Some(
+            file.strip_prefix(&self.dir).unwrap_or(&file).display().to_string(),
+        ))
+    }
+
     /// Marks a running node whose exit would be expected (not a crash).
     pub fn expect_exit(&mut self, id: u64) {
         self.armed.insert(id, EXPECTED_EXIT.into());
@@ -215,7 +244,22 @@ impl Cluster {
     /// Whether a node restarted on damaged data refused to start (seen by
     /// [`Cluster::crashed`]); asking clears it.
     pub fn refused_to_start(&mut self, id: u64) -> bool {
-        self.refused.remove(&id)
+        let refused = self.refused.remove(&id);
+        if refused {
+            self.must_refuse.remove(&id);
+        }
+        refused
+    }
+
+    /// Marks a node restarted on data it must refuse to serve.
+    pub fn require_refusal(&mut self, id: u64) {
+        self.must_refuse.insert(id);
+    }
+
+    /// Whether a node that had to refuse its data started anyway (asking
+    /// clears it); call after [`Cluster::refused_to_start`].
+    pub fn accepted_damage(&mut self, id: u64) -> bool {
+        self.must_refuse.remove(&id)
     }
 
     /// Stops a node and deletes its data, as when a disk is replaced; it

@@ -39,6 +39,11 @@ pub enum Fault {
     /// wrong data. A node that refuses is repaired at heal time the way an
     /// operator replaces a disk: its data is wiped and it rejoins empty.
     Corrupt,
+    /// Stop a node, damage the middle of its write-ahead log (where its
+    /// newest Raft log records are), start it again: it must refuse to
+    /// start, never come back with acknowledged records silently missing.
+    /// Repaired at heal time like `corrupt`.
+    CorruptLog,
     /// `SIGSTOP` a node, `SIGCONT` it later.
     Pause,
     /// Kill every node of one zone.
@@ -64,9 +69,14 @@ pub enum Fault {
 
 impl Fault {
     fn is_partition(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Fault::Kill | Fault::Pause | Fault::Zone | Fault::Crash | Fault::Delay
+            Fault::Partition
+                | Fault::PartitionOne
+                | Fault::PartitionLeader
+                | Fault::PartitionHalves
+                | Fault::PartitionRing
+                | Fault::PartitionBridge
         )
     }
 
@@ -209,6 +219,19 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
                 None => format!("corrupt node {target}: no snapshot yet, restarted as is"),
             }
         }
+        Fault::CorruptLog => {
+            cluster.kill(target);
+            let damaged = cluster.corrupt_log(target)?;
+            cluster.start_armed(target, None)?;
+            cluster.expect_exit(target);
+            if damaged.is_some() {
+                cluster.require_refusal(target);
+            }
+            match damaged {
+                Some(file) => format!("corrupt {file} of node {target}, restart it"),
+                None => format!("corrupt-log node {target}: no log worth damaging, restarted as is"),
+            }
+        }
         Fault::Pause => {
             cluster.pause(target, true);
             format!("pause node {target}")
@@ -320,6 +343,11 @@ fn heal(cluster: &Arc<Mutex<Cluster>>, log: &mut Log, recorder: &Recorder) {
             if let Err(err) = cluster.wipe(id) {
                 eprintln!("could not wipe node {id}: {err}");
             }
+        } else if cluster.accepted_damage(id) {
+            log.crashes.push((
+                id,
+                "started on a damaged write-ahead log: the damage went undetected".into(),
+            ));
         }
         if cluster.is_armed(id) {
             cluster.kill(id);

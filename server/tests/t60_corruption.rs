@@ -97,3 +97,24 @@ fn t61_no_valid_snapshot_and_a_purged_log_refuses_to_start() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn t62_a_damaged_write_ahead_log_refuses_to_start() {
+    let mut cluster = Cluster::start(1, 1, RaftOptions::default());
+    fill(&cluster, 2000);
+    cluster.kill(1);
+    let store = cluster.node_dir(1).join("store");
+    let wal = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("the write-ahead log holds the writes");
+    flip_middle_byte(&wal);
+    let (ok, stderr) = fixtures::run_server(&[std::path::Path::new("--config"), &cluster.config(1)]);
+    assert!(!ok, "a node whose log lost acknowledged records must not start");
+    assert!(
+        stderr.contains("Corruption") && stderr.contains(&store.display().to_string()),
+        "the error names the store and the damage: {stderr}"
+    );
+}

@@ -3,10 +3,19 @@
 //! Writes go to the write-ahead log without a per-write fsync; durability is
 //! asked for explicitly with [`Storage::sync`] (`flush_wal(true)`), so that
 //! concurrent appends of many shards share one fsync.
+//!
+//! Recovery tolerates only a damaged *last* record of the write-ahead log
+//! (a write torn by power loss, which was never fsynced, hence never
+//! acknowledged). Damage anywhere else makes opening fail with RocksDB's
+//! `Corruption` error, so the node refuses to start instead of silently
+//! dropping records it had acknowledged (RocksDB's default recovery mode
+//! stops replay at the damage and carries on).
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+};
 
 use super::{Batch, BatchOp, Cf, Storage};
 use crate::error::{Error, Result};
@@ -24,6 +33,8 @@ impl RocksStorage {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
+        options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+        options.set_paranoid_checks(true);
         let families = Cf::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
