@@ -39,7 +39,14 @@ pub fn write(path: &Path, summary: &str, verdicts: &[KeyVerdict], history: &[Op]
         }
     }
     for verdict in failing {
-        html.push_str("<h2>No linearization</h2>");
+        html.push_str(
+            "<h2>No linearization</h2><p>The smallest failing sub-history first, then every operation on the key.</p>",
+        );
+        draw_key(
+            &mut html,
+            &format!("{} (smallest failing sub-history)", verdict.key),
+            &verdict.core,
+        );
         draw_key(&mut html, &verdict.key, &verdict.history);
     }
     std::fs::write(path, html)?;

@@ -11,7 +11,11 @@
 //!
 //! Registers are independent, so each key is checked alone
 //! (P-compositionality): a failure is reported with that key's history
-//! only, which is as small as the violation allows.
+//! only. That history is then shrunk to a smallest failing core
+//! ([`minimise`]): operations are dropped one at a time as long as what
+//! remains is still not linearizable, never dropping the write a remaining
+//! operation observed, so the core shows the violation on its own — often
+//! just a write, a later write and a read that saw the first.
 //!
 //! An operation with status `unknown` may have taken effect at any time
 //! after its call, or never: its return is taken as "the end of time", so it
@@ -36,7 +40,12 @@ pub struct KeyVerdict {
     pub linearizable: bool,
     /// When not linearizable: the key's operations, for the report.
     pub history: Vec<Op>,
+    /// When not linearizable: a smallest sub-history that still is not.
+    pub core: Vec<Op>,
 }
+
+/// Linearizability checks a minimisation may spend.
+const MINIMISE_BUDGET: usize = 5_000;
 
 /// Checks every key of a register history.
 pub fn check(history: &[Op]) -> Vec<KeyVerdict> {
@@ -50,18 +59,77 @@ pub fn check(history: &[Op]) -> Vec<KeyVerdict> {
         .into_iter()
         .map(|(key, ops)| {
             let linearizable = check_key(&ops);
+            let (history, core) = if linearizable {
+                (Vec::new(), Vec::new())
+            } else {
+                let core = minimise(&ops).into_iter().cloned().collect();
+                (ops.iter().copied().cloned().collect(), core)
+            };
             KeyVerdict {
                 key: key.to_string(),
                 ops: ops.len(),
                 linearizable,
-                history: if linearizable {
-                    Vec::new()
-                } else {
-                    ops.into_iter().cloned().collect()
-                },
+                history,
+                core,
             }
         })
         .collect()
+}
+
+/// Shrinks a non-linearizable key history to a smallest failing core: a
+/// sub-history that is still not linearizable and from which no single
+/// operation can be dropped (within [`MINIMISE_BUDGET`] checks). A write,
+/// or a compare-and-set, whose value a remaining operation observed is
+/// kept, so every value in the core has its origin in it.
+pub fn minimise<'a>(ops: &[&'a Op]) -> Vec<&'a Op> {
+    // Operations the search ignores anyway go first.
+    let mut core: Vec<&Op> = ops
+        .iter()
+        .copied()
+        .filter(|op| op.status == Status::Ok || (op.status == Status::Unknown && op.op != Kind::Read))
+        .collect();
+    let mut budget = MINIMISE_BUDGET;
+    loop {
+        let mut shrunk = false;
+        let mut i = core.len();
+        while i > 0 && budget > 0 {
+            i -= 1;
+            if is_observed(&core, i) {
+                continue;
+            }
+            let mut candidate = core.clone();
+            candidate.remove(i);
+            budget -= 1;
+            if !check_key(&candidate) {
+                core = candidate;
+                shrunk = true;
+            }
+        }
+        if !shrunk || budget == 0 {
+            return core;
+        }
+    }
+}
+
+/// Whether the value `core[i]` stores is read or expected by another
+/// operation of `core`.
+fn is_observed(core: &[&Op], i: usize) -> bool {
+    let stored = match core[i].op {
+        Kind::Write => core[i].value.as_deref(),
+        Kind::Cas => core[i].new.as_deref(),
+        _ => None,
+    };
+    let Some(stored) = stored else {
+        return false;
+    };
+    core.iter().enumerate().any(|(j, op)| {
+        j != i
+            && match op.op {
+                Kind::Read => op.result.as_ref().and_then(|r| r.as_str()) == Some(stored),
+                Kind::Cas => op.expected.as_ref().and_then(|e| e.as_deref()) == Some(stored),
+                _ => false,
+            }
+    })
 }
 
 /// An operation as the search sees it.
@@ -243,6 +311,31 @@ mod tests {
         let verdicts = check(&history);
         assert!(!verdicts[0].linearizable);
         assert_eq!(verdicts[0].history.len(), 3, "the failing key's history is reported");
+    }
+
+    #[test]
+    fn a_failing_history_shrinks_to_the_ops_that_explain_it() {
+        // A busy key where one read, late, saw a long-overwritten value.
+        let mut history = Vec::new();
+        for i in 0..30u64 {
+            history.push(write(i % 3, 100 * i, 100 * i + 10, &format!("v{i}")));
+            history.push(read(3, 100 * i + 20, 100 * i + 30, Some(&format!("v{i}"))));
+        }
+        history.push(read(4, 5000, 5010, Some("v3")));
+        let verdict = check(&history).remove(0);
+        assert!(!verdict.linearizable);
+        let core: Vec<(Kind, Option<String>, Option<serde_json::Value>)> = verdict
+            .core
+            .iter()
+            .map(|o| (o.op, o.value.clone(), o.result.clone()))
+            .collect();
+        assert_eq!(verdict.core.len(), 3, "{core:?}");
+        assert!(
+            verdict.core.iter().any(|o| o.value.as_deref() == Some("v3")),
+            "{core:?}"
+        );
+        assert_eq!(verdict.core.last().unwrap().call, 5000);
+        assert_eq!(verdict.history.len(), 61, "the whole key is kept too");
     }
 
     #[test]

@@ -51,7 +51,13 @@ impl Report {
                 bad.len()
             );
             for v in bad {
-                let _ = writeln!(out, "  key {:?}: no linearization of its {} ops", v.key, v.ops);
+                let _ = writeln!(
+                    out,
+                    "  key {:?}: no linearization of its {} ops; smallest failing sub-history: {} ops",
+                    v.key,
+                    v.ops,
+                    v.core.len()
+                );
             }
         }
         for v in &self.sets {

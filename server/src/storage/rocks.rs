@@ -13,9 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{
-    ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
-};
+use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch};
 
 use super::{Batch, BatchOp, Cf, Storage};
 use crate::error::{Error, Result};
