@@ -76,6 +76,17 @@ impl Inner {
             .clone()
     }
 
+    /// Every node's id.
+    pub(crate) fn node_ids(&self) -> Vec<u64> {
+        self.topology
+            .read()
+            .expect("topology lock")
+            .nodes
+            .keys()
+            .copied()
+            .collect()
+    }
+
     pub(crate) fn channel(&self, node: u64) -> Result<Channel> {
         let addr = self
             .topology

@@ -38,14 +38,7 @@ async fn follow_topology(weak: Weak<Inner>) {
     loop {
         let channel = {
             let Some(inner) = weak.upgrade() else { return };
-            let nodes: Vec<u64> = inner
-                .topology
-                .read()
-                .expect("topology lock")
-                .nodes
-                .keys()
-                .copied()
-                .collect();
+            let nodes = inner.node_ids();
             let Some(node) = (0..nodes.len())
                 .map(|i| nodes[(turn + i) % nodes.len()])
                 .find(|&n| inner.breaker(n).state() == BreakerState::Closed)
@@ -85,14 +78,7 @@ async fn probe_breakers(weak: Weak<Inner>) {
     loop {
         let (interval, attempt_timeout, due) = {
             let Some(inner) = weak.upgrade() else { return };
-            let nodes: Vec<u64> = inner
-                .topology
-                .read()
-                .expect("topology lock")
-                .nodes
-                .keys()
-                .copied()
-                .collect();
+            let nodes = inner.node_ids();
             let due: Vec<u64> = nodes
                 .into_iter()
                 .filter(|&n| inner.breaker(n).state() == BreakerState::HalfOpen)
