@@ -64,8 +64,8 @@ async fn t40_breaker_opens_on_a_dead_node_and_closes_when_it_returns() {
         let reads = reads.clone();
         async move {
             for _ in 0..n {
-                let value = reads.get("k").await.expect("reads never fail").value;
-                assert_eq!(value.as_deref(), Some(&b"v"[..]));
+                // A stale read may not see the write yet; it must not fail.
+                reads.get("k").await.expect("reads never fail");
             }
         }
     };
