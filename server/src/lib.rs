@@ -12,11 +12,13 @@
 //! ```
 //!
 //! `config` and `slot` are shared vocabulary; `server` wires a node's
-//! listeners together; `dev` runs a whole local cluster as child processes.
+//! listeners and background work (`expiry`) together; `dev` runs a whole
+//! local cluster as child processes.
 
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod expiry;
 pub mod grpc;
 pub mod keyspace;
 pub mod node;

@@ -44,7 +44,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let grpc = tokio::spawn(crate::grpc::serve(grpc_listener, node.clone(), async move {
         let _ = grpc_stop.wait_for(|stop| *stop).await;
     }));
-    let resp = tokio::spawn(crate::resp::server::run(resp_listener, node.clone(), stop_rx));
+    let resp = tokio::spawn(crate::resp::server::run(resp_listener, node.clone(), stop_rx.clone()));
+    let expiry = tokio::spawn(crate::expiry::run(node.clone(), stop_rx));
     tracing::info!(node = me.id, resp = %me.resp_addr, grpc = %me.grpc_addr, "serving");
 
     let health = async {
@@ -65,6 +66,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let _ = stop_tx.send(true);
     let _ = resp.await;
+    expiry.abort();
     // Peers keep their connections open; give in-flight calls a moment,
     // then stop serving regardless.
     match tokio::time::timeout(GRPC_DRAIN, grpc).await {

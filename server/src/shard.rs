@@ -120,6 +120,17 @@ impl Shard {
         self.raft.metrics().borrow_watched().current_leader
     }
 
+    /// Up to `limit` keys whose deadline passed by `now_ms` (for active
+    /// expiry).
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Vec<bytes::Bytes> {
+        self.applied.read().expect("state lock").keyspace.expired(now_ms, limit)
+    }
+
+    /// Number of keys held that have a deadline.
+    pub fn expiring_count(&self) -> usize {
+        self.applied.read().expect("state lock").keyspace.expiring()
+    }
+
     /// Number of keys held in memory.
     pub fn key_count(&self) -> usize {
         self.applied.read().expect("state lock").keyspace.len()

@@ -22,7 +22,7 @@ use cairn_proto::kv::{
 use tonic::{Request, Response, Status};
 
 use super::{ROUTE_METADATA, status};
-use crate::keyspace::{KvError, Read, Reply, SetCondition, Write, WriteOp};
+use crate::keyspace::{ExpireCondition, KvError, Read, Reply, SetCondition, Write, WriteOp};
 use crate::node::{Consistency, Node};
 use crate::sessions::SessionTag;
 use crate::shard::{Answer, Request as ShardRequest, now_ms};
@@ -306,6 +306,7 @@ impl Kv for KvService {
         let op = WriteOp::Expire {
             key: key.clone(),
             expire_at_ms: deadline(ttl_ms)?,
+            condition: ExpireCondition::default(),
         };
         let (header, reply) = self.write(&key, op, session, direct).await?;
         match reply {

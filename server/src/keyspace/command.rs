@@ -88,14 +88,52 @@ pub enum WriteOp {
         /// The value to store.
         new: Bytes,
     },
-    /// Give an existing key a new deadline; replies 1, or 0 when the key
-    /// does not exist. A deadline already past deletes the key.
+    /// Give an existing key a new deadline if `condition` allows; replies
+    /// 1, or 0 when the key does not exist or the condition does not hold.
+    /// A deadline already past deletes the key.
     Expire {
         /// The key.
         key: Bytes,
         /// Absolute deadline in ms since the epoch.
         expire_at_ms: u64,
+        /// Redis's `NX` / `XX` / `GT` / `LT`.
+        condition: ExpireCondition,
     },
+    /// Remove a key's deadline; replies 1 if it had one.
+    Persist {
+        /// The key.
+        key: Bytes,
+    },
+    /// Remove the keys that have expired by the entry's clock (proposed by
+    /// the leader's active expiry; a key renewed since is kept). Replies how
+    /// many were removed.
+    PurgeExpired {
+        /// Keys the leader found expired.
+        keys: Vec<Bytes>,
+    },
+}
+
+/// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExpireCondition {
+    /// Only if the key has no deadline.
+    pub nx: bool,
+    /// Only if the key has a deadline.
+    pub xx: bool,
+    /// Only if the new deadline is later (no deadline counts as infinite).
+    pub gt: bool,
+    /// Only if the new deadline is earlier (no deadline counts as infinite).
+    pub lt: bool,
+}
+
+impl ExpireCondition {
+    /// Whether a key with deadline `current` may get `new`.
+    pub fn allows(self, current: Option<u64>, new: u64) -> bool {
+        !(self.nx && current.is_some()
+            || self.xx && current.is_none()
+            || self.gt && current.is_none_or(|c| new <= c)
+            || self.lt && current.is_some_and(|c| new >= c))
+    }
 }
 
 impl WriteOp {
@@ -105,8 +143,9 @@ impl WriteOp {
             WriteOp::Set { key, .. }
             | WriteOp::IncrBy { key, .. }
             | WriteOp::CompareAndSet { key, .. }
-            | WriteOp::Expire { key, .. } => vec![key],
-            WriteOp::Del { keys } => keys.iter().collect(),
+            | WriteOp::Expire { key, .. }
+            | WriteOp::Persist { key } => vec![key],
+            WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
     }
 }
@@ -119,6 +158,8 @@ impl fmt::Display for Write {
             WriteOp::IncrBy { .. } => "incrby",
             WriteOp::CompareAndSet { .. } => "cas",
             WriteOp::Expire { .. } => "expire",
+            WriteOp::Persist { .. } => "persist",
+            WriteOp::PurgeExpired { .. } => "purge-expired",
         };
         write!(f, "{name}@{}", self.now_ms)
     }
@@ -146,6 +187,12 @@ pub enum Read {
     DbSize,
     /// Milliseconds left to live: -1 without a deadline, -2 when absent.
     Ttl {
+        /// The key.
+        key: Bytes,
+    },
+    /// The absolute deadline in ms since the epoch: -1 without one, -2
+    /// when absent.
+    ExpireAt {
         /// The key.
         key: Bytes,
     },

@@ -7,16 +7,21 @@
 //! clock reading carried in the log entry ([`Write::now_ms`]), so apply is
 //! deterministic on every replica.
 //!
+//! Keys with a deadline are also indexed by deadline, so the shard leader
+//! can find expired keys without scanning ([`Keyspace::expired`]) and
+//! propose their removal ([`WriteOp::PurgeExpired`]), as a Redis primary
+//! sends `DEL` to its replicas.
+//!
 //! The keyspace knows nothing of Raft or storage; the Raft state machine
 //! owns one per shard and calls [`Keyspace::apply`] for each committed entry.
 
 pub mod command;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
-pub use command::{KvError, Read, Reply, SetCondition, Write, WriteOp};
+pub use command::{ExpireCondition, KvError, Read, Reply, SetCondition, Write, WriteOp};
 
 /// A stored value and its deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +42,8 @@ impl Value {
 #[derive(Debug, Clone, Default)]
 pub struct Keyspace {
     map: HashMap<Bytes, Value>,
+    /// `(deadline, key)` of every key that has a deadline.
+    deadlines: BTreeSet<(u64, Bytes)>,
 }
 
 impl Keyspace {
@@ -57,11 +64,60 @@ impl Keyspace {
 
     /// Inserts a key as read back from a snapshot.
     pub fn restore(&mut self, key: Bytes, value: Value) {
-        self.map.insert(key, value);
+        self.put(key, value);
+    }
+
+    /// Number of keys that have a deadline.
+    pub fn expiring(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Up to `limit` keys whose deadline is at or before `now_ms`, oldest
+    /// deadline first.
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
+        self.deadlines
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now_ms)
+            .take(limit)
+            .map(|(_, key)| key.clone())
+            .collect()
     }
 
     fn live(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
         self.map.get(key).filter(|v| v.is_live(now_ms))
+    }
+
+    /// Stores `value` at `key`, keeping the deadline index in step.
+    fn put(&mut self, key: Bytes, value: Value) {
+        if let Some(deadline) = value.expire_at_ms {
+            self.deadlines.insert((deadline, key.clone()));
+        }
+        if let Some(old) = self.map.insert(key.clone(), value)
+            && let Some(deadline) = old.expire_at_ms
+            && self.map[&key].expire_at_ms != Some(deadline)
+        {
+            self.deadlines.remove(&(deadline, key));
+        }
+    }
+
+    /// Removes `key`, keeping the deadline index in step.
+    fn take(&mut self, key: &[u8]) -> Option<Value> {
+        let (key, value) = self.map.remove_entry(key)?;
+        if let Some(deadline) = value.expire_at_ms {
+            self.deadlines.remove(&(deadline, key));
+        }
+        Some(value)
+    }
+
+    /// Gives `key` (which exists) a new deadline, or none.
+    fn set_deadline(&mut self, key: &Bytes, deadline: Option<u64>) {
+        if let Some(value) = self.map.get(key) {
+            let value = Value {
+                data: value.data.clone(),
+                expire_at_ms: deadline,
+            };
+            self.put(key.clone(), value);
+        }
     }
 
     /// Answers a read as of `now_ms` (the reader's clock).
@@ -85,6 +141,10 @@ impl Keyspace {
                     expire_at_ms: Some(deadline),
                     ..
                 }) => (deadline - now_ms) as i64,
+            }),
+            Read::ExpireAt { key } => Reply::Int(match self.live(key, now_ms) {
+                None => -2,
+                Some(value) => value.expire_at_ms.map_or(-1, |deadline| deadline as i64),
             }),
         }
     }
@@ -115,9 +175,9 @@ impl Keyspace {
                         *expire_at_ms
                     };
                     if deadline.is_some_and(|d| d <= now) {
-                        self.map.remove(key);
+                        self.take(key);
                     } else {
-                        self.map.insert(
+                        self.put(
                             key.clone(),
                             Value {
                                 data: value.clone(),
@@ -135,7 +195,7 @@ impl Keyspace {
             WriteOp::Del { keys } => {
                 let mut removed = 0;
                 for key in keys {
-                    if let Some(v) = self.map.remove(key)
+                    if let Some(v) = self.take(key)
                         && v.is_live(now)
                     {
                         removed += 1;
@@ -156,7 +216,7 @@ impl Keyspace {
                     return Reply::Err(KvError::Overflow);
                 };
                 let expire_at_ms = old.and_then(|v| v.expire_at_ms);
-                self.map.insert(
+                self.put(
                     key.clone(),
                     Value {
                         data: Bytes::from(next.to_string()),
@@ -168,7 +228,7 @@ impl Keyspace {
             WriteOp::CompareAndSet { key, expected, new } => {
                 let current = self.live(key, now).map(|v| v.data.clone());
                 if current == *expected {
-                    self.map.insert(
+                    self.put(
                         key.clone(),
                         Value {
                             data: new.clone(),
@@ -186,16 +246,42 @@ impl Keyspace {
                     }
                 }
             }
-            WriteOp::Expire { key, expire_at_ms } => {
-                if self.live(key, now).is_none() {
+            WriteOp::Expire {
+                key,
+                expire_at_ms,
+                condition,
+            } => {
+                let Some(current) = self.live(key, now).map(|v| v.expire_at_ms) else {
+                    return Reply::Int(0);
+                };
+                if !condition.allows(current, *expire_at_ms) {
                     return Reply::Int(0);
                 }
                 if *expire_at_ms <= now {
-                    self.map.remove(key);
-                } else if let Some(value) = self.map.get_mut(key) {
-                    value.expire_at_ms = Some(*expire_at_ms);
+                    self.take(key);
+                } else {
+                    self.set_deadline(key, Some(*expire_at_ms));
                 }
                 Reply::Int(1)
+            }
+            WriteOp::Persist { key } => match self.live(key, now) {
+                Some(Value {
+                    expire_at_ms: Some(_), ..
+                }) => {
+                    self.set_deadline(key, None);
+                    Reply::Int(1)
+                }
+                _ => Reply::Int(0),
+            },
+            WriteOp::PurgeExpired { keys } => {
+                let mut purged = 0;
+                for key in keys {
+                    if self.map.get(key).is_some_and(|v| !v.is_live(now)) {
+                        self.take(key);
+                        purged += 1;
+                    }
+                }
+                Reply::Int(purged)
             }
         }
     }
@@ -275,6 +361,7 @@ mod tests {
             op: WriteOp::Expire {
                 key: Bytes::from(key.to_string()),
                 expire_at_ms,
+                condition: ExpireCondition::default(),
             },
         };
         let ttl = |ks: &Keyspace, now_ms| ks.read(&Read::Ttl { key: Bytes::from("k") }, now_ms);
@@ -286,6 +373,86 @@ mod tests {
         assert_eq!(ttl(&ks, 1500), Reply::Int(3500));
         assert_eq!(ks.apply(&expire("k", 999)), Reply::Int(1));
         assert_eq!(ttl(&ks, 1000), Reply::Int(-2));
+    }
+
+    #[test]
+    fn expire_conditions_match_redis() {
+        let mut ks = Keyspace::default();
+        let expire = |expire_at_ms, nx, xx, gt, lt| Write {
+            now_ms: 1000,
+            session: None,
+            op: WriteOp::Expire {
+                key: Bytes::from("k"),
+                expire_at_ms,
+                condition: ExpireCondition { nx, xx, gt, lt },
+            },
+        };
+        ks.apply(&set("k", "v", 1000));
+        assert_eq!(
+            ks.apply(&expire(9000, false, true, false, false)),
+            Reply::Int(0),
+            "XX: none yet"
+        );
+        assert_eq!(
+            ks.apply(&expire(9000, false, false, true, false)),
+            Reply::Int(0),
+            "GT: none is infinite"
+        );
+        assert_eq!(
+            ks.apply(&expire(9000, false, false, false, true)),
+            Reply::Int(1),
+            "LT: below infinite"
+        );
+        assert_eq!(
+            ks.apply(&expire(8000, true, false, false, false)),
+            Reply::Int(0),
+            "NX: has one"
+        );
+        assert_eq!(
+            ks.apply(&expire(9500, false, false, true, false)),
+            Reply::Int(1),
+            "GT: later"
+        );
+        assert_eq!(
+            ks.apply(&expire(9500, false, false, false, true)),
+            Reply::Int(0),
+            "LT: not earlier"
+        );
+        let persist = Write {
+            now_ms: 1000,
+            session: None,
+            op: WriteOp::Persist { key: Bytes::from("k") },
+        };
+        assert_eq!(ks.apply(&persist), Reply::Int(1));
+        assert_eq!(ks.apply(&persist), Reply::Int(0));
+        assert!(ks.deadlines.is_empty(), "the index follows the deadline");
+    }
+
+    #[test]
+    fn the_deadline_index_finds_expired_keys_and_purge_removes_only_those() {
+        let mut ks = Keyspace::default();
+        for (i, deadline) in [3000, 1000, 2000, 5000].into_iter().enumerate() {
+            let mut w = set(&format!("k{i}"), "v", 0);
+            if let WriteOp::Set { expire_at_ms, .. } = &mut w.op {
+                *expire_at_ms = Some(deadline);
+            }
+            ks.apply(&w);
+        }
+        ks.apply(&set("forever", "v", 0));
+        ks.apply(&set("k2", "overwritten without a deadline", 0));
+        assert_eq!(ks.expired(3000, 10), [Bytes::from("k1"), Bytes::from("k0")]);
+        assert_eq!(ks.expired(9000, 1), [Bytes::from("k1")]);
+        // Keys renewed since the leader listed them are not purged.
+        let purge = Write {
+            now_ms: 2500,
+            session: None,
+            op: WriteOp::PurgeExpired {
+                keys: vec![Bytes::from("k1"), Bytes::from("k0"), Bytes::from("forever")],
+            },
+        };
+        assert_eq!(ks.apply(&purge), Reply::Int(1));
+        assert_eq!(ks.len(), 4);
+        assert_eq!(ks.expired(u64::MAX, 10), [Bytes::from("k0"), Bytes::from("k3")]);
     }
 
     #[test]

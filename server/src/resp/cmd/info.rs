@@ -104,9 +104,10 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
     }
     if show("keyspace") {
         let keys: usize = node.shards().map(|s| s.key_count()).sum();
+        let expires: usize = node.shards().map(|s| s.expiring_count()).sum();
         out.push_str("# Keyspace\r\n");
         if keys > 0 {
-            let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+            let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
         }
         out.push_str("\r\n");
     }

@@ -13,6 +13,7 @@ mod dbsize;
 mod del;
 mod echo;
 mod exists;
+mod expire;
 mod get;
 mod hello;
 mod incr;
@@ -21,6 +22,7 @@ mod mget;
 mod ping;
 mod quit;
 mod set;
+mod ttl;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -104,15 +106,24 @@ pub static TABLE: &[&Spec] = &[
     &del::SPEC,
     &echo::SPEC,
     &exists::SPEC,
+    &expire::EXPIRE,
+    &expire::EXPIREAT,
+    &ttl::EXPIRETIME,
     &get::SPEC,
     &hello::SPEC,
     &incr::INCR,
     &incr::INCRBY,
     &info::SPEC,
     &mget::SPEC,
+    &expire::PERSIST,
+    &expire::PEXPIRE,
+    &expire::PEXPIREAT,
+    &ttl::PEXPIRETIME,
     &ping::SPEC,
+    &ttl::PTTL,
     &quit::SPEC,
     &set::SPEC,
+    &ttl::TTL,
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =

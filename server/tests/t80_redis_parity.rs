@@ -1,0 +1,163 @@
+//! Replies exactly as Redis 7 gives them: the same commands against a real
+//! `redis-server` and a Cairn cluster, reply for reply — values, integers,
+//! nils and error texts alike.
+//!
+//! Needs `redis-server` (installed by `scripts/setup`).
+
+mod fixtures;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_server::config::RaftOptions;
+use fixtures::{Cluster, Resp, Value, free_port};
+
+/// A throwaway redis-server on a free loopback port, without persistence.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/setup)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Resp::try_connect(([127, 0, 0, 1], port).into()).is_none() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn client(&self) -> Resp {
+        Resp::connect(([127, 0, 0, 1], self.port).into())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs every command on both and compares replies one by one.
+fn same_replies(redis: &mut Resp, cairn: &mut Resp, script: &[&[&str]]) {
+    for command in script {
+        let expected = redis.cmd(command);
+        let got = cairn.cmd(command);
+        assert_eq!(got, expected, "{command:?}: Cairn answered {got:?}, Redis {expected:?}");
+    }
+}
+
+#[test]
+fn t80_expiry_commands_answer_as_redis_does() {
+    let redis = Redis::start();
+    let cluster = Cluster::start(3, 4, RaftOptions::default());
+    let (mut r, mut c) = (redis.client(), cluster.client(2));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["SET", "e:1", "v"],
+            &["TTL", "e:1"],
+            &["PTTL", "e:1"],
+            &["TTL", "e:missing"],
+            &["PTTL", "e:missing"],
+            &["EXPIRETIME", "e:1"],
+            &["EXPIRE", "e:missing", "100"],
+            &["EXPIRE", "e:1", "100", "XX"],
+            &["EXPIRE", "e:1", "100", "GT"],
+            &["EXPIRE", "e:1", "100", "NX"],
+            &["TTL", "e:1"],
+            &["EXPIRE", "e:1", "200", "NX"],
+            &["EXPIRE", "e:1", "50", "GT"],
+            &["EXPIRE", "e:1", "200", "gt"],
+            &["EXPIRE", "e:1", "300", "LT"],
+            &["EXPIRE", "e:1", "150", "XX", "LT"],
+            &["TTL", "e:1"],
+            &["EXPIRE", "e:1", "10", "NX", "XX"],
+            &["EXPIRE", "e:1", "10", "GT", "LT"],
+            &["EXPIRE", "e:1", "10", "BOGUS"],
+            &["EXPIRE", "e:1", "ten"],
+            &["EXPIRE", "e:1"],
+            &["EXPIRE", "e:1", "9223372036854775807"],
+            &["PEXPIRE", "e:1", "9223372036854775807"],
+            &["PERSIST", "e:1"],
+            &["PERSIST", "e:1"],
+            &["PERSIST", "e:missing"],
+            &["TTL", "e:1"],
+            &["EXPIREAT", "e:1", "4102444800"],
+            &["EXPIRETIME", "e:1"],
+            &["PEXPIRETIME", "e:1"],
+            &["PEXPIREAT", "e:1", "4102444800123"],
+            &["PEXPIRETIME", "e:1"],
+            &["EXPIRETIME", "e:1"],
+            &["EXPIREAT", "e:1", "1"],
+            &["EXISTS", "e:1"],
+            &["SET", "e:2", "v", "EX", "100"],
+            &["EXPIRE", "e:2", "-1"],
+            &["GET", "e:2"],
+            &["SET", "e:3", "v"],
+            &["PEXPIRE", "e:3", "0"],
+            &["EXISTS", "e:3"],
+        ],
+    );
+}
+
+#[test]
+fn t81_leaders_remove_expired_keys_everywhere() {
+    let cluster = Cluster::start(3, 4, RaftOptions::default());
+    let mut client = cluster.client(1);
+    let before = keys_held(&cluster, 1);
+    for i in 0..2000 {
+        let key = format!("x:{i}");
+        assert_eq!(client.cmd(&["SET", &key, "v", "PX", "200"]), Value::Simple("OK".into()));
+    }
+    client.cmd(&["SET", "x:kept", "v"]);
+    assert_eq!(
+        client.cmd(&["SET", "x:renewed", "v", "PX", "200"]),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(client.cmd(&["PERSIST", "x:renewed"]), Value::Int(1));
+    // Every node's replicas shrink back to the two new live keys: the
+    // leaders proposed the removals, and followers applied them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held: Vec<u64> = cluster.ids().iter().map(|&id| keys_held(&cluster, id)).collect();
+        if held.iter().all(|&n| n == before + 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "expired keys still held: {held:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(client.cmd(&["GET", "x:renewed"]).text().as_deref(), Some("v"));
+    assert_eq!(client.cmd(&["DBSIZE"]), Value::Int(before as i64 + 2));
+}
+
+/// Keys a node holds in memory, expired or not (`INFO keyspace`).
+fn keys_held(cluster: &Cluster, id: u64) -> u64 {
+    let Value::Bulk(Some(text)) = cluster.client(id).cmd(&["INFO", "keyspace"]) else {
+        panic!("INFO did not answer a bulk string");
+    };
+    String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("db0:keys="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
