@@ -121,6 +121,96 @@ fn t80_expiry_commands_answer_as_redis_does() {
 }
 
 #[test]
+fn t82_string_commands_answer_as_redis_does() {
+    let redis = Redis::start();
+    let cluster = Cluster::start(3, 4, RaftOptions::default());
+    let (mut r, mut c) = (redis.client(), cluster.client(3));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["APPEND", "s:a", "Hello"],
+            &["APPEND", "s:a", " World"],
+            &["GET", "s:a"],
+            &["STRLEN", "s:a"],
+            &["STRLEN", "s:missing"],
+            &["GETRANGE", "s:a", "0", "4"],
+            &["GETRANGE", "s:a", "-5", "-1"],
+            &["GETRANGE", "s:a", "-3", "-5"],
+            &["GETRANGE", "s:a", "5", "3"],
+            &["GETRANGE", "s:a", "0", "100"],
+            &["GETRANGE", "s:a", "-100", "2"],
+            &["GETRANGE", "s:missing", "0", "1"],
+            &["GETRANGE", "s:a", "x", "1"],
+            &["SUBSTR", "s:a", "6", "-1"],
+            &["SETRANGE", "s:a", "6", "Redis"],
+            &["GET", "s:a"],
+            &["SETRANGE", "s:pad", "3", "x"],
+            &["GET", "s:pad"],
+            &["SETRANGE", "s:empty", "5", ""],
+            &["EXISTS", "s:empty"],
+            &["SETRANGE", "s:a", "-1", "x"],
+            &["SETRANGE", "s:a", "536870912", "x"],
+            &["SETNX", "s:nx", "1"],
+            &["SETNX", "s:nx", "2"],
+            &["GET", "s:nx"],
+            &["SETEX", "s:ex", "100", "v"],
+            &["TTL", "s:ex"],
+            &["SETEX", "s:ex", "0", "v"],
+            &["SETEX", "s:ex", "-3", "v"],
+            &["SETEX", "s:ex", "abc", "v"],
+            &["PSETEX", "s:px", "100000", "v"],
+            &["TTL", "s:px"],
+            &["PSETEX", "s:px", "0", "v"],
+            &["GETSET", "s:nx", "3"],
+            &["GETSET", "s:new", "1"],
+            &["TTL", "s:ex"],
+            &["GETSET", "s:ex", "w"],
+            &["TTL", "s:ex"],
+            &["GETDEL", "s:nx"],
+            &["GETDEL", "s:nx"],
+            &["SET", "s:g", "v"],
+            &["GETEX", "s:g"],
+            &["GETEX", "s:g", "EX", "100"],
+            &["TTL", "s:g"],
+            &["GETEX", "s:g", "PERSIST"],
+            &["TTL", "s:g"],
+            &["GETEX", "s:g", "PX", "0"],
+            &["GETEX", "s:g", "EX"],
+            &["GETEX", "s:g", "BOGUS"],
+            &["GETEX", "s:g", "EXAT", "4102444800"],
+            &["EXPIRETIME", "s:g"],
+            &["GETEX", "s:missing", "EX", "10"],
+            &["MSET", "{u}a", "1", "{u}b", "2"],
+            &["MGET", "{u}a", "{u}b", "{u}c"],
+            &["MSET", "{u}a"],
+            &["MSETNX", "{u}c", "3", "{u}a", "9"],
+            &["MGET", "{u}a", "{u}c"],
+            &["MSETNX", "{u}c", "3", "{u}d", "4"],
+            &["MGET", "{u}c", "{u}d"],
+            &["TYPE", "{u}c"],
+            &["TYPE", "s:missing"],
+            &["TOUCH", "{u}c", "{u}d", "s:missing"],
+            &["UNLINK", "{u}c", "s:missing"],
+            &["EXISTS", "{u}c"],
+            &["SET", "s:ttl", "v", "EX", "100"],
+            &["APPEND", "s:ttl", "w"],
+            &["TTL", "s:ttl"],
+        ],
+    );
+    // Keys on several shards cannot be set atomically.
+    let spread: Vec<String> = (0..8).map(|i| format!("spread:{i}")).collect();
+    let mut mset = vec!["MSET"];
+    for key in &spread {
+        mset.extend([key.as_str(), "v"]);
+    }
+    assert_eq!(
+        c.cmd(&mset),
+        Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+}
+
+#[test]
 fn t81_leaders_remove_expired_keys_everywhere() {
     let cluster = Cluster::start(3, 4, RaftOptions::default());
     let mut client = cluster.client(1);

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::sessions::SessionTag;
 
+/// The longest string a key may hold (Redis's `proto-max-bulk-len`).
+pub const MAX_STRING: u64 = 512 * 1024 * 1024;
+
 /// A write as it is stored in the Raft log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Write {
@@ -99,6 +102,43 @@ pub enum WriteOp {
         /// Redis's `NX` / `XX` / `GT` / `LT`.
         condition: ExpireCondition,
     },
+    /// Append to a string (absent counts as empty); replies the new length.
+    Append {
+        /// The key.
+        key: Bytes,
+        /// What to append.
+        value: Bytes,
+    },
+    /// Overwrite part of a string from `offset`, padding with zero bytes
+    /// (Redis `SETRANGE`); replies the new length.
+    SetRange {
+        /// The key.
+        key: Bytes,
+        /// Where to start writing.
+        offset: u64,
+        /// What to write.
+        value: Bytes,
+    },
+    /// Remove a key and reply its value (Redis `GETDEL`).
+    GetDel {
+        /// The key.
+        key: Bytes,
+    },
+    /// Reply a key's value and change its deadline (Redis `GETEX`).
+    GetEx {
+        /// The key.
+        key: Bytes,
+        /// The new deadline (`None`: none, i.e. `PERSIST`).
+        expire_at_ms: Option<u64>,
+    },
+    /// Set several keys of one shard at once (Redis `MSET`, or `MSETNX`
+    /// when `if_none_exist`: then all or none, replying 1 or 0).
+    MSet {
+        /// Keys and values.
+        pairs: Vec<(Bytes, Bytes)>,
+        /// Only if none of the keys exists.
+        if_none_exist: bool,
+    },
     /// Remove a key's deadline; replies 1 if it had one.
     Persist {
         /// The key.
@@ -144,7 +184,12 @@ impl WriteOp {
             | WriteOp::IncrBy { key, .. }
             | WriteOp::CompareAndSet { key, .. }
             | WriteOp::Expire { key, .. }
+            | WriteOp::Append { key, .. }
+            | WriteOp::SetRange { key, .. }
+            | WriteOp::GetDel { key }
+            | WriteOp::GetEx { key, .. }
             | WriteOp::Persist { key } => vec![key],
+            WriteOp::MSet { pairs, .. } => pairs.iter().map(|(key, _)| key).collect(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
     }
@@ -158,6 +203,11 @@ impl fmt::Display for Write {
             WriteOp::IncrBy { .. } => "incrby",
             WriteOp::CompareAndSet { .. } => "cas",
             WriteOp::Expire { .. } => "expire",
+            WriteOp::Append { .. } => "append",
+            WriteOp::SetRange { .. } => "setrange",
+            WriteOp::GetDel { .. } => "getdel",
+            WriteOp::GetEx { .. } => "getex",
+            WriteOp::MSet { .. } => "mset",
             WriteOp::Persist { .. } => "persist",
             WriteOp::PurgeExpired { .. } => "purge-expired",
         };
@@ -190,6 +240,21 @@ pub enum Read {
         /// The key.
         key: Bytes,
     },
+    /// The length of a string (0 when absent).
+    Strlen {
+        /// The key.
+        key: Bytes,
+    },
+    /// Part of a string, Redis `GETRANGE` indexes (negative from the end,
+    /// both ends included).
+    GetRange {
+        /// The key.
+        key: Bytes,
+        /// First byte.
+        start: i64,
+        /// Last byte.
+        end: i64,
+    },
     /// The absolute deadline in ms since the epoch: -1 without one, -2
     /// when absent.
     ExpireAt {
@@ -208,6 +273,8 @@ pub enum KvError {
     Overflow,
     /// A copy of a write whose reply the client already has; not applied.
     DuplicateRequest,
+    /// The string would exceed [`MAX_STRING`].
+    TooLong,
 }
 
 /// What a write or a read answers.

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
-pub use command::{ExpireCondition, KvError, Read, Reply, SetCondition, Write, WriteOp};
+pub use command::{ExpireCondition, KvError, MAX_STRING, Read, Reply, SetCondition, Write, WriteOp};
 
 /// A stored value and its deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +146,11 @@ impl Keyspace {
                 None => -2,
                 Some(value) => value.expire_at_ms.map_or(-1, |deadline| deadline as i64),
             }),
+            Read::Strlen { key } => Reply::Int(self.live(key, now_ms).map_or(0, |v| v.data.len() as i64)),
+            Read::GetRange { key, start, end } => {
+                let data = self.live(key, now_ms).map(|v| v.data.clone()).unwrap_or_default();
+                Reply::Value(range(&data, *start, *end))
+            }
         }
     }
 
@@ -264,6 +269,83 @@ impl Keyspace {
                 }
                 Reply::Int(1)
             }
+            WriteOp::Append { key, value } => {
+                let old = self.live(key, now).cloned();
+                let len = old.as_ref().map_or(0, |v| v.data.len()) + value.len();
+                if len as u64 > MAX_STRING {
+                    return Reply::Err(KvError::TooLong);
+                }
+                let (data, expire_at_ms) = match old {
+                    Some(old) => {
+                        let mut data = Vec::with_capacity(len);
+                        data.extend_from_slice(&old.data);
+                        data.extend_from_slice(value);
+                        (Bytes::from(data), old.expire_at_ms)
+                    }
+                    None => (value.clone(), None),
+                };
+                self.put(key.clone(), Value { data, expire_at_ms });
+                Reply::Int(len as i64)
+            }
+            WriteOp::SetRange { key, offset, value } => {
+                let old = self.live(key, now).cloned();
+                let old_len = old.as_ref().map_or(0, |v| v.data.len());
+                if value.is_empty() {
+                    return Reply::Int(old_len as i64);
+                }
+                let end = offset.saturating_add(value.len() as u64);
+                if end > MAX_STRING {
+                    return Reply::Err(KvError::TooLong);
+                }
+                let mut data = old.as_ref().map_or_else(Vec::new, |v| v.data.to_vec());
+                if (data.len() as u64) < end {
+                    data.resize(end as usize, 0);
+                }
+                data[*offset as usize..end as usize].copy_from_slice(value);
+                let len = data.len();
+                let expire_at_ms = old.and_then(|v| v.expire_at_ms);
+                self.put(
+                    key.clone(),
+                    Value {
+                        data: Bytes::from(data),
+                        expire_at_ms,
+                    },
+                );
+                Reply::Int(len as i64)
+            }
+            WriteOp::GetDel { key } => {
+                if self.live(key, now).is_none() {
+                    return Reply::Nil;
+                }
+                self.take(key).map_or(Reply::Nil, |v| Reply::Value(v.data))
+            }
+            WriteOp::GetEx { key, expire_at_ms } => {
+                let Some(data) = self.live(key, now).map(|v| v.data.clone()) else {
+                    return Reply::Nil;
+                };
+                match expire_at_ms {
+                    Some(deadline) if *deadline <= now => {
+                        self.take(key);
+                    }
+                    deadline => self.set_deadline(key, *deadline),
+                }
+                Reply::Value(data)
+            }
+            WriteOp::MSet { pairs, if_none_exist } => {
+                if *if_none_exist && pairs.iter().any(|(key, _)| self.live(key, now).is_some()) {
+                    return Reply::Int(0);
+                }
+                for (key, value) in pairs {
+                    self.put(
+                        key.clone(),
+                        Value {
+                            data: value.clone(),
+                            expire_at_ms: None,
+                        },
+                    );
+                }
+                if *if_none_exist { Reply::Int(1) } else { Reply::Ok }
+            }
             WriteOp::Persist { key } => match self.live(key, now) {
                 Some(Value {
                     expire_at_ms: Some(_), ..
@@ -285,6 +367,21 @@ impl Keyspace {
             }
         }
     }
+}
+
+/// `GETRANGE`'s slice of `data`, with Redis 7's index rules.
+fn range(data: &Bytes, start: i64, end: i64) -> Bytes {
+    let len = data.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return Bytes::new();
+    }
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { (len + end).max(0) } else { end };
+    let end = end.min(len - 1);
+    if start > end || len == 0 {
+        return Bytes::new();
+    }
+    data.slice(start as usize..=end as usize)
 }
 
 /// Parses a value the way Redis's `string2ll` does: optional `-`, digits,

@@ -1,4 +1,5 @@
-//! `DEL key [key ...]`: how many of the keys existed. Keys of one shard are
+//! `DEL key [key ...]` and `UNLINK` (the same here: memory is freed at
+//! once either way): how many of the keys existed. Keys of one shard are
 //! removed in one Raft entry; across shards the deletes are not atomic.
 
 use super::{Client, Spec, sum_fan_out, write};
@@ -14,4 +15,12 @@ pub static SPEC: Spec = Spec {
     step: 1,
     categories: &["@keyspace", "@write", "@slow"],
     run: |shared, _: &mut Client, args| sum_fan_out(shared, args, |keys| write(WriteOp::Del { keys })),
+};
+
+/// `UNLINK`.
+pub static UNLINK: Spec = Spec {
+    name: "unlink",
+    flags: &["write", "fast"],
+    categories: &["@keyspace", "@write", "@fast"],
+    ..SPEC
 };

@@ -1,5 +1,6 @@
-//! `EXISTS key [key ...]`: how many of the keys exist (a key named twice
-//! counts twice).
+//! `EXISTS key [key ...]` and `TOUCH`: how many of the keys exist (a key
+//! named twice counts twice). Keys are not tracked for eviction, so `TOUCH`
+//! only counts.
 
 use super::{Client, Spec, sum_fan_out};
 use crate::keyspace::Read;
@@ -16,3 +17,6 @@ pub static SPEC: Spec = Spec {
     categories: &["@keyspace", "@read", "@fast"],
     run: |shared, _: &mut Client, args| sum_fan_out(shared, args, |keys| Request::Read(Read::Exists { keys })),
 };
+
+/// `TOUCH`.
+pub static TOUCH: Spec = Spec { name: "touch", ..SPEC };

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Client, Outcome, Spec, on_key, parse_int, write};
-use crate::keyspace::{ExpireCondition, Reply, WriteOp};
+use super::{Client, Outcome, Spec, integer, on_key, parse_int, write};
+use crate::keyspace::{ExpireCondition, WriteOp};
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
 use crate::shard::now_ms;
@@ -94,10 +94,7 @@ fn expire(shared: &Arc<Shared>, name: &str, mut args: Vec<Bytes>, unit: Unit) ->
         expire_at_ms,
         condition,
     };
-    on_key(shared, &key, write(op), |reply| match reply {
-        Reply::Int(n) => Frame::Integer(n),
-        other => Frame::error(format!("ERR unexpected reply {other:?}")),
-    })
+    on_key(shared, &key, write(op), integer)
 }
 
 /// `EXPIRE key seconds [NX|XX|GT|LT]`.
@@ -139,15 +136,7 @@ pub static PERSIST: Spec = Spec {
     arity: 2,
     run: |shared, _: &mut Client, mut args| {
         let key = args.swap_remove(1);
-        on_key(
-            shared,
-            &key.clone(),
-            write(WriteOp::Persist { key }),
-            |reply| match reply {
-                Reply::Int(n) => Frame::Integer(n),
-                other => Frame::error(format!("ERR unexpected reply {other:?}")),
-            },
-        )
+        on_key(shared, &key.clone(), write(WriteOp::Persist { key }), integer)
     },
     ..EXPIRE
 };

@@ -8,6 +8,7 @@
 //! the connection. [`dispatch`] checks the name and arity the way Redis does
 //! before a handler sees the arguments.
 
+mod append;
 mod command;
 mod dbsize;
 mod del;
@@ -15,13 +16,19 @@ mod echo;
 mod exists;
 mod expire;
 mod get;
+mod getdel;
 mod hello;
 mod incr;
 mod info;
+mod keytype;
 mod mget;
+mod mset;
 mod ping;
 mod quit;
+mod range;
 mod set;
+mod setex;
+mod strlen;
 mod ttl;
 
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +106,7 @@ pub struct Spec {
 
 /// Every command, in `COMMAND` order.
 pub static TABLE: &[&Spec] = &[
+    &append::SPEC,
     &command::SPEC,
     &dbsize::SPEC,
     &incr::DECR,
@@ -110,20 +118,35 @@ pub static TABLE: &[&Spec] = &[
     &expire::EXPIREAT,
     &ttl::EXPIRETIME,
     &get::SPEC,
+    &getdel::GETDEL,
+    &getdel::GETEX,
+    &range::GETRANGE,
+    &setex::GETSET,
     &hello::SPEC,
     &incr::INCR,
     &incr::INCRBY,
     &info::SPEC,
     &mget::SPEC,
+    &mset::MSET,
+    &mset::MSETNX,
     &expire::PERSIST,
     &expire::PEXPIRE,
     &expire::PEXPIREAT,
     &ttl::PEXPIRETIME,
     &ping::SPEC,
+    &setex::PSETEX,
     &ttl::PTTL,
     &quit::SPEC,
     &set::SPEC,
+    &setex::SETEX,
+    &setex::SETNX,
+    &range::SETRANGE,
+    &strlen::SPEC,
+    &range::SUBSTR,
+    &exists::TOUCH,
     &ttl::TTL,
+    &keytype::SPEC,
+    &del::UNLINK,
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
@@ -194,7 +217,36 @@ pub fn kv_error(err: KvError) -> Frame {
         KvError::NotInteger => not_integer(),
         KvError::Overflow => Frame::error("ERR increment or decrement would overflow"),
         KvError::DuplicateRequest => Frame::error("ERR duplicate of a write that was already answered"),
+        KvError::TooLong => Frame::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
     }
+}
+
+/// An integer reply.
+pub fn integer(reply: Reply) -> Frame {
+    match reply {
+        Reply::Int(n) => Frame::Integer(n),
+        other => Frame::error(format!("ERR unexpected reply {other:?}")),
+    }
+}
+
+/// A value, or nil.
+pub fn bulk_or_null(reply: Reply) -> Frame {
+    match reply {
+        Reply::Value(v) => Frame::Bulk(v),
+        _ => Frame::Null,
+    }
+}
+
+/// Redis Cluster's error for a multi-key command whose keys live on more
+/// than one shard (it cannot be applied atomically).
+pub fn one_shard(shared: &Shared, keys: &[&Bytes]) -> Result<(), Frame> {
+    let slots = shared.node.slots();
+    let mut shards = keys.iter().map(|key| slots.shard_of_key(key));
+    let first = shards.next();
+    if shards.any(|shard| Some(shard) != first) {
+        return Err(Frame::error("CROSSSLOT Keys in request don't hash to the same slot"));
+    }
+    Ok(())
 }
 
 /// A write request stamped with this node's clock.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Client, Outcome, Spec, on_key};
+use super::{Client, Outcome, Spec, integer, on_key};
 use crate::keyspace::{Read, Reply};
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
@@ -16,13 +16,6 @@ fn seconds(reply: Reply) -> Frame {
     match reply {
         Reply::Int(n) if n < 0 => Frame::Integer(n),
         Reply::Int(ms) => Frame::Integer((ms + 500) / 1000),
-        other => Frame::error(format!("ERR unexpected reply {other:?}")),
-    }
-}
-
-fn millis(reply: Reply) -> Frame {
-    match reply {
-        Reply::Int(n) => Frame::Integer(n),
         other => Frame::error(format!("ERR unexpected reply {other:?}")),
     }
 }
@@ -47,7 +40,7 @@ pub static TTL: Spec = Spec {
 /// `PTTL key`: milliseconds left.
 pub static PTTL: Spec = Spec {
     name: "pttl",
-    run: |shared, _: &mut Client, args| ask(shared, args, |key| Read::Ttl { key }, millis),
+    run: |shared, _: &mut Client, args| ask(shared, args, |key| Read::Ttl { key }, integer),
     ..TTL
 };
 
@@ -61,6 +54,6 @@ pub static EXPIRETIME: Spec = Spec {
 /// `PEXPIRETIME key`: the deadline as a Unix time in milliseconds.
 pub static PEXPIRETIME: Spec = Spec {
     name: "pexpiretime",
-    run: |shared, _: &mut Client, args| ask(shared, args, |key| Read::ExpireAt { key }, millis),
+    run: |shared, _: &mut Client, args| ask(shared, args, |key| Read::ExpireAt { key }, integer),
     ..TTL
 };
