@@ -35,7 +35,7 @@ pub static SPEC: Spec = Spec {
     },
 };
 
-const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "replication", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "stats", "replication", "cluster", "keyspace"];
 
 fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
     let everything = wanted.iter().any(|w| w == "all" || w == "everything");
@@ -101,6 +101,9 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             );
         }
         out.push_str("\r\n");
+    }
+    if show("cluster") {
+        out.push_str("# Cluster\r\ncluster_enabled:1\r\n\r\n");
     }
     if show("keyspace") {
         let keys: usize = node.shards().map(|s| s.key_count()).sum();

@@ -9,6 +9,7 @@
 //! before a handler sees the arguments.
 
 mod append;
+mod cluster;
 mod command;
 mod dbsize;
 mod del;
@@ -55,6 +56,9 @@ pub struct Client {
     pub protocol: Protocol,
     /// Name set by `HELLO SETNAME` / `CLIENT SETNAME`.
     pub name: Option<Bytes>,
+    /// Asked for the slot map (or sent `READONLY`/`READWRITE`): gets
+    /// `-MOVED` for shards led elsewhere instead of forwarding.
+    pub cluster_aware: bool,
 }
 
 impl Client {
@@ -65,6 +69,7 @@ impl Client {
             addr,
             protocol: Protocol::Resp2,
             name: None,
+            cluster_aware: false,
         }
     }
 }
@@ -107,6 +112,7 @@ pub struct Spec {
 /// Every command, in `COMMAND` order.
 pub static TABLE: &[&Spec] = &[
     &append::SPEC,
+    &cluster::CLUSTER,
     &command::SPEC,
     &dbsize::SPEC,
     &incr::DECR,
@@ -137,6 +143,8 @@ pub static TABLE: &[&Spec] = &[
     &setex::PSETEX,
     &ttl::PTTL,
     &quit::SPEC,
+    &cluster::READONLY,
+    &cluster::READWRITE,
     &set::SPEC,
     &setex::SETEX,
     &setex::SETNX,
@@ -165,7 +173,26 @@ pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> 
             spec.name
         )));
     }
+    if client.cluster_aware
+        && let Some(moved) = moved(shared, spec, &args)
+    {
+        return Outcome::Reply(moved);
+    }
     (spec.run)(shared, client, args)
+}
+
+/// For a cluster-aware client: `-MOVED slot host:port` when the command's
+/// first key belongs to a shard this node knows to be led elsewhere.
+fn moved(shared: &Shared, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
+    let key = args.get(usize::try_from(spec.first_key).ok().filter(|&i| i > 0)?)?;
+    let node = &shared.node;
+    let slot = crate::slot::key_slot(key);
+    let leader = node.shard(node.slots().shard_of_slot(slot))?.leader()?;
+    if leader == node.id() {
+        return None;
+    }
+    let addr = node.config().topology.node(leader)?.resp_addr;
+    Some(Frame::error(format!("MOVED {slot} {addr}")))
 }
 
 fn unknown_command(args: &[Bytes]) -> Frame {
