@@ -12,6 +12,7 @@
 //! same majority with five nodes); and a bridge, two halves that meet only
 //! through one node. Clients keep reaching every node.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -187,9 +188,17 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
     } else {
         None
     };
+    // Damaging a second node's data while a wiped one is still catching up
+    // would be a double disk loss, beyond what three replicas survive: hit
+    // the node that is catching up again instead.
+    let catching_up = if matches!(fault, Fault::Corrupt | Fault::CorruptLog) {
+        catching_up(&ids, &resp).await
+    } else {
+        None
+    };
     let mut cluster = cluster.lock().expect("cluster lock");
     let name = fault.name();
-    let target = *ids.choose(rng).expect("nodes");
+    let target = catching_up.unwrap_or_else(|| *ids.choose(rng).expect("nodes"));
     Ok(match fault {
         Fault::Kill => {
             cluster.kill(target);
@@ -324,6 +333,55 @@ async fn shard0_leader(resp: &[SocketAddr]) -> Option<u64> {
         }
     }
     None
+}
+
+/// Per shard, the applied index each node reports (`INFO replication`);
+/// nodes that do not answer are left out.
+async fn applied_indexes(ids: &[u64], resp: &[SocketAddr]) -> Vec<(u64, BTreeMap<u64, u64>)> {
+    let mut all = Vec::new();
+    for (&id, addr) in ids.iter().zip(resp) {
+        let Ok(mut client) = RespClient::connect(*addr).await else {
+            continue;
+        };
+        let Ok(Ok(Reply::Bulk(Some(text)))) =
+            tokio::time::timeout(Duration::from_secs(1), client.call(&[b"INFO", b"replication"])).await
+        else {
+            continue;
+        };
+        let applied = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|line| {
+                let (shard, fields) = line.strip_prefix("cairn_shard")?.split_once(':')?;
+                let applied = fields.split(',').find_map(|f| f.strip_prefix("applied="))?;
+                Some((shard.parse().ok()?, applied.parse().ok()?))
+            })
+            .collect();
+        all.push((id, applied));
+    }
+    all
+}
+
+/// A node that is far behind the others on some shard (a wiped node still
+/// catching up), if any.
+async fn catching_up(ids: &[u64], resp: &[SocketAddr]) -> Option<u64> {
+    /// Entries a follower may trail by under load without missing data.
+    const LAG: u64 = 1000;
+    let all = applied_indexes(ids, resp).await;
+    let mut newest: BTreeMap<u64, u64> = BTreeMap::new();
+    for (_, applied) in &all {
+        for (&shard, &index) in applied {
+            let max = newest.entry(shard).or_default();
+            *max = (*max).max(index);
+        }
+    }
+    all.iter()
+        .find(|(_, applied)| {
+            newest.iter().any(|(shard, &max)| {
+                let have = applied.get(shard).copied().unwrap_or(0);
+                have < max.saturating_sub(LAG).max(1).min(max)
+            })
+        })
+        .map(|(id, _)| *id)
 }
 
 /// Restarts stopped nodes, resumes paused ones, restores every link.

@@ -46,11 +46,15 @@ fn t90_slot_map_and_moved_redirections() {
     assert_eq!(ranges.len(), 4);
     let mut next = 0;
     for (shard, range) in ranges.iter().enumerate() {
-        let Value::Array(Some(fields)) = range else { panic!("{range:?}") };
+        let Value::Array(Some(fields)) = range else {
+            panic!("{range:?}")
+        };
         assert_eq!(int(&fields[0]), next);
         next = int(&fields[1]) + 1;
         assert_eq!(fields.len(), 2 + 3, "master and two replicas");
-        let Value::Array(Some(master)) = &fields[2] else { panic!("{fields:?}") };
+        let Value::Array(Some(master)) = &fields[2] else {
+            panic!("{fields:?}")
+        };
         let leader = leaders[&(shard as u64)];
         let addr = cluster.topology.node(leader).unwrap().resp_addr;
         assert_eq!(text(&master[0]), addr.ip().to_string());
@@ -63,7 +67,10 @@ fn t90_slot_map_and_moved_redirections() {
     assert_eq!(nodes.lines().filter(|l| l.contains("myself")).count(), 1);
 
     // A key whose shard node 1 does not lead.
-    let (shard, leader) = leaders.iter().find(|(_, leader)| **leader != 1).expect("node 1 does not lead all");
+    let (shard, leader) = leaders
+        .iter()
+        .find(|(_, leader)| **leader != 1)
+        .expect("node 1 does not lead all");
     let key = cluster.key_per_shard()[*shard as usize].clone();
     let slot = int(&plain.cmd(&["CLUSTER", "KEYSLOT", &key]));
     let leader_addr = cluster.topology.node(*leader).unwrap().resp_addr;
@@ -71,7 +78,11 @@ fn t90_slot_map_and_moved_redirections() {
         aware.cmd(&["SET", &key, "v"]),
         Value::Error(format!("MOVED {slot} {leader_addr}"))
     );
-    assert_eq!(plain.cmd(&["SET", &key, "v"]), Value::Simple("OK".into()), "plain clients are forwarded");
+    assert_eq!(
+        plain.cmd(&["SET", &key, "v"]),
+        Value::Simple("OK".into()),
+        "plain clients are forwarded"
+    );
     let mut at_leader = fixtures::Resp::connect(leader_addr);
     assert_eq!(at_leader.cmd(&["READONLY"]), Value::Simple("OK".into()));
     assert_eq!(at_leader.cmd(&["GET", &key]).text().as_deref(), Some("v"));
