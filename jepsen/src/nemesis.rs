@@ -310,18 +310,22 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
     })
 }
 
+/// A node's `INFO replication` text, if it answers within a second.
+async fn replication_info(addr: SocketAddr) -> Option<String> {
+    let mut client = RespClient::connect(addr).await.ok()?;
+    let reply = tokio::time::timeout(Duration::from_secs(1), client.call(&[b"INFO", b"replication"])).await;
+    match reply {
+        Ok(Ok(Reply::Bulk(Some(text)))) => Some(String::from_utf8_lossy(&text).into_owned()),
+        _ => None,
+    }
+}
+
 /// The leader of shard 0 as any node reports it.
 async fn shard0_leader(resp: &[SocketAddr]) -> Option<u64> {
     for addr in resp {
-        let Ok(mut client) = RespClient::connect(*addr).await else {
+        let Some(text) = replication_info(*addr).await else {
             continue;
         };
-        let Ok(Ok(Reply::Bulk(Some(text)))) =
-            tokio::time::timeout(Duration::from_secs(1), client.call(&[b"INFO", b"replication"])).await
-        else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&text);
         let leader = text
             .lines()
             .find_map(|l| l.strip_prefix("cairn_shard0:"))
@@ -340,15 +344,10 @@ async fn shard0_leader(resp: &[SocketAddr]) -> Option<u64> {
 async fn applied_indexes(ids: &[u64], resp: &[SocketAddr]) -> Vec<(u64, BTreeMap<u64, u64>)> {
     let mut all = Vec::new();
     for (&id, addr) in ids.iter().zip(resp) {
-        let Ok(mut client) = RespClient::connect(*addr).await else {
+        let Some(text) = replication_info(*addr).await else {
             continue;
         };
-        let Ok(Ok(Reply::Bulk(Some(text)))) =
-            tokio::time::timeout(Duration::from_secs(1), client.call(&[b"INFO", b"replication"])).await
-        else {
-            continue;
-        };
-        let applied = String::from_utf8_lossy(&text)
+        let applied = text
             .lines()
             .filter_map(|line| {
                 let (shard, fields) = line.strip_prefix("cairn_shard")?.split_once(':')?;
