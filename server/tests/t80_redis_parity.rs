@@ -211,6 +211,116 @@ fn t82_string_commands_answer_as_redis_does() {
 }
 
 #[test]
+fn t83_keyspace_commands_answer_as_redis_does() {
+    let redis = Redis::start();
+    let cluster = Cluster::start(3, 4, RaftOptions::default());
+    let (mut r, mut c) = (redis.client(), cluster.client(1));
+    for client in [&mut r, &mut c] {
+        assert_eq!(client.cmd(&["FLUSHALL"]), Value::Simple("OK".into()));
+    }
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["RANDOMKEY"],
+            &["SET", "{k}a", "1", "EX", "100"],
+            &["RENAME", "{k}a", "{k}b"],
+            &["GET", "{k}a"],
+            &["GET", "{k}b"],
+            &["TTL", "{k}b"],
+            &["RENAME", "{k}missing", "{k}c"],
+            &["RENAME", "{k}b", "{k}b"],
+            &["SET", "{k}c", "3"],
+            &["RENAMENX", "{k}b", "{k}c"],
+            &["RENAMENX", "{k}b", "{k}d"],
+            &["RENAMENX", "{k}missing", "{k}e"],
+            &["COPY", "{k}d", "{k}e"],
+            &["GET", "{k}e"],
+            &["TTL", "{k}e"],
+            &["COPY", "{k}c", "{k}e"],
+            &["COPY", "{k}c", "{k}e", "REPLACE"],
+            &["GET", "{k}e"],
+            &["COPY", "{k}c", "{k}c"],
+            &["COPY", "{k}missing", "{k}f"],
+            &["COPY", "{k}c", "{k}f", "BOGUS"],
+            &["DBSIZE"],
+            &["SCAN", "x"],
+            &["SCAN", "0", "COUNT", "0"],
+            &["SCAN", "0", "BOGUS", "1"],
+            &["FLUSHDB", "BOGUS"],
+        ],
+    );
+    // KEYS and SCAN find the same keys as Redis, in any order.
+    for i in 0..300 {
+        let key = format!("user:{i}:{}", if i % 3 == 0 { "name" } else { "mail" });
+        r.cmd(&["SET", &key, "v"]);
+        c.cmd(&["SET", &key, "v"]);
+    }
+    for pattern in ["*", "user:1?:name", "user:*:name", "user:[12]*:mail", "nothing*"] {
+        assert_eq!(
+            sorted(keys(&mut c, pattern)),
+            sorted(keys(&mut r, pattern)),
+            "KEYS {pattern}"
+        );
+        assert_eq!(
+            sorted(scan_all(&mut c, pattern)),
+            sorted(keys(&mut r, pattern)),
+            "SCAN MATCH {pattern}"
+        );
+    }
+    let Value::Bulk(Some(random)) = c.cmd(&["RANDOMKEY"]) else {
+        panic!("a key")
+    };
+    assert_eq!(c.cmd(&["EXISTS", std::str::from_utf8(&random).unwrap()]), Value::Int(1));
+    let Value::Array(Some(mut page)) = c.cmd(&["SCAN", "0", "TYPE", "hash", "COUNT", "1000"]) else {
+        panic!("SCAN answers [cursor, keys]");
+    };
+    assert!(strings(page.pop().unwrap()).is_empty(), "no hashes yet");
+    for client in [&mut r, &mut c] {
+        assert_eq!(client.cmd(&["FLUSHDB", "ASYNC"]), Value::Simple("OK".into()));
+        assert_eq!(client.cmd(&["DBSIZE"]), Value::Int(0));
+    }
+    assert_eq!(
+        c.cmd(&["RENAME", "spread:1", "spread:2"]),
+        Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+}
+
+fn sorted(mut keys: Vec<String>) -> Vec<String> {
+    keys.sort();
+    keys
+}
+
+fn strings(value: Value) -> Vec<String> {
+    let Value::Array(Some(items)) = value else {
+        panic!("an array: {value:?}")
+    };
+    items.iter().map(|v| v.text().expect("bulk strings")).collect()
+}
+
+fn keys(client: &mut Resp, pattern: &str) -> Vec<String> {
+    strings(client.cmd(&["KEYS", pattern]))
+}
+
+/// Every key a full `SCAN MATCH pattern` returns (each key once).
+fn scan_all(client: &mut Resp, pattern: &str) -> Vec<String> {
+    let mut cursor = "0".to_string();
+    let mut found = std::collections::BTreeSet::new();
+    for _ in 0..10_000 {
+        let Value::Array(Some(mut page)) = client.cmd(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "7"]) else {
+            panic!("SCAN answers [cursor, keys]");
+        };
+        let keys = strings(page.pop().unwrap());
+        cursor = page.pop().unwrap().text().unwrap();
+        found.extend(keys);
+        if cursor == "0" {
+            return found.into_iter().collect();
+        }
+    }
+    panic!("SCAN did not finish");
+}
+
+#[test]
 fn t81_leaders_remove_expired_keys_everywhere() {
     let cluster = Cluster::start(3, 4, RaftOptions::default());
     let mut client = cluster.client(1);

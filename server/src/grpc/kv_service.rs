@@ -128,6 +128,7 @@ fn unexpected(reply: Reply) -> Status {
         Reply::Err(KvError::NotInteger) => Status::failed_precondition("value is not an integer or out of range"),
         Reply::Err(KvError::Overflow) => Status::failed_precondition("increment or decrement would overflow"),
         Reply::Err(KvError::DuplicateRequest) => Status::aborted("duplicate of a write that was already answered"),
+        Reply::Err(KvError::NoSuchKey) => Status::not_found("no such key"),
         Reply::Err(KvError::TooLong) => Status::failed_precondition("string exceeds the maximum size (512 MiB)"),
         other => Status::internal(format!("unexpected reply {other:?}")),
     }

@@ -139,6 +139,29 @@ pub enum WriteOp {
         /// Only if none of the keys exists.
         if_none_exist: bool,
     },
+    /// Rename `from` to `to`, keeping its deadline (Redis `RENAME`, or
+    /// `RENAMENX` when `if_absent`: then replies 1 or 0). A missing `from`
+    /// fails with [`KvError::NoSuchKey`].
+    Rename {
+        /// The key renamed.
+        from: Bytes,
+        /// Its new name.
+        to: Bytes,
+        /// Only if `to` does not exist.
+        if_absent: bool,
+    },
+    /// Copy `from` to `to` with its deadline (Redis `COPY`); replies 1, or
+    /// 0 when `from` is missing or `to` exists and not `replace`.
+    Copy {
+        /// The source.
+        from: Bytes,
+        /// The destination.
+        to: Bytes,
+        /// Overwrite an existing destination.
+        replace: bool,
+    },
+    /// Remove every key of the shard (`FLUSHDB`, `FLUSHALL`).
+    Flush,
     /// Remove a key's deadline; replies 1 if it had one.
     Persist {
         /// The key.
@@ -190,6 +213,8 @@ impl WriteOp {
             | WriteOp::GetEx { key, .. }
             | WriteOp::Persist { key } => vec![key],
             WriteOp::MSet { pairs, .. } => pairs.iter().map(|(key, _)| key).collect(),
+            WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. } => vec![from, to],
+            WriteOp::Flush => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
     }
@@ -208,6 +233,9 @@ impl fmt::Display for Write {
             WriteOp::GetDel { .. } => "getdel",
             WriteOp::GetEx { .. } => "getex",
             WriteOp::MSet { .. } => "mset",
+            WriteOp::Rename { .. } => "rename",
+            WriteOp::Copy { .. } => "copy",
+            WriteOp::Flush => "flush",
             WriteOp::Persist { .. } => "persist",
             WriteOp::PurgeExpired { .. } => "purge-expired",
         };
@@ -239,6 +267,25 @@ pub enum Read {
     Ttl {
         /// The key.
         key: Bytes,
+    },
+    /// Every live key matching a glob pattern (Redis `KEYS`).
+    Keys {
+        /// The pattern.
+        pattern: Bytes,
+    },
+    /// The next keys in scan order from a position (Redis `SCAN`).
+    Scan {
+        /// Where to start (a scan position, see [`scan_position`]).
+        from: u64,
+        /// About how many keys to visit.
+        count: usize,
+        /// Keep only keys matching this glob pattern.
+        pattern: Option<Bytes>,
+    },
+    /// Any one live key, chosen at random (`seed` picks it).
+    RandomKey {
+        /// A random number from the caller.
+        seed: u64,
     },
     /// The length of a string (0 when absent).
     Strlen {
@@ -275,6 +322,8 @@ pub enum KvError {
     DuplicateRequest,
     /// The string would exceed [`MAX_STRING`].
     TooLong,
+    /// The key to rename does not exist.
+    NoSuchKey,
 }
 
 /// What a write or a read answers.
@@ -297,6 +346,31 @@ pub enum Reply {
         /// The value found when the swap did not happen.
         current: Option<Bytes>,
     },
+    /// Keys (`KEYS`).
+    Keys(Vec<Bytes>),
+    /// A step of a scan: the keys visited, and where the next step starts
+    /// (`None`: the shard is done).
+    Scan {
+        /// Keys found.
+        keys: Vec<Bytes>,
+        /// The next position.
+        next: Option<u64>,
+    },
     /// A deterministic command failure.
     Err(KvError),
+}
+
+/// Bits of a scan position; a `SCAN` cursor is the shard above them.
+pub const SCAN_POSITION_BITS: u32 = 49;
+
+/// A key's place in scan order: the top bits of a 64-bit FNV-1a hash, the
+/// same on every replica and across restarts, so a scan resumed on a new
+/// leader continues where it was.
+pub fn scan_position(key: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in key {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash >> (64 - SCAN_POSITION_BITS)
 }

@@ -16,12 +16,15 @@
 //! owns one per shard and calls [`Keyspace::apply`] for each committed entry.
 
 pub mod command;
+pub mod glob;
 
 use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
-pub use command::{ExpireCondition, KvError, MAX_STRING, Read, Reply, SetCondition, Write, WriteOp};
+pub use command::{
+    ExpireCondition, KvError, MAX_STRING, Read, Reply, SCAN_POSITION_BITS, SetCondition, Write, WriteOp, scan_position,
+};
 
 /// A stored value and its deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,12 +149,58 @@ impl Keyspace {
                 None => -2,
                 Some(value) => value.expire_at_ms.map_or(-1, |deadline| deadline as i64),
             }),
+            Read::Keys { pattern } => Reply::Keys(
+                self.map
+                    .iter()
+                    .filter(|(key, value)| value.is_live(now_ms) && glob::matches(pattern, key))
+                    .map(|(key, _)| key.clone())
+                    .collect(),
+            ),
+            Read::Scan { from, count, pattern } => self.scan(*from, *count, pattern.as_deref(), now_ms),
+            Read::RandomKey { seed } => {
+                let live = self.map.iter().filter(|(_, v)| v.is_live(now_ms));
+                let n = live.clone().count();
+                match n {
+                    0 => Reply::Nil,
+                    n => live
+                        .map(|(key, _)| key.clone())
+                        .nth((*seed % n as u64) as usize)
+                        .map_or(Reply::Nil, Reply::Value),
+                }
+            }
             Read::Strlen { key } => Reply::Int(self.live(key, now_ms).map_or(0, |v| v.data.len() as i64)),
             Read::GetRange { key, start, end } => {
                 let data = self.live(key, now_ms).map(|v| v.data.clone()).unwrap_or_default();
                 Reply::Value(range(&data, *start, *end))
             }
         }
+    }
+
+    /// One step of a scan: the `count` live keys with the lowest scan
+    /// positions at or after `from` (with every key sharing the last one's
+    /// position, so no key is split across steps), filtered by `pattern`.
+    /// Costs a pass over the shard.
+    fn scan(&self, from: u64, count: usize, pattern: Option<&[u8]>, now_ms: u64) -> Reply {
+        let mut candidates: Vec<(u64, &Bytes)> = self
+            .map
+            .iter()
+            .filter(|(_, value)| value.is_live(now_ms))
+            .map(|(key, _)| (scan_position(key), key))
+            .filter(|(position, _)| *position >= from)
+            .collect();
+        candidates.sort_unstable();
+        let count = count.max(1);
+        let mut end = count.min(candidates.len());
+        while end < candidates.len() && end > 0 && candidates[end].0 == candidates[end - 1].0 {
+            end += 1;
+        }
+        let next = candidates.get(end).map(|(position, _)| *position);
+        let keys = candidates[..end]
+            .iter()
+            .filter(|(_, key)| pattern.is_none_or(|p| glob::matches(p, key)))
+            .map(|(_, key)| (*key).clone())
+            .collect();
+        Reply::Scan { keys, next }
     }
 
     /// Applies a committed write. Deterministic: the result depends only on
@@ -345,6 +394,36 @@ impl Keyspace {
                     );
                 }
                 if *if_none_exist { Reply::Int(1) } else { Reply::Ok }
+            }
+            WriteOp::Rename { from, to, if_absent } => {
+                let Some(value) = self.live(from, now).cloned() else {
+                    return Reply::Err(KvError::NoSuchKey);
+                };
+                if *if_absent && self.live(to, now).is_some() {
+                    return Reply::Int(0);
+                }
+                if from != to {
+                    self.take(from);
+                    self.take(to);
+                    self.put(to.clone(), value);
+                }
+                if *if_absent { Reply::Int(1) } else { Reply::Ok }
+            }
+            WriteOp::Copy { from, to, replace } => {
+                let Some(value) = self.live(from, now).cloned() else {
+                    return Reply::Int(0);
+                };
+                if !*replace && self.live(to, now).is_some() {
+                    return Reply::Int(0);
+                }
+                self.take(to);
+                self.put(to.clone(), value);
+                Reply::Int(1)
+            }
+            WriteOp::Flush => {
+                self.map.clear();
+                self.deadlines.clear();
+                Reply::Ok
             }
             WriteOp::Persist { key } => match self.live(key, now) {
                 Some(Value {

@@ -1,6 +1,6 @@
 //! `DBSIZE`: the number of live keys, summed over every shard's leader.
 
-use super::{Client, Outcome, Spec, error_frame};
+use super::{Client, Outcome, Spec, on_every_shard};
 use crate::keyspace::{Read, Reply};
 use crate::resp::frame::Frame;
 use crate::shard::Request;
@@ -17,16 +17,14 @@ pub static SPEC: Spec = Spec {
     run: |shared, _: &mut Client, _| {
         let node = shared.node.clone();
         Outcome::Later(Box::pin(async move {
-            let shards = 0..u64::from(node.slots().shards());
-            let calls = shards.map(|shard| node.execute(shard, Request::Read(Read::DbSize)));
-            match futures::future::try_join_all(calls).await {
-                Ok(answers) => Frame::Integer(
-                    answers
+            match on_every_shard(&node, Request::Read(Read::DbSize)).await {
+                Ok(replies) => Frame::Integer(
+                    replies
                         .into_iter()
-                        .map(|a| if let Reply::Int(n) = a.reply { n } else { 0 })
+                        .map(|reply| if let Reply::Int(n) = reply { n } else { 0 })
                         .sum(),
                 ),
-                Err(err) => error_frame(err),
+                Err(frame) => frame,
             }
         }))
     },

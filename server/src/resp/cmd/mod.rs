@@ -16,17 +16,22 @@ mod del;
 mod echo;
 mod exists;
 mod expire;
+mod flush;
 mod get;
 mod getdel;
 mod hello;
 mod incr;
 mod info;
+mod keys;
 mod keytype;
 mod mget;
 mod mset;
 mod ping;
 mod quit;
+mod randomkey;
 mod range;
+mod rename;
+mod scan;
 mod set;
 mod setex;
 mod strlen;
@@ -43,6 +48,7 @@ use super::frame::{Frame, Protocol};
 use super::server::Shared;
 use crate::error::Error;
 use crate::keyspace::{KvError, Reply, Write, WriteOp};
+use crate::node::Node;
 use crate::shard::Request;
 
 /// One connected client's state.
@@ -114,6 +120,7 @@ pub static TABLE: &[&Spec] = &[
     &append::SPEC,
     &cluster::CLUSTER,
     &command::SPEC,
+    &rename::COPY,
     &dbsize::SPEC,
     &incr::DECR,
     &incr::DECRBY,
@@ -123,6 +130,8 @@ pub static TABLE: &[&Spec] = &[
     &expire::EXPIRE,
     &expire::EXPIREAT,
     &ttl::EXPIRETIME,
+    &flush::FLUSHALL,
+    &flush::FLUSHDB,
     &get::SPEC,
     &getdel::GETDEL,
     &getdel::GETEX,
@@ -132,6 +141,7 @@ pub static TABLE: &[&Spec] = &[
     &incr::INCR,
     &incr::INCRBY,
     &info::SPEC,
+    &keys::SPEC,
     &mget::SPEC,
     &mset::MSET,
     &mset::MSETNX,
@@ -143,8 +153,12 @@ pub static TABLE: &[&Spec] = &[
     &setex::PSETEX,
     &ttl::PTTL,
     &quit::SPEC,
+    &randomkey::SPEC,
     &cluster::READONLY,
     &cluster::READWRITE,
+    &rename::RENAME,
+    &rename::RENAMENX,
+    &scan::SPEC,
     &set::SPEC,
     &setex::SETEX,
     &setex::SETNX,
@@ -245,6 +259,7 @@ pub fn kv_error(err: KvError) -> Frame {
         KvError::Overflow => Frame::error("ERR increment or decrement would overflow"),
         KvError::DuplicateRequest => Frame::error("ERR duplicate of a write that was already answered"),
         KvError::TooLong => Frame::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+        KvError::NoSuchKey => Frame::error("ERR no such key"),
     }
 }
 
@@ -320,6 +335,21 @@ pub async fn fan_out(
         }
     });
     futures::future::try_join_all(calls).await
+}
+
+/// Runs `request` on every shard concurrently; the replies in shard order.
+/// Not atomic across shards.
+pub async fn on_every_shard(node: &Node, request: Request) -> Result<Vec<Reply>, Frame> {
+    let shards = 0..u64::from(node.slots().shards());
+    let calls = shards.map(|shard| node.execute(shard, request.clone()));
+    let answers = futures::future::try_join_all(calls).await.map_err(error_frame)?;
+    answers
+        .into_iter()
+        .map(|answer| match answer.reply {
+            Reply::Err(err) => Err(kv_error(err)),
+            reply => Ok(reply),
+        })
+        .collect()
 }
 
 /// Sums the integer replies of a fan-out (`DEL`, `EXISTS`).
