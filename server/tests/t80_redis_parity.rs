@@ -286,6 +286,80 @@ fn t83_keyspace_commands_answer_as_redis_does() {
     );
 }
 
+#[test]
+fn t84_connection_commands_answer_as_redis_does() {
+    let redis = Redis::start();
+    let cluster = Cluster::start(3, 2, RaftOptions::default());
+    let (mut r, mut c) = (redis.client(), cluster.client(1));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["SELECT", "0"],
+            &["SELECT", "x"],
+            &["AUTH", "secret"],
+            &["AUTH", "default", "anything"],
+            &["AUTH", "bob", "secret"],
+            &["CLIENT", "GETNAME"],
+            &["CLIENT", "SETNAME", "has space"],
+            &["CLIENT", "SETNAME", "worker-1"],
+            &["CLIENT", "GETNAME"],
+            &["CLIENT", "NO-EVICT", "on"],
+            &["CLIENT", "NO-EVICT", "maybe"],
+            &["CLIENT", "BOGUS"],
+            &["CLIENT", "KILL", "127.0.0.1:1"],
+            &["RESET"],
+            &["CLIENT", "GETNAME"],
+            &["PING"],
+        ],
+    );
+    // CLIENT REPLY: a skipped reply and replies switched off are not sent.
+    for client in [&mut r, &mut c] {
+        client.send_raw(b"CLIENT REPLY SKIP\r\nSET x 1\r\nPING\r\n");
+        assert_eq!(client.read_value().unwrap(), Value::Simple("PONG".into()));
+        client.send_raw(b"CLIENT REPLY OFF\r\nSET x 2\r\nCLIENT REPLY ON\r\n");
+        assert_eq!(client.read_value().unwrap(), Value::Simple("OK".into()));
+    }
+    assert_eq!(
+        c.cmd(&["SELECT", "1"]),
+        Value::Error("ERR SELECT is not allowed in cluster mode".into())
+    );
+    let Value::Array(Some(time)) = c.cmd(&["TIME"]) else {
+        panic!("TIME is an array")
+    };
+    let seconds: u64 = time[0].text().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(seconds.abs_diff(now) < 5);
+    let port = cluster.topology.node(1).unwrap().resp_addr.port().to_string();
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "p*t"]),
+        Value::Array(Some(vec![
+            Value::Bulk(Some(b"port".to_vec())),
+            Value::Bulk(Some(port.into_bytes()))
+        ]))
+    );
+    assert!(matches!(c.cmd(&["CONFIG", "SET", "port", "1"]), Value::Error(e) if e.contains("not supported")));
+
+    // CLIENT LIST and KILL see the other connections of the node.
+    let mut other = cluster.client(1);
+    let Value::Int(other_id) = other.cmd(&["CLIENT", "ID"]) else {
+        panic!("CLIENT ID is an integer")
+    };
+    other.cmd(&["CLIENT", "SETNAME", "victim"]);
+    let list = c.cmd(&["CLIENT", "LIST"]).text().unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&format!("id={other_id} ")) && l.contains(" name=victim ")),
+        "{list}"
+    );
+    assert!(c.cmd(&["CLIENT", "INFO"]).text().unwrap().contains("cmd=client"));
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "ID", &other_id.to_string()]), Value::Int(1));
+    assert!(other.try_cmd(&["PING"]).is_err(), "a killed connection is closed");
+}
+
 fn sorted(mut keys: Vec<String>) -> Vec<String> {
     keys.sort();
     keys

@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::cmd::{self, Client, Outcome};
+use super::clients::ClientEntry;
+use super::cmd::{self, Client, Outcome, ReplyMode};
 use super::frame::Frame;
 use super::parse::{Limits, ParseError, parse_request};
 use super::server::Shared;
@@ -34,12 +35,19 @@ pub struct Connection {
 
 impl Connection {
     /// Wraps an accepted socket.
-    pub fn new(socket: TcpStream, addr: SocketAddr, shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        socket: TcpStream,
+        addr: SocketAddr,
+        local: SocketAddr,
+        shared: Arc<Shared>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let entry = Arc::new(ClientEntry::new(id, addr, local));
         Connection {
             socket,
             shared,
-            client: Client::new(id, addr),
+            client: Client::new(entry),
             stop,
         }
     }
@@ -47,9 +55,11 @@ impl Connection {
     /// Serves the client until it leaves or the node stops.
     pub async fn run(mut self) {
         self.shared.clients.fetch_add(1, Ordering::Relaxed);
+        self.shared.registry.add(self.client.entry.clone());
         if let Err(err) = self.serve().await {
-            tracing::debug!(client = self.client.id, cause = %err, "connection closed");
+            tracing::debug!(client = self.client.id(), cause = %err, "connection closed");
         }
+        self.shared.registry.remove(self.client.id());
         self.shared.clients.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -71,13 +81,20 @@ impl Connection {
                     }
                 };
                 self.shared.commands.fetch_add(1, Ordering::Relaxed);
+                let mode = self.client.reply;
                 let (frame, close) = match cmd::dispatch(&self.shared, &mut self.client, args) {
                     Outcome::Reply(frame) => (frame, false),
                     Outcome::Later(future) => (future.await, false),
                     Outcome::Close(frame) => (frame, true),
                 };
-                frame.encode(self.client.protocol, &mut output);
-                if close {
+                // `CLIENT REPLY`: a skipped command's reply is dropped, and
+                // so is every reply while replies are off.
+                match (mode, self.client.reply) {
+                    (ReplyMode::Skip, _) => self.client.reply = ReplyMode::On,
+                    (_, ReplyMode::On) => frame.encode(self.client.protocol, &mut output),
+                    _ => {}
+                }
+                if close || self.client.entry.is_killed() {
                     self.socket.write_all(&output).await?;
                     return Ok(());
                 }
@@ -96,6 +113,7 @@ impl Connection {
                     }
                 }
                 _ = self.stop.changed() => return Ok(()),
+                () = self.client.entry.killed() => return Ok(()),
             }
         }
     }

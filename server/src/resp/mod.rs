@@ -4,13 +4,15 @@
 //! - [`parse`]: requests as clients send them (multibulk or inline),
 //!   zero-copy, with Redis's limits and error texts.
 //! - [`server`] and [`connection`]: the accept loop and one task per client,
-//!   answering pipelined requests in order.
+//!   answering pipelined requests in order; [`clients`]: who is connected
+//!   (`CLIENT LIST`, `CLIENT KILL`).
 //! - [`cmd`]: one file per command (or small family), dispatched from one
 //!   table that also answers `COMMAND`.
 //!
 //! Any node answers any key: commands run through
 //! [`crate::node::Node::execute`], which forwards to the shard's leader.
 
+pub mod clients;
 pub mod cmd;
 pub mod connection;
 pub mod frame;

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::clients::Registry;
 use super::connection::Connection;
 use crate::node::Node;
 
@@ -29,6 +30,8 @@ pub struct Shared {
     pub commands: AtomicU64,
     /// Connections accepted since start.
     pub connections: AtomicU64,
+    /// The clients connected now.
+    pub registry: Registry,
 }
 
 /// Serves RESP clients on `listener` until `stop` turns true.
@@ -40,6 +43,7 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
         next_client_id: AtomicU64::new(1),
         commands: AtomicU64::new(0),
         connections: AtomicU64::new(0),
+        registry: Registry::default(),
     });
     let mut connections = JoinSet::new();
     loop {
@@ -48,7 +52,8 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
                 Ok((socket, addr)) => {
                     let _ = socket.set_nodelay(true);
                     shared.connections.fetch_add(1, Ordering::Relaxed);
-                    let connection = Connection::new(socket, addr, shared.clone(), stop.clone());
+                    let local = socket.local_addr().unwrap_or(addr);
+                    let connection = Connection::new(socket, addr, local, shared.clone(), stop.clone());
                     connections.spawn(connection.run());
                 }
                 Err(err) => {

@@ -47,9 +47,9 @@ fn hello(client: &mut Client, args: &[bytes::Bytes]) -> Result<Frame, Frame> {
             _ => return Err(syntax_error()),
         }
     }
-    client.protocol = protocol;
+    client.set_protocol(protocol);
     if name.is_some() {
-        client.name = name;
+        client.entry.set_name(name);
     }
     Ok(Frame::Map(vec![
         (Frame::bulk("server"), Frame::bulk("redis")),
@@ -58,8 +58,8 @@ fn hello(client: &mut Client, args: &[bytes::Bytes]) -> Result<Frame, Frame> {
             Frame::bulk("proto"),
             Frame::Integer(if protocol == Protocol::Resp3 { 3 } else { 2 }),
         ),
-        (Frame::bulk("id"), Frame::Integer(client.id as i64)),
-        (Frame::bulk("mode"), Frame::bulk("standalone")),
+        (Frame::bulk("id"), Frame::Integer(client.id() as i64)),
+        (Frame::bulk("mode"), Frame::bulk("cluster")),
         (Frame::bulk("role"), Frame::bulk("master")),
         (Frame::bulk("modules"), Frame::Array(Vec::new())),
     ]))

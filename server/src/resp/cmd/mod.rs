@@ -9,8 +9,11 @@
 //! before a handler sees the arguments.
 
 mod append;
+mod auth;
+mod client;
 mod cluster;
 mod command;
+mod configcmd;
 mod dbsize;
 mod del;
 mod echo;
@@ -31,19 +34,22 @@ mod quit;
 mod randomkey;
 mod range;
 mod rename;
+mod reset;
 mod scan;
+mod select;
 mod set;
 mod setex;
 mod strlen;
+mod time;
 mod ttl;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+use super::clients::ClientEntry;
 use super::frame::{Frame, Protocol};
 use super::server::Shared;
 use crate::error::Error;
@@ -54,29 +60,48 @@ use crate::shard::Request;
 /// One connected client's state.
 #[derive(Debug)]
 pub struct Client {
-    /// Unique id on this node.
-    pub id: u64,
-    /// Peer address.
-    pub addr: SocketAddr,
+    /// What other connections see of this one (id, name, kill switch).
+    pub entry: Arc<ClientEntry>,
     /// RESP version in use (`HELLO`).
     pub protocol: Protocol,
-    /// Name set by `HELLO SETNAME` / `CLIENT SETNAME`.
-    pub name: Option<Bytes>,
     /// Asked for the slot map (or sent `READONLY`/`READWRITE`): gets
     /// `-MOVED` for shards led elsewhere instead of forwarding.
     pub cluster_aware: bool,
+    /// Which replies are sent (`CLIENT REPLY`).
+    pub reply: ReplyMode,
+}
+
+/// `CLIENT REPLY`'s modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply.
+    On,
+    /// None.
+    Off,
+    /// None for the next command, then on.
+    Skip,
 }
 
 impl Client {
     /// A new RESP2 client.
-    pub fn new(id: u64, addr: SocketAddr) -> Self {
+    pub fn new(entry: Arc<ClientEntry>) -> Self {
         Client {
-            id,
-            addr,
+            entry,
             protocol: Protocol::Resp2,
-            name: None,
             cluster_aware: false,
+            reply: ReplyMode::On,
         }
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> u64 {
+        self.entry.id
+    }
+
+    /// Switches RESP version.
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
+        self.entry.set_protocol(if protocol == Protocol::Resp3 { 3 } else { 2 });
     }
 }
 
@@ -118,8 +143,11 @@ pub struct Spec {
 /// Every command, in `COMMAND` order.
 pub static TABLE: &[&Spec] = &[
     &append::SPEC,
+    &auth::SPEC,
+    &client::SPEC,
     &cluster::CLUSTER,
     &command::SPEC,
+    &configcmd::SPEC,
     &rename::COPY,
     &dbsize::SPEC,
     &incr::DECR,
@@ -142,6 +170,7 @@ pub static TABLE: &[&Spec] = &[
     &incr::INCRBY,
     &info::SPEC,
     &keys::SPEC,
+    &time::LASTSAVE,
     &mget::SPEC,
     &mset::MSET,
     &mset::MSETNX,
@@ -158,13 +187,16 @@ pub static TABLE: &[&Spec] = &[
     &cluster::READWRITE,
     &rename::RENAME,
     &rename::RENAMENX,
+    &reset::SPEC,
     &scan::SPEC,
+    &select::SPEC,
     &set::SPEC,
     &setex::SETEX,
     &setex::SETNX,
     &range::SETRANGE,
     &strlen::SPEC,
     &range::SUBSTR,
+    &time::TIME,
     &exists::TOUCH,
     &ttl::TTL,
     &keytype::SPEC,
@@ -180,6 +212,7 @@ pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> 
     let Some(spec) = BY_NAME.get(name.as_str()) else {
         return Outcome::Reply(unknown_command(&args));
     };
+    client.entry.touch(spec.name);
     let argc = args.len() as i64;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
         return Outcome::Reply(Frame::error(format!(
