@@ -360,6 +360,82 @@ fn t84_connection_commands_answer_as_redis_does() {
     assert!(other.try_cmd(&["PING"]).is_err(), "a killed connection is closed");
 }
 
+#[test]
+fn t85_hash_commands_answer_as_redis_does() {
+    let redis = Redis::start();
+    let cluster = Cluster::start(3, 4, RaftOptions::default());
+    let (mut r, mut c) = (redis.client(), cluster.client(2));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["HSET", "h", "a", "1", "b", "2"],
+            &["HSET", "h", "b", "3", "c", "4"],
+            &["HSET", "h", "a"],
+            &["HGET", "h", "b"],
+            &["HGET", "h", "zz"],
+            &["HGET", "missing", "a"],
+            &["HMGET", "h", "a", "zz", "c"],
+            &["HGETALL", "h"],
+            &["HKEYS", "h"],
+            &["HVALS", "h"],
+            &["HLEN", "h"],
+            &["HLEN", "missing"],
+            &["HEXISTS", "h", "a"],
+            &["HEXISTS", "h", "zz"],
+            &["HSTRLEN", "h", "a"],
+            &["HSETNX", "h", "a", "9"],
+            &["HSETNX", "h", "d", "9"],
+            &["HMSET", "h", "e", "5"],
+            &["HDEL", "h", "a", "zz"],
+            &["HGETALL", "h"],
+            &["HINCRBY", "h", "n", "5"],
+            &["HINCRBY", "h", "n", "-7"],
+            &["HINCRBY", "h", "n", "x"],
+            &["HSET", "h", "t", "text"],
+            &["HINCRBY", "h", "t", "1"],
+            &["HSET", "h", "big", "9223372036854775807"],
+            &["HINCRBY", "h", "big", "1"],
+            &["HSCAN", "h", "0", "MATCH", "[be]*"],
+            &["HSCAN", "h", "x"],
+            &["TYPE", "h"],
+            &["HRANDFIELD", "missing"],
+            &["HRANDFIELD", "missing", "3"],
+            &["PING"],
+            &["SET", "s", "v"],
+            &["HGET", "s", "a"],
+            &["HSET", "s", "a", "1"],
+            &["GET", "h"],
+            &["INCR", "h"],
+            &["APPEND", "h", "x"],
+            &["STRLEN", "h"],
+            &["GETDEL", "h"],
+            &["SET", "h", "v", "GET"],
+            &["MGET", "h", "s"],
+            &["EXPIRE", "h", "100"],
+            &["TTL", "h"],
+            &["RENAME", "h", "{h}2"],
+            &["HLEN", "{h}2"],
+            &["DEL", "{h}2"],
+            &["HSET", "d", "only", "1"],
+            &["HDEL", "d", "only"],
+            &["EXISTS", "d"],
+            &["SET", "h3", "x"],
+            &["HSET", "h3"],
+        ],
+    );
+    // Random fields come from the hash, as many as asked.
+    for client in [&mut r, &mut c] {
+        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "s2", "2"]) else { panic!() };
+        assert!(fields.is_empty());
+        client.cmd(&["HSET", "r", "a", "1", "b", "2", "c", "3"]);
+        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "r", "-5"]) else { panic!() };
+        assert_eq!(fields.len(), 5);
+        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "r", "10", "WITHVALUES"]) else { panic!() };
+        assert_eq!(fields.len(), 6, "each of the 3 fields once, with its value");
+    }
+}
+
 fn sorted(mut keys: Vec<String>) -> Vec<String> {
     keys.sort();
     keys

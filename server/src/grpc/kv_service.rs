@@ -129,6 +129,8 @@ fn unexpected(reply: Reply) -> Status {
         Reply::Err(KvError::Overflow) => Status::failed_precondition("increment or decrement would overflow"),
         Reply::Err(KvError::DuplicateRequest) => Status::aborted("duplicate of a write that was already answered"),
         Reply::Err(KvError::NoSuchKey) => Status::not_found("no such key"),
+        Reply::Err(KvError::WrongType) => Status::failed_precondition("the key holds another type than a string"),
+        Reply::Err(KvError::HashNotInteger) => Status::failed_precondition("hash value is not an integer"),
         Reply::Err(KvError::TooLong) => Status::failed_precondition("string exceeds the maximum size (512 MiB)"),
         other => Status::internal(format!("unexpected reply {other:?}")),
     }

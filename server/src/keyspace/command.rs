@@ -162,6 +162,8 @@ pub enum WriteOp {
     },
     /// Remove every key of the shard (`FLUSHDB`, `FLUSHALL`).
     Flush,
+    /// Change a hash (created when absent, removed when emptied).
+    Hash(HashWrite),
     /// Remove a key's deadline; replies 1 if it had one.
     Persist {
         /// The key.
@@ -214,6 +216,7 @@ impl WriteOp {
             | WriteOp::Persist { key } => vec![key],
             WriteOp::MSet { pairs, .. } => pairs.iter().map(|(key, _)| key).collect(),
             WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. } => vec![from, to],
+            WriteOp::Hash(write) => vec![write.key()],
             WriteOp::Flush => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
@@ -236,6 +239,7 @@ impl fmt::Display for Write {
             WriteOp::Rename { .. } => "rename",
             WriteOp::Copy { .. } => "copy",
             WriteOp::Flush => "flush",
+            WriteOp::Hash(_) => "hash",
             WriteOp::Persist { .. } => "persist",
             WriteOp::PurgeExpired { .. } => "purge-expired",
         };
@@ -281,12 +285,21 @@ pub enum Read {
         count: usize,
         /// Keep only keys matching this glob pattern.
         pattern: Option<Bytes>,
+        /// Keep only keys of this type (`string`, `hash`).
+        type_name: Option<String>,
     },
     /// Any one live key, chosen at random (`seed` picks it).
     RandomKey {
         /// A random number from the caller.
         seed: u64,
     },
+    /// The type of a key's value (`TYPE`): its name, or nil when absent.
+    Type {
+        /// The key.
+        key: Bytes,
+    },
+    /// A read of a hash.
+    Hash(HashRead),
     /// The length of a string (0 when absent).
     Strlen {
         /// The key.
@@ -324,6 +337,10 @@ pub enum KvError {
     TooLong,
     /// The key to rename does not exist.
     NoSuchKey,
+    /// The key holds another type than the command works on.
+    WrongType,
+    /// A hash field is not a base-10 64-bit integer.
+    HashNotInteger,
 }
 
 /// What a write or a read answers.
@@ -346,8 +363,10 @@ pub enum Reply {
         /// The value found when the swap did not happen.
         current: Option<Bytes>,
     },
-    /// Keys (`KEYS`).
+    /// Keys (`KEYS`), or hash fields or values.
     Keys(Vec<Bytes>),
+    /// Field-value pairs of a hash.
+    Pairs(Vec<(Bytes, Bytes)>),
     /// A step of a scan: the keys visited, and where the next step starts
     /// (`None`: the shard is done).
     Scan {
@@ -373,4 +392,127 @@ pub fn scan_position(key: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash >> (64 - SCAN_POSITION_BITS)
+}
+
+/// A change to a hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HashWrite {
+    /// Set fields (`HSET`, `HMSET`), or one field only if absent
+    /// (`HSETNX`). Replies how many fields are new (`HSETNX`: 1 or 0).
+    Set {
+        /// The key.
+        key: Bytes,
+        /// Fields and values.
+        pairs: Vec<(Bytes, Bytes)>,
+        /// Only fields that do not exist yet.
+        if_absent: bool,
+    },
+    /// Remove fields; replies how many existed.
+    Del {
+        /// The key.
+        key: Bytes,
+        /// The fields.
+        fields: Vec<Bytes>,
+    },
+    /// Add to an integer field (absent counts as 0).
+    IncrBy {
+        /// The key.
+        key: Bytes,
+        /// The field.
+        field: Bytes,
+        /// The amount.
+        delta: i64,
+    },
+}
+
+impl HashWrite {
+    /// The hash's key.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            HashWrite::Set { key, .. } | HashWrite::Del { key, .. } | HashWrite::IncrBy { key, .. } => key,
+        }
+    }
+}
+
+/// A read of a hash (an absent key reads as an empty hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HashRead {
+    /// One field's value.
+    Get {
+        /// The key.
+        key: Bytes,
+        /// The field.
+        field: Bytes,
+    },
+    /// Several fields' values, in order.
+    MGet {
+        /// The key.
+        key: Bytes,
+        /// The fields.
+        fields: Vec<Bytes>,
+    },
+    /// Whether a field exists (1 or 0).
+    Exists {
+        /// The key.
+        key: Bytes,
+        /// The field.
+        field: Bytes,
+    },
+    /// The number of fields.
+    Len {
+        /// The key.
+        key: Bytes,
+    },
+    /// The length of a field's value (0 when absent).
+    Strlen {
+        /// The key.
+        key: Bytes,
+        /// The field.
+        field: Bytes,
+    },
+    /// Every field name.
+    Keys {
+        /// The key.
+        key: Bytes,
+    },
+    /// Every value.
+    Vals {
+        /// The key.
+        key: Bytes,
+    },
+    /// Every field and value (optionally only fields matching a pattern:
+    /// `HSCAN`).
+    GetAll {
+        /// The key.
+        key: Bytes,
+        /// A glob pattern on fields.
+        pattern: Option<Bytes>,
+    },
+    /// Random fields (`HRANDFIELD`): `count` > 0 distinct ones, < 0 that
+    /// many with repeats; `seed` makes the choice.
+    RandField {
+        /// The key.
+        key: Bytes,
+        /// How many, as Redis reads it.
+        count: i64,
+        /// A random number from the caller.
+        seed: u64,
+    },
+}
+
+impl HashRead {
+    /// The hash's key.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            HashRead::Get { key, .. }
+            | HashRead::MGet { key, .. }
+            | HashRead::Exists { key, .. }
+            | HashRead::Len { key }
+            | HashRead::Strlen { key, .. }
+            | HashRead::Keys { key }
+            | HashRead::Vals { key }
+            | HashRead::GetAll { key, .. }
+            | HashRead::RandField { key, .. } => key,
+        }
+    }
 }

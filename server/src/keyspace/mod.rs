@@ -17,29 +17,70 @@
 
 pub mod command;
 pub mod glob;
+pub mod hash;
 
 use std::collections::{BTreeSet, HashMap};
+
+use indexmap::IndexMap;
 
 use bytes::Bytes;
 
 pub use command::{
-    ExpireCondition, KvError, MAX_STRING, Read, Reply, SCAN_POSITION_BITS, SetCondition, Write, WriteOp, scan_position,
+    ExpireCondition, HashRead, HashWrite, KvError, MAX_STRING, Read, Reply, SCAN_POSITION_BITS, SetCondition, Write,
+    WriteOp, scan_position,
 };
+
+/// What a key holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// A string.
+    Str(Bytes),
+    /// A hash; fields keep their insertion order, as Redis keeps small
+    /// hashes.
+    Hash(IndexMap<Bytes, Bytes>),
+}
 
 /// A stored value and its deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
-    /// The bytes.
-    pub data: Bytes,
+    /// The data.
+    pub data: Data,
     /// Absolute expiry in ms since the epoch, if any.
     pub expire_at_ms: Option<u64>,
 }
 
 impl Value {
+    /// A string value.
+    pub fn string(data: Bytes, expire_at_ms: Option<u64>) -> Self {
+        Value {
+            data: Data::Str(data),
+            expire_at_ms,
+        }
+    }
+
     fn is_live(&self, now_ms: u64) -> bool {
         self.expire_at_ms.is_none_or(|deadline| deadline > now_ms)
     }
+
+    /// The string, or [`KvError::WrongType`].
+    fn as_str(&self) -> Result<&Bytes, KvError> {
+        match &self.data {
+            Data::Str(bytes) => Ok(bytes),
+            Data::Hash(_) => Err(KvError::WrongType),
+        }
+    }
+
+    /// The type's name as `TYPE` reports it.
+    pub fn type_name(&self) -> &'static str {
+        match self.data {
+            Data::Str(_) => "string",
+            Data::Hash(_) => "hash",
+        }
+    }
 }
+
+/// The string at a key (`None`: absent), or the error for another type.
+type StringAt<'a> = Result<Option<&'a Value>, KvError>;
 
 /// One shard's keys.
 #[derive(Debug, Clone, Default)]
@@ -90,6 +131,14 @@ impl Keyspace {
         self.map.get(key).filter(|v| v.is_live(now_ms))
     }
 
+    /// The live value at `key` if it is a string.
+    fn live_string(&self, key: &[u8], now_ms: u64) -> StringAt<'_> {
+        match self.live(key, now_ms) {
+            Some(value) => value.as_str().map(|_| Some(value)),
+            None => Ok(None),
+        }
+    }
+
     /// Stores `value` at `key`, keeping the deadline index in step.
     fn put(&mut self, key: Bytes, value: Value) {
         if let Some(deadline) = value.expire_at_ms {
@@ -126,13 +175,14 @@ impl Keyspace {
     /// Answers a read as of `now_ms` (the reader's clock).
     pub fn read(&self, read: &Read, now_ms: u64) -> Reply {
         match read {
-            Read::Get { key } => match self.live(key, now_ms) {
-                Some(v) => Reply::Value(v.data.clone()),
-                None => Reply::Nil,
+            Read::Get { key } => match self.live_string(key, now_ms) {
+                Ok(Some(v)) => Reply::Value(v.as_str().expect("a string").clone()),
+                Ok(None) => Reply::Nil,
+                Err(err) => Reply::Err(err),
             },
             Read::MGet { keys } => Reply::Values(
                 keys.iter()
-                    .map(|k| self.live(k, now_ms).map(|v| v.data.clone()))
+                    .map(|k| self.live(k, now_ms).and_then(|v| v.as_str().ok().cloned()))
                     .collect(),
             ),
             Read::Exists { keys } => Reply::Int(keys.iter().filter(|k| self.live(k, now_ms).is_some()).count() as i64),
@@ -156,7 +206,12 @@ impl Keyspace {
                     .map(|(key, _)| key.clone())
                     .collect(),
             ),
-            Read::Scan { from, count, pattern } => self.scan(*from, *count, pattern.as_deref(), now_ms),
+            Read::Scan {
+                from,
+                count,
+                pattern,
+                type_name,
+            } => self.scan(*from, *count, pattern.as_deref(), type_name.as_deref(), now_ms),
             Read::RandomKey { seed } => {
                 let live = self.map.iter().filter(|(_, v)| v.is_live(now_ms));
                 let n = live.clone().count();
@@ -168,19 +223,37 @@ impl Keyspace {
                         .map_or(Reply::Nil, Reply::Value),
                 }
             }
-            Read::Strlen { key } => Reply::Int(self.live(key, now_ms).map_or(0, |v| v.data.len() as i64)),
-            Read::GetRange { key, start, end } => {
-                let data = self.live(key, now_ms).map(|v| v.data.clone()).unwrap_or_default();
-                Reply::Value(range(&data, *start, *end))
-            }
+            Read::Strlen { key } => match self.live_string(key, now_ms) {
+                Ok(v) => Reply::Int(v.map_or(0, |v| v.as_str().expect("a string").len() as i64)),
+                Err(err) => Reply::Err(err),
+            },
+            Read::GetRange { key, start, end } => match self.live_string(key, now_ms) {
+                Ok(v) => {
+                    let data = v.map(|v| v.as_str().expect("a string").clone()).unwrap_or_default();
+                    Reply::Value(range(&data, *start, *end))
+                }
+                Err(err) => Reply::Err(err),
+            },
+            Read::Type { key } => self.live(key, now_ms).map_or(Reply::Nil, |v| {
+                Reply::Value(Bytes::from_static(v.type_name().as_bytes()))
+            }),
+            Read::Hash(read) => match self.live(read.key(), now_ms) {
+                None => hash::read(&IndexMap::new(), read),
+                Some(Value {
+                    data: Data::Hash(fields),
+                    ..
+                }) => hash::read(fields, read),
+                Some(_) => Reply::Err(KvError::WrongType),
+            },
         }
     }
 
     /// One step of a scan: the `count` live keys with the lowest scan
     /// positions at or after `from` (with every key sharing the last one's
-    /// position, so no key is split across steps), filtered by `pattern`.
+    /// position, so no key is split across steps), filtered by `pattern`
+    /// and type.
     /// Costs a pass over the shard.
-    fn scan(&self, from: u64, count: usize, pattern: Option<&[u8]>, now_ms: u64) -> Reply {
+    fn scan(&self, from: u64, count: usize, pattern: Option<&[u8]>, type_name: Option<&str>, now_ms: u64) -> Reply {
         let mut candidates: Vec<(u64, &Bytes)> = self
             .map
             .iter()
@@ -198,6 +271,7 @@ impl Keyspace {
         let keys = candidates[..end]
             .iter()
             .filter(|(_, key)| pattern.is_none_or(|p| glob::matches(p, key)))
+            .filter(|(_, key)| type_name.is_none_or(|t| self.map[*key].type_name() == t))
             .map(|(_, key)| (*key).clone())
             .collect();
         Reply::Scan { keys, next }
@@ -216,7 +290,12 @@ impl Keyspace {
                 keep_ttl,
                 get,
             } => {
-                let old = self.live(key, now).cloned();
+                let old = match self.live_string(key, now) {
+                    Ok(old) => old.cloned(),
+                    // SET replaces any type, unless it must return the old string.
+                    Err(err) if *get => return Reply::Err(err),
+                    Err(_) => self.live(key, now).cloned(),
+                };
                 let allowed = match condition {
                     SetCondition::Always => true,
                     SetCondition::IfAbsent => old.is_none(),
@@ -231,17 +310,11 @@ impl Keyspace {
                     if deadline.is_some_and(|d| d <= now) {
                         self.take(key);
                     } else {
-                        self.put(
-                            key.clone(),
-                            Value {
-                                data: value.clone(),
-                                expire_at_ms: deadline,
-                            },
-                        );
+                        self.put(key.clone(), Value::string(value.clone(), deadline));
                     }
                 }
                 match (get, allowed) {
-                    (true, _) => old.map_or(Reply::Nil, |v| Reply::Value(v.data)),
+                    (true, _) => old.map_or(Reply::Nil, |v| Reply::Value(v.as_str().expect("a string").clone())),
                     (false, true) => Reply::Ok,
                     (false, false) => Reply::Nil,
                 }
@@ -258,9 +331,12 @@ impl Keyspace {
                 Reply::Int(removed)
             }
             WriteOp::IncrBy { key, delta } => {
-                let old = self.live(key, now);
+                let old = match self.live_string(key, now) {
+                    Ok(old) => old,
+                    Err(err) => return Reply::Err(err),
+                };
                 let current = match old {
-                    Some(v) => match parse_i64(&v.data) {
+                    Some(v) => match parse_i64(v.as_str().expect("a string")) {
                         Some(n) => n,
                         None => return Reply::Err(KvError::NotInteger),
                     },
@@ -270,25 +346,16 @@ impl Keyspace {
                     return Reply::Err(KvError::Overflow);
                 };
                 let expire_at_ms = old.and_then(|v| v.expire_at_ms);
-                self.put(
-                    key.clone(),
-                    Value {
-                        data: Bytes::from(next.to_string()),
-                        expire_at_ms,
-                    },
-                );
+                self.put(key.clone(), Value::string(Bytes::from(next.to_string()), expire_at_ms));
                 Reply::Int(next)
             }
             WriteOp::CompareAndSet { key, expected, new } => {
-                let current = self.live(key, now).map(|v| v.data.clone());
+                let current = match self.live_string(key, now) {
+                    Ok(v) => v.map(|v| v.as_str().expect("a string").clone()),
+                    Err(err) => return Reply::Err(err),
+                };
                 if current == *expected {
-                    self.put(
-                        key.clone(),
-                        Value {
-                            data: new.clone(),
-                            expire_at_ms: None,
-                        },
-                    );
+                    self.put(key.clone(), Value::string(new.clone(), None));
                     Reply::Swap {
                         swapped: true,
                         current: None,
@@ -319,26 +386,32 @@ impl Keyspace {
                 Reply::Int(1)
             }
             WriteOp::Append { key, value } => {
-                let old = self.live(key, now).cloned();
-                let len = old.as_ref().map_or(0, |v| v.data.len()) + value.len();
+                let old = match self.live_string(key, now) {
+                    Ok(old) => old.map(|v| (v.as_str().expect("a string").clone(), v.expire_at_ms)),
+                    Err(err) => return Reply::Err(err),
+                };
+                let len = old.as_ref().map_or(0, |(data, _)| data.len()) + value.len();
                 if len as u64 > MAX_STRING {
                     return Reply::Err(KvError::TooLong);
                 }
                 let (data, expire_at_ms) = match old {
-                    Some(old) => {
+                    Some((old, expire_at_ms)) => {
                         let mut data = Vec::with_capacity(len);
-                        data.extend_from_slice(&old.data);
+                        data.extend_from_slice(&old);
                         data.extend_from_slice(value);
-                        (Bytes::from(data), old.expire_at_ms)
+                        (Bytes::from(data), expire_at_ms)
                     }
                     None => (value.clone(), None),
                 };
-                self.put(key.clone(), Value { data, expire_at_ms });
+                self.put(key.clone(), Value::string(data, expire_at_ms));
                 Reply::Int(len as i64)
             }
             WriteOp::SetRange { key, offset, value } => {
-                let old = self.live(key, now).cloned();
-                let old_len = old.as_ref().map_or(0, |v| v.data.len());
+                let old = match self.live_string(key, now) {
+                    Ok(old) => old.map(|v| (v.as_str().expect("a string").clone(), v.expire_at_ms)),
+                    Err(err) => return Reply::Err(err),
+                };
+                let old_len = old.as_ref().map_or(0, |(data, _)| data.len());
                 if value.is_empty() {
                     return Reply::Int(old_len as i64);
                 }
@@ -346,31 +419,29 @@ impl Keyspace {
                 if end > MAX_STRING {
                     return Reply::Err(KvError::TooLong);
                 }
-                let mut data = old.as_ref().map_or_else(Vec::new, |v| v.data.to_vec());
+                let mut data = old.as_ref().map_or_else(Vec::new, |(data, _)| data.to_vec());
                 if (data.len() as u64) < end {
                     data.resize(end as usize, 0);
                 }
                 data[*offset as usize..end as usize].copy_from_slice(value);
                 let len = data.len();
-                let expire_at_ms = old.and_then(|v| v.expire_at_ms);
-                self.put(
-                    key.clone(),
-                    Value {
-                        data: Bytes::from(data),
-                        expire_at_ms,
-                    },
-                );
+                let expire_at_ms = old.and_then(|(_, expire_at_ms)| expire_at_ms);
+                self.put(key.clone(), Value::string(Bytes::from(data), expire_at_ms));
                 Reply::Int(len as i64)
             }
-            WriteOp::GetDel { key } => {
-                if self.live(key, now).is_none() {
-                    return Reply::Nil;
-                }
-                self.take(key).map_or(Reply::Nil, |v| Reply::Value(v.data))
-            }
+            WriteOp::GetDel { key } => match self.live_string(key, now) {
+                Ok(Some(_)) => self.take(key).map_or(Reply::Nil, |v| match v.data {
+                    Data::Str(data) => Reply::Value(data),
+                    Data::Hash(_) => Reply::Err(KvError::WrongType),
+                }),
+                Ok(None) => Reply::Nil,
+                Err(err) => Reply::Err(err),
+            },
             WriteOp::GetEx { key, expire_at_ms } => {
-                let Some(data) = self.live(key, now).map(|v| v.data.clone()) else {
-                    return Reply::Nil;
+                let data = match self.live_string(key, now) {
+                    Ok(Some(v)) => v.as_str().expect("a string").clone(),
+                    Ok(None) => return Reply::Nil,
+                    Err(err) => return Reply::Err(err),
                 };
                 match expire_at_ms {
                     Some(deadline) if *deadline <= now => {
@@ -385,13 +456,7 @@ impl Keyspace {
                     return Reply::Int(0);
                 }
                 for (key, value) in pairs {
-                    self.put(
-                        key.clone(),
-                        Value {
-                            data: value.clone(),
-                            expire_at_ms: None,
-                        },
-                    );
+                    self.put(key.clone(), Value::string(value.clone(), None));
                 }
                 if *if_none_exist { Reply::Int(1) } else { Reply::Ok }
             }
@@ -419,6 +484,33 @@ impl Keyspace {
                 self.take(to);
                 self.put(to.clone(), value);
                 Reply::Int(1)
+            }
+            WriteOp::Hash(write) => {
+                let key = write.key();
+                match self.live(key, now).map(|v| matches!(v.data, Data::Hash(_))) {
+                    Some(false) => return Reply::Err(KvError::WrongType),
+                    Some(true) => {}
+                    None => {
+                        self.take(key);
+                        let empty = Value {
+                            data: Data::Hash(IndexMap::new()),
+                            expire_at_ms: None,
+                        };
+                        self.map.insert(key.clone(), empty);
+                    }
+                }
+                let Some(Value {
+                    data: Data::Hash(fields),
+                    ..
+                }) = self.map.get_mut(key)
+                else {
+                    unreachable!("a hash was just found or made")
+                };
+                let reply = hash::apply(fields, write);
+                if fields.is_empty() {
+                    self.take(key);
+                }
+                reply
             }
             WriteOp::Flush => {
                 self.map.clear();

@@ -3,7 +3,8 @@
 //! Layout: the magic `CAIRNSN1`, then blocks of
 //! `len (u32 LE) ‖ crc32 (u32 LE) ‖ payload`. The first block holds the
 //! snapshot metadata, the following blocks hold up to [`BLOCK_BYTES`] of
-//! records each, then blocks of client sessions (see [`crate::sessions`]),
+//! records each (strings, and hashes in blocks of their own), then blocks
+//! of client sessions (see [`crate::sessions`]),
 //! and a final block holds the record count, so a truncated
 //! file is detected as surely as a flipped bit. Every error names the file
 //! and the byte offset of the bad block.
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::{Data, Keyspace, Value};
 use crate::raft::typ::SnapshotMeta;
 use crate::sessions::{ClientSession, Sessions};
 
@@ -51,9 +52,10 @@ const SESSIONS_PER_BLOCK: usize = 64;
 #[derive(Serialize, Deserialize)]
 enum Block {
     Meta(SnapshotMeta),
-    Records(Vec<(Bytes, Bytes, Option<u64>)>),
+    Records(Strings),
     End { records: u64 },
     Sessions(Vec<(u64, ClientSession)>),
+    Hashes(Hashes),
 }
 
 struct BlockWriter {
@@ -67,6 +69,21 @@ impl BlockWriter {
         self.out.write_all(&crc32fast::hash(&payload).to_le_bytes())?;
         self.out.write_all(&payload)
     }
+}
+
+/// String records and hashes gathered for the next blocks.
+type Strings = Vec<(Bytes, Bytes, Option<u64>)>;
+type Hashes = Vec<(Bytes, Vec<(Bytes, Bytes)>, Option<u64>)>;
+
+/// Writes the gathered records as blocks (none for an empty kind).
+fn flush(writer: &mut BlockWriter, records: &mut Strings, hashes: &mut Hashes) -> std::io::Result<()> {
+    if !records.is_empty() {
+        writer.put(&Block::Records(std::mem::take(records)))?;
+    }
+    if !hashes.is_empty() {
+        writer.put(&Block::Hashes(std::mem::take(hashes)))?;
+    }
+    Ok(())
 }
 
 /// Writes a snapshot of `contents` to `path` (via a temporary file, fsynced,
@@ -83,18 +100,26 @@ pub fn write(path: &Path, meta: &SnapshotMeta, contents: &Contents) -> Result<()
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut count = 0u64;
+    let mut hashes = Vec::new();
     for (key, value) in contents.keyspace.iter() {
-        bytes += key.len() + value.data.len() + 16;
-        records.push((key.clone(), value.data.clone(), value.expire_at_ms));
         count += 1;
+        match &value.data {
+            Data::Str(data) => {
+                bytes += key.len() + data.len() + 16;
+                records.push((key.clone(), data.clone(), value.expire_at_ms));
+            }
+            Data::Hash(fields) => {
+                bytes += key.len() + fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum::<usize>();
+                let fields = fields.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
+                hashes.push((key.clone(), fields, value.expire_at_ms));
+            }
+        }
         if bytes >= BLOCK_BYTES {
-            writer.put(&Block::Records(std::mem::take(&mut records))).map_err(io)?;
+            flush(&mut writer, &mut records, &mut hashes).map_err(io)?;
             bytes = 0;
         }
     }
-    if !records.is_empty() {
-        writer.put(&Block::Records(records)).map_err(io)?;
-    }
+    flush(&mut writer, &mut records, &mut hashes).map_err(io)?;
     let sessions: Vec<(u64, ClientSession)> = contents.sessions.iter().map(|(c, s)| (*c, s.clone())).collect();
     for chunk in sessions.chunks(SESSIONS_PER_BLOCK) {
         writer.put(&Block::Sessions(chunk.to_vec())).map_err(io)?;
@@ -204,7 +229,17 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
         match reader.next()? {
             Block::Records(records) => {
                 for (key, data, expire_at_ms) in records {
-                    contents.keyspace.restore(key, Value { data, expire_at_ms });
+                    contents.keyspace.restore(key, Value::string(data, expire_at_ms));
+                    count += 1;
+                }
+            }
+            Block::Hashes(hashes) => {
+                for (key, fields, expire_at_ms) in hashes {
+                    let value = Value {
+                        data: Data::Hash(fields.into_iter().collect()),
+                        expire_at_ms,
+                    };
+                    contents.keyspace.restore(key, value);
                     count += 1;
                 }
             }
@@ -225,7 +260,7 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::{Reply, SetCondition, Write, WriteOp};
+    use crate::keyspace::{HashWrite, Reply, SetCondition, Write, WriteOp};
     use crate::sessions::SessionTag;
 
     fn contents(n: usize) -> Contents {
@@ -251,6 +286,18 @@ mod tests {
             let keyspace = &mut contents.keyspace;
             contents.sessions.apply(tag, 0, || keyspace.apply(&write));
         }
+        contents.keyspace.apply(&Write {
+            now_ms: 0,
+            session: None,
+            op: WriteOp::Hash(HashWrite::Set {
+                key: Bytes::from("a-hash"),
+                pairs: vec![
+                    (Bytes::from("f"), Bytes::from("v")),
+                    (Bytes::from("g"), Bytes::from("w")),
+                ],
+                if_absent: false,
+            }),
+        });
         contents
     }
 
@@ -262,7 +309,7 @@ mod tests {
         write(&path, &SnapshotMeta::default(), &original).unwrap();
         let (meta, back) = read(&path).unwrap();
         assert_eq!(meta, SnapshotMeta::default());
-        assert_eq!(back.keyspace.len(), 5000);
+        assert_eq!(back.keyspace.len(), 5001, "5000 strings and a hash");
         for (k, v) in original.keyspace.iter() {
             let got = back.keyspace.iter().find(|(bk, _)| *bk == k).unwrap().1;
             assert_eq!(got, v);

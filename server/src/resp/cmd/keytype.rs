@@ -1,5 +1,4 @@
-//! `TYPE key`: `string`, or `none` when the key does not exist (strings
-//! are the only type so far).
+//! `TYPE key`: `string`, `hash`, or `none` when the key does not exist.
 
 use super::{Client, Spec, on_key};
 use crate::keyspace::{Read, Reply};
@@ -17,11 +16,14 @@ pub static SPEC: Spec = Spec {
     categories: &["@keyspace", "@read", "@fast"],
     run: |shared, _: &mut Client, mut args| {
         let key = args.swap_remove(1);
-        let read = Read::Exists {
-            keys: vec![key.clone()],
-        };
-        on_key(shared, &key, Request::Read(read), |reply| {
-            Frame::Simple(if reply == Reply::Int(1) { "string" } else { "none" }.into())
-        })
+        on_key(
+            shared,
+            &key.clone(),
+            Request::Read(Read::Type { key }),
+            |reply| match reply {
+                Reply::Value(name) => Frame::Simple(String::from_utf8_lossy(&name).into_owned()),
+                _ => Frame::Simple("none".into()),
+            },
+        )
     },
 };

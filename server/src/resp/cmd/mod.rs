@@ -22,6 +22,7 @@ mod expire;
 mod flush;
 mod get;
 mod getdel;
+mod hash;
 mod hello;
 mod incr;
 mod info;
@@ -165,7 +166,22 @@ pub static TABLE: &[&Spec] = &[
     &getdel::GETEX,
     &range::GETRANGE,
     &setex::GETSET,
+    &hash::HDEL,
     &hello::SPEC,
+    &hash::HEXISTS,
+    &hash::HGET,
+    &hash::HGETALL,
+    &hash::HINCRBY,
+    &hash::HKEYS,
+    &hash::HLEN,
+    &hash::HMGET,
+    &hash::HMSET,
+    &hash::HRANDFIELD,
+    &hash::HSCAN,
+    &hash::HSET,
+    &hash::HSETNX,
+    &hash::HSTRLEN,
+    &hash::HVALS,
     &incr::INCR,
     &incr::INCRBY,
     &info::SPEC,
@@ -293,6 +309,8 @@ pub fn kv_error(err: KvError) -> Frame {
         KvError::DuplicateRequest => Frame::error("ERR duplicate of a write that was already answered"),
         KvError::TooLong => Frame::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
         KvError::NoSuchKey => Frame::error("ERR no such key"),
+        KvError::WrongType => Frame::error("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        KvError::HashNotInteger => Frame::error("ERR hash value is not an integer"),
     }
 }
 

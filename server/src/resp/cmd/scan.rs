@@ -21,8 +21,7 @@ struct Options {
     from: u64,
     count: usize,
     pattern: Option<Bytes>,
-    /// `TYPE` other than `string`: nothing can match.
-    no_type_matches: bool,
+    type_name: Option<String>,
 }
 
 fn parse(args: &[Bytes]) -> Result<Options, Frame> {
@@ -35,7 +34,7 @@ fn parse(args: &[Bytes]) -> Result<Options, Frame> {
         from: cursor & ((1 << SCAN_POSITION_BITS) - 1),
         count: 10,
         pattern: None,
-        no_type_matches: false,
+        type_name: None,
     };
     for pair in args[2..].chunks(2) {
         let [option, value] = pair else {
@@ -47,7 +46,7 @@ fn parse(args: &[Bytes]) -> Result<Options, Frame> {
                 n if n < 1 => return Err(syntax_error()),
                 n => options.count = n as usize,
             },
-            b"type" => options.no_type_matches = !value.eq_ignore_ascii_case(b"string"),
+            b"type" => options.type_name = Some(String::from_utf8_lossy(value).to_ascii_lowercase()),
             _ => return Err(syntax_error()),
         }
     }
@@ -78,6 +77,7 @@ pub static SPEC: Spec = Spec {
                 from: options.from,
                 count: options.count,
                 pattern: options.pattern,
+                type_name: options.type_name,
             };
             let (keys, next) = match node.execute(options.shard, Request::Read(read)).await {
                 Ok(answer) => match answer.reply {
@@ -92,7 +92,6 @@ pub static SPEC: Spec = Spec {
                 None if options.shard + 1 < shards => (options.shard + 1) << SCAN_POSITION_BITS,
                 None => 0,
             };
-            let keys = if options.no_type_matches { Vec::new() } else { keys };
             reply(cursor, keys)
         }))
     },
