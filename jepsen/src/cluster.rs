@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
-use cairn_server::config::{NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
+use cairn_server::config::{ClientLimits, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -96,6 +96,7 @@ impl Cluster {
                     ..RaftOptions::default()
                 },
                 storage: StorageOptions::default(),
+                clients: ClientLimits::default(),
             };
             std::fs::write(node_dir.join("node.toml"), toml_string(&file)?)?;
         }

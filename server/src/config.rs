@@ -116,6 +116,36 @@ pub struct StorageOptions {
     pub fsync: Fsync,
 }
 
+/// Limits on Redis-protocol clients, with Redis's defaults where Redis has
+/// the setting, so that no client can take memory without bound or hold
+/// others up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientLimits {
+    /// Clients connected at once (Redis `maxclients`, 10000); the next one
+    /// is told `-ERR max number of clients reached` and closed.
+    pub max_clients: usize,
+    /// Close a client idle this long; 0: never (Redis `timeout`, 0).
+    pub idle_timeout_secs: u64,
+    /// Most bytes of unparsed requests held for a client (Redis
+    /// `client-query-buffer-limit`, 1 GiB).
+    pub query_buffer_limit: usize,
+    /// Largest bulk string in a request (Redis `proto-max-bulk-len`,
+    /// 512 MiB).
+    pub proto_max_bulk_len: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_clients: 10_000,
+            idle_timeout_secs: 0,
+            query_buffer_limit: 1024 * 1024 * 1024,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+        }
+    }
+}
+
 /// The node config file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +162,9 @@ pub struct NodeFile {
     /// Storage tunables.
     #[serde(default)]
     pub storage: StorageOptions,
+    /// Limits on Redis-protocol clients.
+    #[serde(default)]
+    pub clients: ClientLimits,
 }
 
 /// A fully loaded and validated node configuration.
@@ -145,6 +178,8 @@ pub struct NodeConfig {
     pub raft: RaftOptions,
     /// Storage tunables.
     pub storage: StorageOptions,
+    /// Limits on Redis-protocol clients.
+    pub clients: ClientLimits,
     /// The cluster layout.
     pub topology: Topology,
 }
@@ -164,6 +199,7 @@ impl NodeConfig {
             data_dir: base.join(&file.data_dir).components().collect(),
             raft: file.raft,
             storage: file.storage,
+            clients: file.clients,
             topology,
         })
     }
@@ -205,6 +241,19 @@ impl NodeFile {
         }
         if r.snapshot_every == 0 {
             return Err(err("raft.snapshot_every", "must be greater than 0".into()));
+        }
+        let c = &self.clients;
+        if c.max_clients == 0 {
+            return Err(err("clients.max_clients", "must be greater than 0".into()));
+        }
+        if c.proto_max_bulk_len == 0 || c.proto_max_bulk_len > c.query_buffer_limit {
+            return Err(err(
+                "clients.proto_max_bulk_len",
+                format!(
+                    "must be between 1 and clients.query_buffer_limit ({})",
+                    c.query_buffer_limit
+                ),
+            ));
         }
         Ok(())
     }
@@ -366,6 +415,7 @@ resp_addr = "127.0.0.1:6003"
             "the example documents the defaults"
         );
         assert_eq!(config.storage, StorageOptions::default());
+        assert_eq!(config.clients, ClientLimits::default());
         assert_eq!(config.topology.shards, DEFAULT_SHARDS);
     }
 

@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::config::{DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
+use crate::config::{ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
 use crate::error::{Error, Result};
 
 /// Default first RESP port.
@@ -118,6 +118,7 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             data_dir: PathBuf::from("."),
             raft: RaftOptions::default(),
             storage: StorageOptions::default(),
+            clients: ClientLimits::default(),
         };
         write_toml(&node_dir.join("node.toml"), &file)?;
     }

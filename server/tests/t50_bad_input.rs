@@ -6,7 +6,7 @@ mod fixtures;
 
 use std::path::Path;
 
-use cairn_server::config::RaftOptions;
+use cairn_server::config::{ClientLimits, NodeFile, RaftOptions};
 use fixtures::{Cluster, Resp, Value, run_server};
 
 #[test]
@@ -120,4 +120,70 @@ fn t52_protocol_garbage_closes_only_that_connection() {
     assert_eq!(bystander.cmd(&["GET", "safe"]).text().as_deref(), Some("1"));
     assert_eq!(bystander.cmd(&["EXISTS", "half"]), Value::Int(0));
     let _ = Resp::try_connect(cluster.topology.node(1).unwrap().resp_addr).expect("still accepting");
+}
+
+#[test]
+fn t53_client_limits_refuse_extra_clients_huge_requests_and_idlers() {
+    let mut cluster = Cluster::start(1, 1, RaftOptions::default());
+    cluster.stop(1);
+    let path = cluster.config(1);
+    let mut file: NodeFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    file.clients = ClientLimits {
+        max_clients: 2,
+        idle_timeout_secs: 1,
+        query_buffer_limit: 64 * 1024,
+        proto_max_bulk_len: 1024,
+    };
+    std::fs::write(&path, toml::to_string(&file).unwrap()).unwrap();
+    cluster.start_node(1);
+    cluster.wait_ready(std::time::Duration::from_secs(30));
+    // Let the node see the readiness probes' connections close, then open
+    // clients until one is refused: at most two are ever served.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut open = Vec::new();
+    let refused = (0..5).find_map(|_| {
+        let mut client = cluster.client(1);
+        match client.try_cmd(&["PING"]) {
+            Ok(Value::Simple(pong)) if pong == "PONG" => {
+                open.push(client);
+                None
+            }
+            other => Some(other),
+        }
+    });
+    assert!(refused.is_some(), "a client beyond max_clients was served");
+    assert_eq!(open.len(), 2, "clients served");
+    // The refused client is told why (read without sending, so the close
+    // cannot reset the connection before the reply arrives).
+    let mut raw = std::net::TcpStream::connect(cluster.topology.node(1).unwrap().resp_addr).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut raw, &mut reply).unwrap();
+    assert_eq!(reply, "-ERR max number of clients reached\r\n");
+    drop(open);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut first = cluster.client(1);
+    let mut second = cluster.client(1);
+    assert_eq!(first.cmd(&["PING"]), Value::Simple("PONG".into()));
+
+    second.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n");
+    match second.read_value().unwrap() {
+        Value::Error(e) => assert!(e.contains("invalid bulk length"), "{e}"),
+        other => panic!("a bulk over proto_max_bulk_len is refused, got {other:?}"),
+    }
+
+    let mut flood = cluster.client(1);
+    flood.send_raw(format!("PING {}", "x".repeat(100 * 1024)).as_bytes());
+    match flood.read_value().unwrap() {
+        Value::Error(e) => assert!(
+            e.contains("too big inline request") || e.contains("query buffer limit"),
+            "{e}"
+        ),
+        other => panic!("an endless request is refused, got {other:?}"),
+    }
+
+    // An idle client is closed after the timeout; the node keeps serving.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(first.try_cmd(&["PING"]).is_err(), "the idle client was closed");
+    assert_eq!(cluster.client(1).cmd(&["PING"]), Value::Simple("PONG".into()));
 }

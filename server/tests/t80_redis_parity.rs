@@ -426,12 +426,18 @@ fn t85_hash_commands_answer_as_redis_does() {
     );
     // Random fields come from the hash, as many as asked.
     for client in [&mut r, &mut c] {
-        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "s2", "2"]) else { panic!() };
+        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "s2", "2"]) else {
+            panic!()
+        };
         assert!(fields.is_empty());
         client.cmd(&["HSET", "r", "a", "1", "b", "2", "c", "3"]);
-        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "r", "-5"]) else { panic!() };
+        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "r", "-5"]) else {
+            panic!()
+        };
         assert_eq!(fields.len(), 5);
-        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "r", "10", "WITHVALUES"]) else { panic!() };
+        let Value::Array(Some(fields)) = client.cmd(&["HRANDFIELD", "r", "10", "WITHVALUES"]) else {
+            panic!()
+        };
         assert_eq!(fields.len(), 6, "each of the 3 fields once, with its value");
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! Pipelining falls out of the loop's shape: every complete request already
 //! buffered is answered before the socket is read again, and replies are
-//! written in one batch. A protocol error gets Redis's
-//! `-ERR Protocol error: …` and closes the connection; nothing else is
-//! affected. The task ends when the client leaves, after `QUIT`, or on
-//! shutdown (after the command in flight).
+//! written in one batch (or whenever 64 KiB are pending). A protocol error
+//! gets Redis's `-ERR Protocol error: …` and closes the connection; so does
+//! a request that outgrows the query buffer limit. A client idle past the
+//! idle timeout is closed. Nothing else is affected. The task ends when the
+//! client leaves, after `QUIT`, or on shutdown (after the command in
+//! flight).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +26,10 @@ use super::server::Shared;
 
 /// Initial read buffer size.
 const READ_BUFFER: usize = 16 * 1024;
+/// Replies are written out once this much is pending, so a client that
+/// pipelines many requests (or reads slowly) holds at most about this much
+/// reply memory, and waits on its own socket without holding others up.
+const OUTPUT_FLUSH: usize = 64 * 1024;
 
 /// A client's connection task.
 pub struct Connection {
@@ -64,7 +70,13 @@ impl Connection {
     }
 
     async fn serve(&mut self) -> std::io::Result<()> {
-        let limits = Limits::default();
+        let config = &self.shared.node.config().clients;
+        let limits = Limits {
+            max_bulk_len: config.proto_max_bulk_len,
+            ..Limits::default()
+        };
+        let idle = (config.idle_timeout_secs > 0).then(|| std::time::Duration::from_secs(config.idle_timeout_secs));
+        let query_limit = config.query_buffer_limit;
         let mut input = BytesMut::with_capacity(READ_BUFFER);
         let mut output = BytesMut::with_capacity(READ_BUFFER);
         loop {
@@ -98,6 +110,10 @@ impl Connection {
                     self.socket.write_all(&output).await?;
                     return Ok(());
                 }
+                if output.len() >= OUTPUT_FLUSH {
+                    self.socket.write_all(&output).await?;
+                    output.clear();
+                }
             }
             if !output.is_empty() {
                 self.socket.write_all(&output).await?;
@@ -106,6 +122,18 @@ impl Connection {
             if *self.stop.borrow() {
                 return Ok(());
             }
+            if input.len() > query_limit {
+                let message = format!("ERR Protocol error: query buffer limit of {query_limit} bytes exceeded");
+                Frame::error(message).encode(self.client.protocol, &mut output);
+                self.socket.write_all(&output).await?;
+                return Ok(());
+            }
+            let idle_for = async {
+                match idle {
+                    Some(idle) => tokio::time::sleep(idle).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 read = self.socket.read_buf(&mut input) => {
                     if read? == 0 {
@@ -114,6 +142,7 @@ impl Connection {
                 }
                 _ = self.stop.changed() => return Ok(()),
                 () = self.client.entry.killed() => return Ok(()),
+                () = idle_for => return Ok(()),
             }
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -52,6 +53,14 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
                 Ok((socket, addr)) => {
                     let _ = socket.set_nodelay(true);
                     shared.connections.fetch_add(1, Ordering::Relaxed);
+                    if shared.clients.load(Ordering::Relaxed) >= shared.node.config().clients.max_clients {
+                        // Told why, then closed; one small write, so bounded.
+                        tokio::spawn(async move {
+                            let mut socket = socket;
+                            let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+                        });
+                        continue;
+                    }
                     let local = socket.local_addr().unwrap_or(addr);
                     let connection = Connection::new(socket, addr, local, shared.clone(), stop.clone());
                     connections.spawn(connection.run());
