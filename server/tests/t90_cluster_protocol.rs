@@ -83,6 +83,16 @@ fn t90_slot_map_and_moved_redirections() {
         Value::Simple("OK".into()),
         "plain clients are forwarded"
     );
+    let slot_text = slot.to_string();
+    assert_eq!(plain.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot_text]), Value::Int(1));
+    assert_eq!(
+        plain.cmd(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "10"]),
+        Value::Array(Some(vec![Value::Bulk(Some(key.clone().into_bytes()))]))
+    );
+    assert_eq!(
+        plain.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]),
+        Value::Error("ERR Invalid slot".into())
+    );
     let mut at_leader = fixtures::Resp::connect(leader_addr);
     assert_eq!(at_leader.cmd(&["READONLY"]), Value::Simple("OK".into()));
     assert_eq!(at_leader.cmd(&["GET", &key]).text().as_deref(), Some("v"));

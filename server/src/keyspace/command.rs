@@ -288,6 +288,13 @@ pub enum Read {
         /// Keep only keys of this type (`string`, `hash`).
         type_name: Option<String>,
     },
+    /// Up to `limit` live keys of one hash slot (`CLUSTER GETKEYSINSLOT`).
+    SlotKeys {
+        /// The slot.
+        slot: u16,
+        /// Most keys returned.
+        limit: usize,
+    },
     /// Any one live key, chosen at random (`seed` picks it).
     RandomKey {
         /// A random number from the caller.

@@ -206,6 +206,14 @@ impl Keyspace {
                     .map(|(key, _)| key.clone())
                     .collect(),
             ),
+            Read::SlotKeys { slot, limit } => Reply::Keys(
+                self.map
+                    .iter()
+                    .filter(|(key, value)| value.is_live(now_ms) && crate::slot::key_slot(key) == *slot)
+                    .take(*limit)
+                    .map(|(key, _)| key.clone())
+                    .collect(),
+            ),
             Read::Scan {
                 from,
                 count,

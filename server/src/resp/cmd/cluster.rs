@@ -1,4 +1,5 @@
-//! `CLUSTER INFO | MYID | KEYSLOT | SLOTS | SHARDS | NODES`, `READONLY` and
+//! `CLUSTER INFO | MYID | KEYSLOT | SLOTS | SHARDS | NODES |
+//! COUNTKEYSINSLOT | GETKEYSINSLOT`, `READONLY` and
 //! `READWRITE`: enough of Redis Cluster's protocol for cluster-aware
 //! clients to route each key straight to its shard leader.
 //!
@@ -14,11 +15,13 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::{Client, Outcome, Spec};
+use super::{Client, Outcome, Spec, error_frame, parse_int};
 use crate::config::NodeSpec;
+use crate::keyspace::{Read, Reply};
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
-use crate::slot::key_slot;
+use crate::shard::Request;
+use crate::slot::{SLOTS, key_slot};
 
 /// A node's Redis Cluster id.
 pub fn node_id(id: u64) -> String {
@@ -146,7 +149,35 @@ fn info(shared: &Shared) -> Frame {
     ))
 }
 
-fn cluster(shared: &Arc<Shared>, client: &mut Client, args: &[bytes::Bytes]) -> Frame {
+/// `COUNTKEYSINSLOT slot` (no `count`) or `GETKEYSINSLOT slot count`,
+/// answered by the leader of the slot's shard.
+fn slot_keys(shared: &Arc<Shared>, slot: &[u8], count: Option<&[u8]>) -> Outcome {
+    let slot = match parse_int(slot) {
+        Ok(slot) if (0..i64::from(SLOTS)).contains(&slot) => slot as u16,
+        Ok(_) => return Outcome::Reply(Frame::error("ERR Invalid slot")),
+        Err(_) => return Outcome::Reply(Frame::error("ERR Invalid slot")),
+    };
+    let limit = match count.map(parse_int) {
+        None => usize::MAX,
+        Some(Ok(n)) if n >= 0 => n as usize,
+        Some(_) => return Outcome::Reply(Frame::error("ERR Invalid number of keys")),
+    };
+    let counting = count.is_none();
+    let node = shared.node.clone();
+    Outcome::Later(Box::pin(async move {
+        let shard = node.slots().shard_of_slot(slot);
+        match node.execute(shard, Request::Read(Read::SlotKeys { slot, limit })).await {
+            Ok(answer) => match answer.reply {
+                Reply::Keys(keys) if counting => Frame::Integer(keys.len() as i64),
+                Reply::Keys(keys) => Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),
+                other => Frame::error(format!("ERR unexpected reply {other:?}")),
+            },
+            Err(err) => error_frame(err),
+        }
+    }))
+}
+
+fn cluster(shared: &Arc<Shared>, client: &mut Client, args: &[bytes::Bytes]) -> Outcome {
     let sub = args[1].to_ascii_lowercase();
     let wrong_args = || {
         Frame::error(format!(
@@ -154,7 +185,7 @@ fn cluster(shared: &Arc<Shared>, client: &mut Client, args: &[bytes::Bytes]) -> 
             String::from_utf8_lossy(&sub)
         ))
     };
-    match (sub.as_slice(), args.len()) {
+    Outcome::Reply(match (sub.as_slice(), args.len()) {
         (b"info", 2) => info(shared),
         (b"myid", 2) => Frame::bulk(node_id(shared.node.id())),
         (b"keyslot", 3) => Frame::Integer(key_slot(&args[2]).into()),
@@ -170,12 +201,17 @@ fn cluster(shared: &Arc<Shared>, client: &mut Client, args: &[bytes::Bytes]) -> 
             client.cluster_aware = true;
             nodes(shared)
         }
-        (b"info" | b"myid" | b"keyslot" | b"slots" | b"shards" | b"nodes", _) => wrong_args(),
+        (b"countkeysinslot", 3) => return slot_keys(shared, &args[2], None),
+        (b"getkeysinslot", 4) => return slot_keys(shared, &args[2], Some(&args[3])),
+        (
+            b"info" | b"myid" | b"keyslot" | b"slots" | b"shards" | b"nodes" | b"countkeysinslot" | b"getkeysinslot",
+            _,
+        ) => wrong_args(),
         _ => Frame::error(format!(
             "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
             String::from_utf8_lossy(&args[1])
         )),
-    }
+    })
 }
 
 /// `CLUSTER`.
@@ -187,7 +223,7 @@ pub static CLUSTER: Spec = Spec {
     last_key: 0,
     step: 0,
     categories: &["@slow"],
-    run: |shared, client: &mut Client, args| Outcome::Reply(cluster(shared, client, &args)),
+    run: |shared, client: &mut Client, args| cluster(shared, client, &args),
 };
 
 /// `READONLY`: accepted; marks the connection cluster-aware (reads are
