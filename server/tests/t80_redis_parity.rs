@@ -442,6 +442,68 @@ fn t85_hash_commands_answer_as_redis_does() {
     }
 }
 
+#[test]
+fn t86_transactions_answer_as_redis_does() {
+    let redis = Redis::start();
+    let cluster = Cluster::start(3, 4, RaftOptions::default());
+    let (mut r, mut c) = (redis.client(), cluster.client(3));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["EXEC"],
+            &["DISCARD"],
+            &["MULTI"],
+            &["MULTI"],
+            &["SET", "{t}a", "1"],
+            &["INCR", "{t}a"],
+            &["GET", "{t}a"],
+            &["SET", "{t}b", "x", "EX", "abc"],
+            &["PING"],
+            &["HSET", "{t}a", "f", "v"],
+            &["MGET", "{t}a", "{t}b"],
+            &["DEL", "{t}a", "{t}b"],
+            &["EXEC"],
+            &["MULTI"],
+            &["SET", "{t}a", "1"],
+            &["NOSUCHCOMMAND"],
+            &["GET"],
+            &["EXEC"],
+            &["GET", "{t}a"],
+            &["MULTI"],
+            &["SET", "{t}a", "2"],
+            &["DISCARD"],
+            &["GET", "{t}a"],
+            &["MULTI"],
+            &["EXEC"],
+            &["WATCH", "{t}w"],
+            &["MULTI"],
+            &["WATCH", "{t}w"],
+            &["SET", "{t}w", "1"],
+            &["EXEC"],
+            &["GET", "{t}w"],
+        ],
+    );
+    // A watched key changed by another client: EXEC applies nothing.
+    for (client, mut other) in [(&mut r, redis.client()), (&mut c, cluster.client(1))] {
+        assert_eq!(client.cmd(&["WATCH", "{t}w"]), Value::Simple("OK".into()));
+        assert_eq!(other.cmd(&["SET", "{t}w", "changed"]), Value::Simple("OK".into()));
+        assert_eq!(client.cmd(&["MULTI"]), Value::Simple("OK".into()));
+        assert_eq!(client.cmd(&["SET", "{t}w", "mine"]), Value::Simple("QUEUED".into()));
+        assert_eq!(client.cmd(&["EXEC"]), Value::Array(None), "EXEC answers nil");
+        assert_eq!(client.cmd(&["GET", "{t}w"]).text().as_deref(), Some("changed"));
+    }
+    // Keys of several shards cannot be one entry.
+    assert_eq!(c.cmd(&["MULTI"]), Value::Simple("OK".into()));
+    for i in 0..8 {
+        c.cmd(&["SET", &format!("spread:{i}"), "v"]);
+    }
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+}
+
 fn sorted(mut keys: Vec<String>) -> Vec<String> {
     keys.sort();
     keys

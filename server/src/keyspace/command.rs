@@ -164,6 +164,15 @@ pub enum WriteOp {
     Flush,
     /// Change a hash (created when absent, removed when emptied).
     Hash(HashWrite),
+    /// `MULTI`…`EXEC`: steps applied one after the other in one entry,
+    /// unless a watched key changed since it was watched (then nothing is
+    /// applied and the reply is nil). Replies one reply per step.
+    Transaction {
+        /// The queued commands.
+        steps: Vec<Step>,
+        /// Watched keys and the fingerprint each had when watched.
+        watched: Vec<(Bytes, i64)>,
+    },
     /// Remove a key's deadline; replies 1 if it had one.
     Persist {
         /// The key.
@@ -217,6 +226,14 @@ impl WriteOp {
             WriteOp::MSet { pairs, .. } => pairs.iter().map(|(key, _)| key).collect(),
             WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. } => vec![from, to],
             WriteOp::Hash(write) => vec![write.key()],
+            WriteOp::Transaction { steps, watched } => steps
+                .iter()
+                .flat_map(|step| match step {
+                    Step::Write(op) => op.keys(),
+                    Step::Read(_) => Vec::new(),
+                })
+                .chain(watched.iter().map(|(key, _)| key))
+                .collect(),
             WriteOp::Flush => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
@@ -240,6 +257,7 @@ impl fmt::Display for Write {
             WriteOp::Copy { .. } => "copy",
             WriteOp::Flush => "flush",
             WriteOp::Hash(_) => "hash",
+            WriteOp::Transaction { .. } => "transaction",
             WriteOp::Persist { .. } => "persist",
             WriteOp::PurgeExpired { .. } => "purge-expired",
         };
@@ -287,6 +305,12 @@ pub enum Read {
         pattern: Option<Bytes>,
         /// Keep only keys of this type (`string`, `hash`).
         type_name: Option<String>,
+    },
+    /// A key's fingerprint for `WATCH`: a hash of its type, value and
+    /// deadline (-1 when absent).
+    Fingerprint {
+        /// The key.
+        key: Bytes,
     },
     /// Up to `limit` live keys of one hash slot (`CLUSTER GETKEYSINSLOT`).
     SlotKeys {
@@ -374,6 +398,8 @@ pub enum Reply {
     Keys(Vec<Bytes>),
     /// Field-value pairs of a hash.
     Pairs(Vec<(Bytes, Bytes)>),
+    /// One reply per step of a transaction.
+    List(Vec<Reply>),
     /// A step of a scan: the keys visited, and where the next step starts
     /// (`None`: the shard is done).
     Scan {
@@ -522,4 +548,13 @@ impl HashRead {
             | HashRead::RandField { key, .. } => key,
         }
     }
+}
+
+/// One queued command of a transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// A change.
+    Write(WriteOp),
+    /// A read, answered at its place in the transaction.
+    Read(Read),
 }

@@ -26,8 +26,8 @@ use indexmap::IndexMap;
 use bytes::Bytes;
 
 pub use command::{
-    ExpireCondition, HashRead, HashWrite, KvError, MAX_STRING, Read, Reply, SCAN_POSITION_BITS, SetCondition, Write,
-    WriteOp, scan_position,
+    ExpireCondition, HashRead, HashWrite, KvError, MAX_STRING, Read, Reply, SCAN_POSITION_BITS, SetCondition, Step,
+    Write, WriteOp, scan_position,
 };
 
 /// What a key holds.
@@ -206,6 +206,7 @@ impl Keyspace {
                     .map(|(key, _)| key.clone())
                     .collect(),
             ),
+            Read::Fingerprint { key } => Reply::Int(self.fingerprint(key, now_ms)),
             Read::SlotKeys { slot, limit } => Reply::Keys(
                 self.map
                     .iter()
@@ -254,6 +255,35 @@ impl Keyspace {
                 Some(_) => Reply::Err(KvError::WrongType),
             },
         }
+    }
+
+    /// A key's fingerprint for `WATCH` (-1 when absent): FNV-1a over its
+    /// type, data and deadline, kept non-negative.
+    fn fingerprint(&self, key: &[u8], now_ms: u64) -> i64 {
+        let Some(value) = self.live(key, now_ms) else {
+            return -1;
+        };
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &byte in bytes {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(value.type_name().as_bytes());
+        match &value.data {
+            Data::Str(data) => eat(data),
+            Data::Hash(fields) => {
+                for (field, data) in fields {
+                    eat(&(field.len() as u64).to_le_bytes());
+                    eat(field);
+                    eat(&(data.len() as u64).to_le_bytes());
+                    eat(data);
+                }
+            }
+        }
+        eat(&value.expire_at_ms.unwrap_or(0).to_le_bytes());
+        (hash >> 1) as i64
     }
 
     /// One step of a scan: the `count` live keys with the lowest scan
@@ -519,6 +549,24 @@ impl Keyspace {
                     self.take(key);
                 }
                 reply
+            }
+            WriteOp::Transaction { steps, watched } => {
+                if watched.iter().any(|(key, seen)| self.fingerprint(key, now) != *seen) {
+                    return Reply::Nil;
+                }
+                Reply::List(
+                    steps
+                        .iter()
+                        .map(|step| match step {
+                            Step::Write(op) => self.apply(&Write {
+                                now_ms: now,
+                                session: None,
+                                op: op.clone(),
+                            }),
+                            Step::Read(read) => self.read(read, now),
+                        })
+                        .collect(),
+                )
             }
             WriteOp::Flush => {
                 self.map.clear();

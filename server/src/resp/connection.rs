@@ -96,6 +96,7 @@ impl Connection {
                 let mode = self.client.reply;
                 let (frame, close) = match cmd::dispatch(&self.shared, &mut self.client, args) {
                     Outcome::Reply(frame) => (frame, false),
+                    Outcome::Call(call) => (call.run(&self.shared.node).await, false),
                     Outcome::Later(future) => (future.await, false),
                     Outcome::Close(frame) => (frame, true),
                 };

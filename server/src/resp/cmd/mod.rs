@@ -30,6 +30,7 @@ mod keys;
 mod keytype;
 mod mget;
 mod mset;
+mod multi;
 mod ping;
 mod quit;
 mod randomkey;
@@ -70,6 +71,10 @@ pub struct Client {
     pub cluster_aware: bool,
     /// Which replies are sent (`CLIENT REPLY`).
     pub reply: ReplyMode,
+    /// Commands queued since `MULTI`, if one is open.
+    pub transaction: Option<multi::Transaction>,
+    /// Keys watched (`WATCH`) and their fingerprints when watched.
+    pub watched: multi::Watched,
 }
 
 /// `CLIENT REPLY`'s modes.
@@ -91,6 +96,8 @@ impl Client {
             protocol: Protocol::Resp2,
             cluster_aware: false,
             reply: ReplyMode::On,
+            transaction: None,
+            watched: multi::Watched::default(),
         }
     }
 
@@ -110,10 +117,40 @@ impl Client {
 pub enum Outcome {
     /// The reply, already known.
     Reply(Frame),
+    /// One request to one shard (which `MULTI` can queue).
+    Call(Call),
     /// The reply, once the cluster has answered.
     Later(BoxFuture<'static, Frame>),
     /// Reply, then close the connection.
     Close(Frame),
+}
+
+/// A request for one shard and how to turn its reply into the command's.
+pub struct Call {
+    /// The shard.
+    pub shard: u64,
+    /// What to run there.
+    pub request: Request,
+    /// The command's reply for the shard's.
+    pub reply: fn(Reply) -> Frame,
+}
+
+impl Call {
+    /// Runs the request on the shard's leader.
+    pub async fn run(self, node: &Node) -> Frame {
+        match node.execute(self.shard, self.request).await {
+            Ok(answer) => reply_frame(answer.reply, self.reply),
+            Err(err) => error_frame(err),
+        }
+    }
+}
+
+/// The command's reply for a shard's reply (errors in Redis's words).
+pub fn reply_frame(reply: Reply, format: fn(Reply) -> Frame) -> Frame {
+    match reply {
+        Reply::Err(err) => kv_error(err),
+        other => format(other),
+    }
 }
 
 /// A command handler: shared node state, the client, the arguments
@@ -154,7 +191,9 @@ pub static TABLE: &[&Spec] = &[
     &incr::DECR,
     &incr::DECRBY,
     &del::SPEC,
+    &multi::DISCARD,
     &echo::SPEC,
+    &multi::EXEC,
     &exists::SPEC,
     &expire::EXPIRE,
     &expire::EXPIREAT,
@@ -190,6 +229,7 @@ pub static TABLE: &[&Spec] = &[
     &mget::SPEC,
     &mset::MSET,
     &mset::MSETNX,
+    &multi::MULTI,
     &expire::PERSIST,
     &expire::PEXPIRE,
     &expire::PEXPIREAT,
@@ -217,6 +257,8 @@ pub static TABLE: &[&Spec] = &[
     &ttl::TTL,
     &keytype::SPEC,
     &del::UNLINK,
+    &multi::UNWATCH,
+    &multi::WATCH,
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
@@ -226,11 +268,13 @@ static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
 pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> Outcome {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let Some(spec) = BY_NAME.get(name.as_str()) else {
+        multi::fail(client);
         return Outcome::Reply(unknown_command(&args));
     };
     client.entry.touch(spec.name);
     let argc = args.len() as i64;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
+        multi::fail(client);
         return Outcome::Reply(Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
             spec.name
@@ -240,6 +284,9 @@ pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> 
         && let Some(moved) = moved(shared, spec, &args)
     {
         return Outcome::Reply(moved);
+    }
+    if client.transaction.is_some() && !multi::CONTROL.contains(&spec.name) {
+        return multi::queue(shared, client, spec, args);
     }
     (spec.run)(shared, client, args)
 }
@@ -349,17 +396,11 @@ pub fn write(op: WriteOp) -> Request {
 
 /// Runs `request` on the shard of `key` and hands the reply to `reply`.
 pub fn on_key(shared: &Arc<Shared>, key: &[u8], request: Request, reply: fn(Reply) -> Frame) -> Outcome {
-    let node = shared.node.clone();
-    let shard = node.slots().shard_of_key(key);
-    Outcome::Later(Box::pin(async move {
-        match node.execute(shard, request).await {
-            Ok(answer) => match answer.reply {
-                Reply::Err(err) => kv_error(err),
-                other => reply(other),
-            },
-            Err(err) => error_frame(err),
-        }
-    }))
+    Outcome::Call(Call {
+        shard: shared.node.slots().shard_of_key(key),
+        request,
+        reply,
+    })
 }
 
 /// Splits `keys` by shard, runs `make(keys of one shard)` on each shard
@@ -403,8 +444,13 @@ pub async fn on_every_shard(node: &Node, request: Request) -> Result<Vec<Reply>,
         .collect()
 }
 
-/// Sums the integer replies of a fan-out (`DEL`, `EXISTS`).
+/// Sums the integer replies of a fan-out (`DEL`, `EXISTS`); keys of one
+/// shard make one call (which `MULTI` can queue).
 pub fn sum_fan_out(shared: &Arc<Shared>, args: Vec<Bytes>, make: fn(Vec<Bytes>) -> Request) -> Outcome {
+    let keys: Vec<&Bytes> = args[1..].iter().collect();
+    if one_shard(shared, &keys).is_ok() {
+        return on_key(shared, &args[1].clone(), make(args[1..].to_vec()), integer);
+    }
     let shared = shared.clone();
     Outcome::Later(Box::pin(async move {
         match fan_out(&shared, &args[1..], make).await {

@@ -1,5 +1,6 @@
 //! `RESET`: returns the connection to its initial state (RESP2, no name,
-//! replies on, not cluster-aware) and answers `+RESET`.
+//! replies on, not cluster-aware, no transaction or watched keys) and
+//! answers `+RESET`.
 
 use super::{Client, Outcome, ReplyMode, Spec};
 use crate::resp::frame::{Frame, Protocol};
@@ -18,6 +19,8 @@ pub static SPEC: Spec = Spec {
         client.entry.set_name(None);
         client.cluster_aware = false;
         client.reply = ReplyMode::On;
+        client.transaction = None;
+        client.watched.lock().expect("watch lock").clear();
         Outcome::Reply(Frame::Simple("RESET".into()))
     },
 };
