@@ -1,0 +1,323 @@
+//! `cairn-cli`: a command line for Cairn that works like redis-cli.
+//!
+//! `cairn-cli [-h host] [-p port] [-a password] [--user name] [-n db] [-c]
+//! [-r repeat] [-i seconds] [--raw] [command ...]` runs one command (or, with
+//! none, a REPL with history, command-name completion and hints from
+//! history), printing replies the way redis-cli does. `-c` follows
+//! `-MOVED` redirections to shard leaders. `cairn-cli admin status` shows
+//! the cluster (nodes, shards, leaders, indexes) from the node's Admin
+//! service.
+
+mod format;
+mod resp;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use resp::{Connection, Value};
+use rustyline::completion::{Completer, Pair};
+use rustyline::hint::HistoryHinter;
+use rustyline::history::DefaultHistory;
+use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
+
+/// redis-cli's options (`-h` is the host, as there; help is `--help`).
+#[derive(Parser)]
+#[command(name = "cairn-cli", version, disable_help_flag = true)]
+struct Args {
+    /// Server host.
+    #[arg(short = 'h', default_value = "127.0.0.1")]
+    host: String,
+    /// Server port (the node's Redis-protocol port).
+    #[arg(short = 'p', default_value_t = 6379)]
+    port: u16,
+    /// Password (`AUTH`).
+    #[arg(short = 'a')]
+    password: Option<String>,
+    /// User name for `AUTH`.
+    #[arg(long)]
+    user: Option<String>,
+    /// Database number (`SELECT`; Cairn has database 0 only).
+    #[arg(short = 'n')]
+    db: Option<i64>,
+    /// Cluster mode: follow `-MOVED` to the shard leader.
+    #[arg(short = 'c')]
+    cluster: bool,
+    /// Run the command this many times (-1: until interrupted).
+    #[arg(short = 'r', default_value_t = 1, allow_negative_numbers = true)]
+    repeat: i64,
+    /// Seconds to wait between repeats.
+    #[arg(short = 'i')]
+    interval: Option<f64>,
+    /// Print bare values, one per line.
+    #[arg(long)]
+    raw: bool,
+    /// Use TLS (not supported yet: refused with an error).
+    #[arg(long)]
+    tls: bool,
+    /// The node's gRPC port for `admin` (default: the RESP port + 2, as in
+    /// `cairn-server dev`).
+    #[arg(long)]
+    grpc_port: Option<u16>,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// The command and its arguments, or `admin status`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.tls {
+        eprintln!("cairn-cli: --tls is not supported yet; connect without it");
+        return ExitCode::from(1);
+    }
+    if args.command.first().is_some_and(|c| c.eq_ignore_ascii_case("admin")) {
+        return admin(&args);
+    }
+    let mut session = match Session::open(&args) {
+        Ok(session) => session,
+        Err(err) => {
+            eprintln!("Could not connect to Cairn at {}:{}: {err}", args.host, args.port);
+            return ExitCode::from(1);
+        }
+    };
+    if args.command.is_empty() {
+        session.repl();
+        return ExitCode::SUCCESS;
+    }
+    let mut round = 0;
+    while args.repeat < 0 || round < args.repeat {
+        round += 1;
+        if let Err(err) = session.run(&args.command) {
+            eprintln!("cairn-cli: {err}");
+            return ExitCode::from(1);
+        }
+        if let Some(seconds) = args.interval {
+            std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// A connection with the options that shape it.
+struct Session {
+    conn: Connection,
+    raw: bool,
+    cluster: bool,
+    /// Commands sent after (re)connecting: AUTH, SELECT, READWRITE.
+    setup: Vec<Vec<String>>,
+}
+
+impl Session {
+    fn open(args: &Args) -> std::io::Result<Session> {
+        let mut setup = Vec::new();
+        if let Some(password) = &args.password {
+            let mut auth = vec!["AUTH".to_string()];
+            auth.extend(args.user.clone());
+            auth.push(password.clone());
+            setup.push(auth);
+        }
+        if let Some(db) = args.db {
+            setup.push(vec!["SELECT".into(), db.to_string()]);
+        }
+        if args.cluster {
+            // Marks the connection cluster-aware: leaders answer, others redirect.
+            setup.push(vec!["READWRITE".into()]);
+        }
+        let mut session = Session {
+            conn: Connection::open(&format!("{}:{}", args.host, args.port))?,
+            raw: args.raw,
+            cluster: args.cluster,
+            setup,
+        };
+        session.prepare()?;
+        Ok(session)
+    }
+
+    fn prepare(&mut self) -> std::io::Result<()> {
+        for command in self.setup.clone() {
+            if let Value::Error(err) = self.conn.call(&command)? {
+                eprintln!("{}: {err}", command[0]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one command, following redirections in cluster mode, and
+    /// prints its reply.
+    fn run(&mut self, command: &[String]) -> std::io::Result<()> {
+        let mut reply = self.conn.call(command)?;
+        for _ in 0..5 {
+            let Value::Error(err) = &reply else { break };
+            let Some(target) = err.strip_prefix("MOVED ").filter(|_| self.cluster) else {
+                break;
+            };
+            let (slot, addr) = target.split_once(' ').unwrap_or(("?", target));
+            println!("-> Redirected to slot [{slot}] located at {addr}");
+            self.conn = Connection::open(addr)?;
+            self.prepare()?;
+            reply = self.conn.call(command)?;
+        }
+        let text = if self.raw {
+            format::raw(&reply)
+        } else {
+            format::human(&reply)
+        };
+        println!("{text}");
+        Ok(())
+    }
+
+    fn repl(&mut self) {
+        let names = match self.conn.call(&["COMMAND".into(), "LIST".into()]) {
+            Ok(Value::Array(Some(items))) => items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::Bulk(Some(name)) => Some(String::from_utf8_lossy(&name).to_uppercase()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let Ok(mut editor) = Editor::<Prompt, DefaultHistory>::new() else {
+            eprintln!("cairn-cli: this terminal cannot run the REPL");
+            return;
+        };
+        editor.set_helper(Some(Prompt {
+            names,
+            hinter: HistoryHinter::new(),
+        }));
+        let history = std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cairncli_history"));
+        if let Some(path) = &history {
+            let _ = editor.load_history(path);
+        }
+        loop {
+            let prompt = format!("{}> ", self.conn.addr);
+            let Ok(line) = editor.readline(&prompt) else { break };
+            let Some(words) = resp::split(&line) else {
+                println!("Invalid argument(s)");
+                continue;
+            };
+            if words.is_empty() {
+                continue;
+            }
+            let _ = editor.add_history_entry(line.as_str());
+            if words[0].eq_ignore_ascii_case("quit") || words[0].eq_ignore_ascii_case("exit") {
+                break;
+            }
+            if let Err(err) = self.run(&words) {
+                println!("Error: {err}");
+                match Connection::open(&self.conn.addr.clone()) {
+                    Ok(conn) => {
+                        self.conn = conn;
+                        let _ = self.prepare();
+                    }
+                    Err(err) => println!("Could not reconnect: {err}"),
+                }
+            }
+        }
+        if let Some(path) = &history {
+            let _ = editor.save_history(path);
+        }
+    }
+}
+
+/// The REPL's helper: command names complete, history hints.
+#[derive(Helper, Highlighter, Validator, Hinter)]
+struct Prompt {
+    names: Vec<String>,
+    #[rustyline(Hinter)]
+    hinter: HistoryHinter,
+}
+
+impl Completer for Prompt {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let typed = &line[..pos];
+        if typed.contains(' ') {
+            return Ok((pos, Vec::new()));
+        }
+        let upper = typed.to_uppercase();
+        let found = self
+            .names
+            .iter()
+            .filter(|name| name.starts_with(&upper))
+            .map(|name| Pair {
+                display: name.clone(),
+                replacement: name.clone(),
+            })
+            .collect();
+        Ok((0, found))
+    }
+}
+
+/// `cairn-cli admin status`: the cluster as the node's Admin service sees it.
+fn admin(args: &Args) -> ExitCode {
+    let what = args.command.get(1).map(|s| s.to_lowercase());
+    if what.as_deref() != Some("status") {
+        eprintln!("cairn-cli: unknown admin command; try `cairn-cli admin status`");
+        return ExitCode::from(1);
+    }
+    let port = args.grpc_port.unwrap_or(args.port.saturating_add(2));
+    let addr = format!("http://{}:{port}", args.host);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = runtime.block_on(async {
+        let mut admin = cairn_proto::admin::admin_client::AdminClient::connect(addr.clone()).await?;
+        let status = admin.status(cairn_proto::admin::StatusRequest {}).await?;
+        Ok::<_, Box<dyn std::error::Error>>(status.into_inner())
+    });
+    let status = match status {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("cairn-cli: cannot reach the Admin service at {addr}: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "cluster {} (answered by node {})",
+        status.cluster_name, status.answered_by
+    );
+    println!("{:<6}{:<10}{:<8}{:<24}{:<24}", "node", "region", "zone", "resp", "grpc");
+    for n in &status.nodes {
+        println!(
+            "{:<6}{:<10}{:<8}{:<24}{:<24}",
+            n.id, n.region, n.zone, n.resp_addr, n.grpc_addr
+        );
+    }
+    println!(
+        "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}keys",
+        "shard", "slots", "leader", "term", "committed", "applied"
+    );
+    for s in &status.shards {
+        let slots = format!("{}-{}", s.first_slot, s.last_slot);
+        let leader = if s.leader == 0 {
+            "-".to_string()
+        } else {
+            s.leader.to_string()
+        };
+        println!(
+            "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}{}",
+            s.shard, slots, leader, s.term, s.committed_index, s.applied_index, s.keys
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resp::split;
+
+    #[test]
+    fn lines_split_like_redis_cli() {
+        assert_eq!(split("set k v").unwrap(), ["set", "k", "v"]);
+        assert_eq!(split("set \"a b\" 'c d'").unwrap(), ["set", "a b", "c d"]);
+        assert_eq!(split("set k \"x\\ny\\x41\"").unwrap(), ["set", "k", "x\nyA"]);
+        assert!(split("set \"open").is_none());
+        assert!(split("").unwrap().is_empty());
+    }
+}
