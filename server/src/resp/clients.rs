@@ -26,7 +26,7 @@ pub struct ClientEntry {
     /// When it connected.
     pub connected: Instant,
     name: Mutex<Option<Bytes>>,
-    last_command: Mutex<String>,
+    last_command: Mutex<&'static str>,
     /// Milliseconds after `connected` of its last command.
     last_active_ms: AtomicU64,
     protocol: AtomicU8,
@@ -43,7 +43,7 @@ impl ClientEntry {
             local,
             connected: Instant::now(),
             name: Mutex::new(None),
-            last_command: Mutex::new(String::from("NULL")),
+            last_command: Mutex::new("NULL"),
             last_active_ms: AtomicU64::new(0),
             protocol: AtomicU8::new(2),
             killed: AtomicBool::new(false),
@@ -67,8 +67,8 @@ impl ClientEntry {
     }
 
     /// Records a command about to run.
-    pub fn touch(&self, command: &str) {
-        command.clone_into(&mut self.last_command.lock().expect("command lock"));
+    pub fn touch(&self, command: &'static str) {
+        *self.last_command.lock().expect("command lock") = command;
         self.last_active_ms
             .store(self.connected.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
