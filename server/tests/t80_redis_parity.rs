@@ -6,55 +6,10 @@
 
 mod fixtures;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_server::config::RaftOptions;
-use fixtures::{Cluster, Resp, Value, free_port};
-
-/// A throwaway redis-server on a free loopback port, without persistence.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/setup)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Resp::try_connect(([127, 0, 0, 1], port).into()).is_none() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn client(&self) -> Resp {
-        Resp::connect(([127, 0, 0, 1], self.port).into())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use fixtures::{Cluster, Redis, Resp, Value};
 
 /// Runs every command on both and compares replies one by one.
 fn same_replies(redis: &mut Resp, cairn: &mut Resp, script: &[&[&str]]) {

@@ -185,6 +185,16 @@ pub enum WriteOp {
         /// Keys the leader found expired.
         keys: Vec<Bytes>,
     },
+    /// Add a float to a string holding a number (absent counts as 0), as
+    /// Redis's `long double` does (see [`super::float`]); replies the new
+    /// value as stored.
+    IncrByFloat {
+        /// The key.
+        key: Bytes,
+        /// The increment as the client sent it (read in apply, after the
+        /// key's type and value are checked, as Redis does).
+        increment: Bytes,
+    },
 }
 
 /// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
@@ -222,7 +232,8 @@ impl WriteOp {
             | WriteOp::SetRange { key, .. }
             | WriteOp::GetDel { key }
             | WriteOp::GetEx { key, .. }
-            | WriteOp::Persist { key } => vec![key],
+            | WriteOp::Persist { key }
+            | WriteOp::IncrByFloat { key, .. } => vec![key],
             WriteOp::MSet { pairs, .. } => pairs.iter().map(|(key, _)| key).collect(),
             WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. } => vec![from, to],
             WriteOp::Hash(write) => vec![write.key()],
@@ -260,6 +271,7 @@ impl fmt::Display for Write {
             WriteOp::Transaction { .. } => "transaction",
             WriteOp::Persist { .. } => "persist",
             WriteOp::PurgeExpired { .. } => "purge-expired",
+            WriteOp::IncrByFloat { .. } => "incrbyfloat",
         };
         write!(f, "{name}@{}", self.now_ms)
     }
@@ -372,6 +384,12 @@ pub enum KvError {
     WrongType,
     /// A hash field is not a base-10 64-bit integer.
     HashNotInteger,
+    /// The value or the increment is not a number `strtold` reads.
+    NotFloat,
+    /// The sum of a float increment is infinite or NaN.
+    NanOrInfinity,
+    /// A hash field is not a number `strtold` reads.
+    HashNotFloat,
 }
 
 /// What a write or a read answers.
@@ -456,13 +474,25 @@ pub enum HashWrite {
         /// The amount.
         delta: i64,
     },
+    /// Add a float to a field (absent counts as 0), as `INCRBYFLOAT` does.
+    IncrByFloat {
+        /// The key.
+        key: Bytes,
+        /// The field.
+        field: Bytes,
+        /// The increment, already checked to be a finite number.
+        increment: Bytes,
+    },
 }
 
 impl HashWrite {
     /// The hash's key.
     pub fn key(&self) -> &Bytes {
         match self {
-            HashWrite::Set { key, .. } | HashWrite::Del { key, .. } | HashWrite::IncrBy { key, .. } => key,
+            HashWrite::Set { key, .. }
+            | HashWrite::Del { key, .. }
+            | HashWrite::IncrBy { key, .. }
+            | HashWrite::IncrByFloat { key, .. } => key,
         }
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::command::{HashRead, HashWrite, KvError, Reply};
+use super::float::LongDouble;
 use super::{glob, parse_i64};
 
 /// The fields of one hash.
@@ -90,6 +91,23 @@ pub fn apply(fields: &mut Fields, write: &HashWrite) -> Reply {
             };
             fields.insert(field.clone(), Bytes::from(next.to_string()));
             Reply::Int(next)
+        }
+        HashWrite::IncrByFloat { field, increment, .. } => {
+            let Some(increment) = LongDouble::parse(increment) else {
+                return Reply::Err(KvError::NotFloat);
+            };
+            let current = match fields.get(field) {
+                Some(value) => match LongDouble::parse(value) {
+                    Some(n) => n,
+                    None => return Reply::Err(KvError::HashNotFloat),
+                },
+                None => LongDouble::ZERO,
+            };
+            let Some(next) = (current + increment).to_human() else {
+                return Reply::Err(KvError::NanOrInfinity);
+            };
+            fields.insert(field.clone(), next.clone());
+            Reply::Value(next)
         }
     }
 }

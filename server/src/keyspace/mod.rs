@@ -16,6 +16,7 @@
 //! owns one per shard and calls [`Keyspace::apply`] for each committed entry.
 
 pub mod command;
+pub mod float;
 pub mod glob;
 pub mod hash;
 
@@ -24,6 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use indexmap::IndexMap;
 
 use bytes::Bytes;
+use float::LongDouble;
 
 pub use command::{
     ExpireCondition, HashRead, HashWrite, KvError, MAX_STRING, Read, Reply, SCAN_POSITION_BITS, SetCondition, Step,
@@ -386,6 +388,25 @@ impl Keyspace {
                 let expire_at_ms = old.and_then(|v| v.expire_at_ms);
                 self.put(key.clone(), Value::string(Bytes::from(next.to_string()), expire_at_ms));
                 Reply::Int(next)
+            }
+            WriteOp::IncrByFloat { key, increment } => {
+                let old = match self.live_string(key, now) {
+                    Ok(old) => old,
+                    Err(err) => return Reply::Err(err),
+                };
+                let current = match old {
+                    Some(v) => LongDouble::parse(v.as_str().expect("a string")),
+                    None => Some(LongDouble::ZERO),
+                };
+                let (Some(current), Some(increment)) = (current, LongDouble::parse(increment)) else {
+                    return Reply::Err(KvError::NotFloat);
+                };
+                let Some(next) = (current + increment).to_human() else {
+                    return Reply::Err(KvError::NanOrInfinity);
+                };
+                let expire_at_ms = old.and_then(|v| v.expire_at_ms);
+                self.put(key.clone(), Value::string(next.clone(), expire_at_ms));
+                Reply::Value(next)
             }
             WriteOp::CompareAndSet { key, expected, new } => {
                 let current = match self.live_string(key, now) {

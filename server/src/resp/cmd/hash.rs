@@ -1,5 +1,5 @@
 //! The hash commands: `HSET HSETNX HMSET HGET HMGET HDEL HEXISTS HLEN
-//! HSTRLEN HKEYS HVALS HGETALL HINCRBY HRANDFIELD HSCAN`, answering as
+//! HSTRLEN HKEYS HVALS HGETALL HINCRBY HINCRBYFLOAT HRANDFIELD HSCAN`, answering as
 //! Redis 7 does (a hash emptied by `HDEL` disappears; any of them on a key
 //! holding a string gets `-WRONGTYPE`).
 //!
@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Client, Outcome, Spec, bulk_or_null, integer, on_key, parse_int, syntax_error, write};
+use super::{Client, Outcome, Spec, bulk_or_null, integer, not_float, on_key, parse_int, syntax_error, write};
+use crate::keyspace::float::LongDouble;
 use crate::keyspace::{HashRead, HashWrite, Read, Reply, WriteOp};
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
@@ -135,6 +136,26 @@ pub static HINCRBY: Spec = Spec {
             change(shared, incr, integer)
         }
         Err(frame) => Outcome::Reply(frame),
+    },
+    ..HSET
+};
+
+/// `HINCRBYFLOAT key field increment`: replies the new value as Redis
+/// prints it. The increment is checked first, as Redis does.
+pub static HINCRBYFLOAT: Spec = Spec {
+    name: "hincrbyfloat",
+    arity: 4,
+    run: |shared, _: &mut Client, args| match LongDouble::parse(&args[3]) {
+        None => Outcome::Reply(not_float()),
+        Some(increment) if !increment.is_finite() => Outcome::Reply(Frame::error("ERR value is NaN or Infinity")),
+        Some(_) => {
+            let incr = HashWrite::IncrByFloat {
+                key: args[1].clone(),
+                field: args[2].clone(),
+                increment: args[3].clone(),
+            };
+            change(shared, incr, bulk_or_null)
+        }
     },
     ..HSET
 };

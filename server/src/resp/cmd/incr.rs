@@ -1,14 +1,16 @@
-//! `INCR`, `DECR`, `INCRBY`, `DECRBY`: integer arithmetic on a string value.
+//! `INCR`, `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`: arithmetic on a
+//! string value.
 //!
 //! The delta is fixed when the command is parsed and the addition happens in
 //! the state machine on the replicated value, so every replica computes the
-//! same result.
+//! same result. `INCRBYFLOAT` hands its increment over as text: Redis checks
+//! the key's type and value before the increment, and so does apply.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Client, Outcome, Spec, on_key, parse_int, write};
+use super::{Client, Outcome, Spec, bulk_or_null, on_key, parse_int, write};
 use crate::keyspace::{Reply, WriteOp};
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
@@ -66,6 +68,23 @@ pub static DECRBY: Spec = Spec {
         Ok(Some(delta)) => incr_by(shared, args.swap_remove(1), delta),
         Ok(None) => Outcome::Reply(Frame::error("ERR decrement would overflow")),
         Err(frame) => Outcome::Reply(frame),
+    },
+    ..INCR
+};
+
+/// `INCRBYFLOAT key increment`: replies the new value as Redis prints it.
+pub static INCRBYFLOAT: Spec = Spec {
+    name: "incrbyfloat",
+    arity: 3,
+    run: |shared, _: &mut Client, mut args| {
+        let increment = args.swap_remove(2);
+        let key = args.swap_remove(1);
+        on_key(
+            shared,
+            &key.clone(),
+            write(WriteOp::IncrByFloat { key, increment }),
+            bulk_or_null,
+        )
     },
     ..INCR
 };

@@ -211,6 +211,7 @@ pub static TABLE: &[&Spec] = &[
     &hash::HGET,
     &hash::HGETALL,
     &hash::HINCRBY,
+    &hash::HINCRBYFLOAT,
     &hash::HKEYS,
     &hash::HLEN,
     &hash::HMGET,
@@ -223,6 +224,7 @@ pub static TABLE: &[&Spec] = &[
     &hash::HVALS,
     &incr::INCR,
     &incr::INCRBY,
+    &incr::INCRBYFLOAT,
     &info::SPEC,
     &keys::SPEC,
     &time::LASTSAVE,
@@ -332,6 +334,11 @@ pub fn not_integer() -> Frame {
     Frame::error("ERR value is not an integer or out of range")
 }
 
+/// Redis's error for a value or argument that is not a float.
+pub fn not_float() -> Frame {
+    Frame::error("ERR value is not a valid float")
+}
+
 /// Parses an integer argument as Redis does.
 pub fn parse_int(arg: &[u8]) -> Result<i64, Frame> {
     crate::keyspace::parse_i64(arg).ok_or_else(not_integer)
@@ -358,6 +365,9 @@ pub fn kv_error(err: KvError) -> Frame {
         KvError::NoSuchKey => Frame::error("ERR no such key"),
         KvError::WrongType => Frame::error("WRONGTYPE Operation against a key holding the wrong kind of value"),
         KvError::HashNotInteger => Frame::error("ERR hash value is not an integer"),
+        KvError::NotFloat => not_float(),
+        KvError::NanOrInfinity => Frame::error("ERR increment would produce NaN or Infinity"),
+        KvError::HashNotFloat => Frame::error("ERR hash value is not a float"),
     }
 }
 
