@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
-use cairn_server::config::{ClientLimits, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
+use cairn_server::config::{AuthOptions, ClientLimits, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -97,6 +97,7 @@ impl Cluster {
                 },
                 storage: StorageOptions::default(),
                 clients: ClientLimits::default(),
+                auth: AuthOptions::default(),
             };
             std::fs::write(node_dir.join("node.toml"), toml_string(&file)?)?;
         }

@@ -146,6 +146,16 @@ impl Default for ClientLimits {
     }
 }
 
+/// Who may connect over the Redis protocol.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthOptions {
+    /// The `default` user's password (Redis `requirepass`); without it
+    /// the `default` user needs none. Users made with `ACL SETUSER` are
+    /// replicated cluster-wide and need no setting here.
+    pub requirepass: Option<String>,
+}
+
 /// The node config file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +175,9 @@ pub struct NodeFile {
     /// Limits on Redis-protocol clients.
     #[serde(default)]
     pub clients: ClientLimits,
+    /// Authentication of Redis-protocol clients.
+    #[serde(default)]
+    pub auth: AuthOptions,
 }
 
 /// A fully loaded and validated node configuration.
@@ -180,6 +193,8 @@ pub struct NodeConfig {
     pub storage: StorageOptions,
     /// Limits on Redis-protocol clients.
     pub clients: ClientLimits,
+    /// Authentication of Redis-protocol clients.
+    pub auth: AuthOptions,
     /// The cluster layout.
     pub topology: Topology,
 }
@@ -200,6 +215,7 @@ impl NodeConfig {
             raft: file.raft,
             storage: file.storage,
             clients: file.clients,
+            auth: file.auth,
             topology,
         })
     }

@@ -21,7 +21,9 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::config::{ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
+use crate::config::{
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology,
+};
 use crate::error::{Error, Result};
 
 /// Default first RESP port.
@@ -42,6 +44,8 @@ pub struct DevOptions {
     pub zones: Option<usize>,
     /// Number of shards.
     pub shards: Option<u16>,
+    /// The `default` user's password, for a new cluster.
+    pub requirepass: Option<String>,
 }
 
 /// A node's directory name.
@@ -90,11 +94,13 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
         existing.validate(&topology_path)?;
         let differs = options.zones.is_some_and(|z| z != existing.zones().len())
             || options.shards.is_some_and(|s| s != existing.shards)
-            || options.port.is_some_and(|p| p != existing.nodes[0].resp_addr.port());
+            || options.port.is_some_and(|p| p != existing.nodes[0].resp_addr.port())
+            || options.requirepass.is_some();
         if differs {
             return Err(Error::Config(format!(
                 "{} already holds a cluster of {} zones, {} shards, first port {}; \
-                 run without those flags to resume it, or use another --dir",
+                 run without those flags to resume it (a password is changed in each \
+                 node.toml's [auth] section, or with ACL SETUSER), or use another --dir",
                 dir.display(),
                 existing.zones().len(),
                 existing.shards,
@@ -119,6 +125,9 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             raft: RaftOptions::default(),
             storage: StorageOptions::default(),
             clients: ClientLimits::default(),
+            auth: AuthOptions {
+                requirepass: options.requirepass.clone(),
+            },
         };
         write_toml(&node_dir.join("node.toml"), &file)?;
     }

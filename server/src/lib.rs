@@ -7,7 +7,7 @@
 //!   resp (Redis protocol), grpc (Kv, Admin, peer Raft service)
 //!     └─ node (routing, forwarding) ─ shard (one group on this node)
 //!          └─ raft (openraft: log store, state machine, network)
-//!               ├─ keyspace (in-memory data, deterministic apply)
+//!               ├─ keyspace (in-memory data, deterministic apply), acl (users)
 //!               └─ storage (the Storage trait; RocksDB behind it)
 //! ```
 //!
@@ -15,6 +15,7 @@
 //! listeners and background work (`expiry`) together; `dev` runs a whole
 //! local cluster as child processes.
 
+pub mod acl;
 pub mod config;
 pub mod dev;
 pub mod error;

@@ -41,6 +41,10 @@ enum Command {
         /// Number of shards [default: 8].
         #[arg(long)]
         shards: Option<u16>,
+        /// Password of the `default` user (Redis `requirepass`), written
+        /// into every node's config when the cluster is created.
+        #[arg(long)]
+        requirepass: Option<String>,
     },
 }
 
@@ -80,6 +84,7 @@ async fn main() -> ExitCode {
                 port,
                 zones,
                 shards,
+                requirepass,
             }),
             _,
         ) => {
@@ -88,6 +93,7 @@ async fn main() -> ExitCode {
                 port,
                 zones,
                 shards,
+                requirepass,
             };
             dev::run(options, shutdown_signal()).await
         }

@@ -23,6 +23,7 @@ use cairn_proto::raft::ForwardRequest;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::acl::{ACL_SHARD, DEFAULT_USER, User};
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
 use crate::keyspace::Read;
@@ -96,6 +97,9 @@ pub struct Node {
     shards: BTreeMap<GroupId, Shard>,
     peers: Peers,
     storage: Arc<dyn Storage>,
+    /// The `default` user as this node's config describes it, until the
+    /// replicated users table has one.
+    default_user: Arc<User>,
     /// Held for the life of the node: the exclusive lock on the data dir.
     _lock: File,
 }
@@ -144,12 +148,14 @@ impl Node {
             shards.insert(shard, Shard::new(shard, config.id, raft, applied, snapshot_dir));
         }
         tracing::info!(node = config.id, shards = shards.len(), dir = %dir.display(), "node started");
+        let default_user = Arc::new(User::default_user(config.auth.requirepass.as_deref()));
         Ok(Node {
             config,
             slots,
             shards,
             peers,
             storage,
+            default_user,
             _lock: lock,
         })
     }
@@ -177,6 +183,24 @@ impl Node {
     /// Every local replica.
     pub fn shards(&self) -> impl Iterator<Item = &Shard> {
         self.shards.values()
+    }
+
+    /// The user of this name, as this node's replica of the users table
+    /// has it; `default` is this node's own until the table has one.
+    /// (A node without a replica of [`ACL_SHARD`] knows `default` only.)
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        let replicated = self.shard(ACL_SHARD).and_then(|shard| shard.user(name));
+        replicated.or_else(|| (name == DEFAULT_USER).then(|| self.default_user.clone()))
+    }
+
+    /// Every user by name, `default` included.
+    pub fn users(&self) -> Vec<(String, Arc<User>)> {
+        let table = self.shard(ACL_SHARD).map(Shard::users).unwrap_or_default();
+        let mut users: BTreeMap<String, Arc<User>> = table.iter().map(|(n, u)| (n.clone(), u.clone())).collect();
+        users
+            .entry(DEFAULT_USER.to_string())
+            .or_insert_with(|| self.default_user.clone());
+        users.into_iter().collect()
     }
 
     /// Executes `request` on `shard`'s leader, wherever it is.

@@ -31,6 +31,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{User, Users};
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply, Write};
 use crate::raft::state_machine::Applied;
@@ -129,6 +130,27 @@ impl Shard {
     /// Number of keys held that have a deadline.
     pub fn expiring_count(&self) -> usize {
         self.applied.read().expect("state lock").keyspace.expiring()
+    }
+
+    /// The user of this name in the replicated users table (see
+    /// [`crate::acl`]).
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        self.applied.read().expect("state lock").users.get(name)
+    }
+
+    /// Waits (up to `timeout`) until this replica has applied the entry at
+    /// `index`; whether it has.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "local replica catches up")
+            .await
+            .is_ok()
+    }
+
+    /// The replicated users table.
+    pub fn users(&self) -> Users {
+        self.applied.read().expect("state lock").users.clone()
     }
 
     /// Number of keys held in memory.

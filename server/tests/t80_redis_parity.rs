@@ -534,3 +534,95 @@ fn keys_held(cluster: &Cluster, id: u64) -> u64 {
         .find_map(|line| line.strip_prefix("db0:keys="))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
+
+#[test]
+fn t88_acl_commands_answer_as_redis_does() {
+    let redis = Redis::start();
+    let cluster = Cluster::start(3, 2, RaftOptions::default());
+    let (mut r, mut c) = (redis.client(), cluster.client(2));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["ACL", "WHOAMI"],
+            &["ACL", "SETUSER", "alice", "on", ">secret", "~app:*", "+@read", "+set"],
+            &["ACL", "GETUSER", "alice"],
+            &["ACL", "LIST"],
+            &["ACL", "USERS"],
+            &["ACL", "SETUSER", "bob", "bogus"],
+            &["ACL", "SETUSER", "bob", "+nosuchcmd"],
+            &["ACL", "SETUSER", "bob", "+@nosuch"],
+            &["ACL", "SETUSER", "bob", "#abc"],
+            &["ACL", "SETUSER", "bob"],
+            &["ACL", "GETUSER", "bob"],
+            &[
+                "ACL",
+                "SETUSER",
+                "bob",
+                "on",
+                "nopass",
+                "allkeys",
+                "+get",
+                "-get",
+                "+get",
+                "nocommands",
+                "+@hash",
+            ],
+            &["ACL", "GETUSER", "bob"],
+            &["ACL", "GETUSER", "nobody"],
+            &["ACL", "DELUSER", "default"],
+            &["ACL", "DELUSER", "bob", "nobody"],
+            &["ACL", "CAT", "nosuch"],
+            &["ACL", "CAT", "a", "b"],
+            &["ACL", "CAT"],
+            &["ACL", "GETUSER"],
+            &["ACL", "FOO"],
+            &["ACL", "SAVE"],
+            &["AUTH", "alice", "wrong"],
+            &["AUTH", "nobody", "x"],
+            &["AUTH", "x"],
+            &["AUTH", "default", "anything"],
+        ],
+    );
+    // A restricted user, on fresh connections.
+    let (mut r, mut c) = (redis.client(), cluster.client(1));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["AUTH", "alice", "secret"],
+            &["ACL", "WHOAMI"],
+            &["GET", "app:1"],
+            &["SET", "app:1", "v"],
+            &["GET", "app:1"],
+            &["GET", "other"],
+            &["MGET", "app:1", "other"],
+            &["DEL", "app:1"],
+            &["CLIENT", "ID"],
+            &["AUTH", "default", "x"],
+            &["ACL", "SETUSER", "default", ">pw"],
+        ],
+    );
+    // The default user now needs a password (on the node that changed it:
+    // other nodes learn of it a moment later).
+    let (mut r, mut c) = (redis.client(), cluster.client(1));
+    same_replies(
+        &mut r,
+        &mut c,
+        &[
+            &["PING"],
+            &["GET", "app:1"],
+            &["HELLO", "3"],
+            &["HELLO", "2", "AUTH", "default", "wrong"],
+            &["ACL", "WHOAMI"],
+            &["AUTH", "wrong"],
+            &["AUTH", "pw"],
+            &["ACL", "WHOAMI"],
+            &["RESET"],
+            &["PING"],
+            &["AUTH", "default", "pw"],
+            &["ACL", "SETUSER", "default", "nopass"],
+            &["AUTH", "x"],
+        ],
+    );
+}

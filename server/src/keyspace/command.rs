@@ -10,6 +10,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::acl::AclChange;
 use crate::sessions::SessionTag;
 
 /// The longest string a key may hold (Redis's `proto-max-bulk-len`).
@@ -195,6 +196,10 @@ pub enum WriteOp {
         /// key's type and value are checked, as Redis does).
         increment: Bytes,
     },
+    /// A change to the users (only in [`crate::acl::ACL_SHARD`]'s log);
+    /// applied by the state machine to its [`crate::acl::Users`], not to
+    /// keys.
+    Acl(AclChange),
 }
 
 /// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
@@ -245,7 +250,7 @@ impl WriteOp {
                 })
                 .chain(watched.iter().map(|(key, _)| key))
                 .collect(),
-            WriteOp::Flush => Vec::new(),
+            WriteOp::Flush | WriteOp::Acl(_) => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
     }
@@ -272,6 +277,7 @@ impl fmt::Display for Write {
             WriteOp::Persist { .. } => "persist",
             WriteOp::PurgeExpired { .. } => "purge-expired",
             WriteOp::IncrByFloat { .. } => "incrbyfloat",
+            WriteOp::Acl(_) => "acl",
         };
         write!(f, "{name}@{}", self.now_ms)
     }

@@ -589,6 +589,9 @@ impl Keyspace {
                         .collect(),
                 )
             }
+            // Applied to the users by the state machine, never queued in
+            // a transaction; nothing to do to keys.
+            WriteOp::Acl(_) => Reply::Ok,
             WriteOp::Flush => {
                 self.map.clear();
                 self.deadlines.clear();

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{User, Users};
 use crate::error::{Error, Result};
 use crate::keyspace::{Data, Keyspace, Value};
 use crate::raft::typ::SnapshotMeta;
@@ -44,6 +45,8 @@ pub struct Contents {
     pub keyspace: Keyspace,
     /// The sessions that deduplicate retried writes.
     pub sessions: Sessions,
+    /// The users (in [`crate::acl::ACL_SHARD`]'s snapshots).
+    pub users: Users,
 }
 
 /// Sessions per block; a session holds at most a few thousand small replies.
@@ -56,6 +59,7 @@ enum Block {
     End { records: u64 },
     Sessions(Vec<(u64, ClientSession)>),
     Hashes(Hashes),
+    Users(Vec<(String, User)>),
 }
 
 struct BlockWriter {
@@ -123,6 +127,14 @@ pub fn write(path: &Path, meta: &SnapshotMeta, contents: &Contents) -> Result<()
     let sessions: Vec<(u64, ClientSession)> = contents.sessions.iter().map(|(c, s)| (*c, s.clone())).collect();
     for chunk in sessions.chunks(SESSIONS_PER_BLOCK) {
         writer.put(&Block::Sessions(chunk.to_vec())).map_err(io)?;
+    }
+    let users: Vec<(String, User)> = contents
+        .users
+        .iter()
+        .map(|(n, u)| (n.clone(), User::clone(u)))
+        .collect();
+    if !users.is_empty() {
+        writer.put(&Block::Users(users)).map_err(io)?;
     }
     writer.put(&Block::End { records: count }).map_err(io)?;
     let file = writer.out.into_inner().map_err(|e| io(e.into_error()))?;
@@ -248,6 +260,11 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
                     contents.sessions.restore(client, session);
                 }
             }
+            Block::Users(users) => {
+                for (name, user) in users {
+                    contents.users.restore(name, user);
+                }
+            }
             Block::End { records } if records == count => return Ok((meta, contents)),
             Block::End { records } => {
                 return Err(reader.corrupt(start, format!("end block counts {records} records, file holds {count}")));
@@ -260,6 +277,7 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::acl::{AclChange, Rule};
     use crate::keyspace::{HashWrite, Reply, SetCondition, Write, WriteOp};
     use crate::sessions::SessionTag;
 
@@ -298,6 +316,15 @@ mod tests {
                 if_absent: false,
             }),
         });
+        contents.users.apply(&AclChange::SetUser {
+            name: "app".into(),
+            rules: vec![
+                Rule::On,
+                Rule::AddPassword(crate::acl::digest("pw")),
+                Rule::Allow("@read".into()),
+            ],
+            base: User::default(),
+        });
         contents
     }
 
@@ -316,6 +343,8 @@ mod tests {
         }
         assert_eq!(back.sessions, original.sessions);
         assert_eq!(back.sessions.len(), 100);
+        assert_eq!(back.users, original.users);
+        assert!(back.users.get("app").is_some_and(|u| u.accepts(b"pw")));
         let mut restored = back.sessions;
         let repeat = SessionTag {
             client: 3,

@@ -24,8 +24,9 @@ use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
+use crate::acl::Users;
 use crate::error::{Error, Result};
-use crate::keyspace::{Keyspace, Reply};
+use crate::keyspace::{Keyspace, Reply, WriteOp};
 use crate::raft::snapshot_file::{self, Contents, SnapshotFile};
 use crate::raft::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::sessions::Sessions;
@@ -40,6 +41,8 @@ pub struct Applied {
     pub keyspace: Keyspace,
     /// The clients' sessions (exactly-once writes).
     pub sessions: Sessions,
+    /// The users ([`crate::acl::ACL_SHARD`] only; empty elsewhere).
+    pub users: Users,
     /// The last log entry applied.
     pub last_applied: Option<LogId>,
     /// The last membership applied.
@@ -131,6 +134,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let contents = Contents {
                 keyspace: applied.keyspace.clone(),
                 sessions: applied.sessions.clone(),
+                users: applied.users.clone(),
             };
             (meta, contents)
         };
@@ -171,10 +175,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 match &entry.payload {
                     EntryPayload::Blank => Reply::Ok,
                     EntryPayload::Normal(write) => {
-                        let Applied { keyspace, sessions, .. } = &mut *applied;
-                        match write.session {
-                            Some(tag) => sessions.apply(tag, write.now_ms, || keyspace.apply(write)),
-                            None => keyspace.apply(write),
+                        let Applied {
+                            keyspace,
+                            sessions,
+                            users,
+                            ..
+                        } = &mut *applied;
+                        match (&write.op, write.session) {
+                            (WriteOp::Acl(change), _) => users.apply(change),
+                            (_, Some(tag)) => sessions.apply(tag, write.now_ms, || keyspace.apply(write)),
+                            (_, None) => keyspace.apply(write),
                         }
                     }
                     EntryPayload::Membership(membership) => {
@@ -230,6 +240,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut applied = self.applied.write().expect("state lock");
             applied.keyspace = contents.keyspace;
             applied.sessions = contents.sessions;
+            applied.users = contents.users;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
         }

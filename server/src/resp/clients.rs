@@ -26,6 +26,7 @@ pub struct ClientEntry {
     /// When it connected.
     pub connected: Instant,
     name: Mutex<Option<Bytes>>,
+    user: Mutex<Option<String>>,
     last_command: Mutex<&'static str>,
     /// Milliseconds after `connected` of its last command.
     last_active_ms: AtomicU64,
@@ -43,6 +44,7 @@ impl ClientEntry {
             local,
             connected: Instant::now(),
             name: Mutex::new(None),
+            user: Mutex::new(None),
             last_command: Mutex::new("NULL"),
             last_active_ms: AtomicU64::new(0),
             protocol: AtomicU8::new(2),
@@ -54,6 +56,16 @@ impl ClientEntry {
     /// The name set by `CLIENT SETNAME` or `HELLO … SETNAME`.
     pub fn name(&self) -> Option<Bytes> {
         self.name.lock().expect("name lock").clone()
+    }
+
+    /// The user it is logged in as.
+    pub fn user(&self) -> Option<String> {
+        self.user.lock().expect("user lock").clone()
+    }
+
+    /// Records who it is logged in as.
+    pub fn set_user(&self, user: Option<String>) {
+        *self.user.lock().expect("user lock") = user;
     }
 
     /// Sets (or clears) the name.
@@ -100,13 +112,14 @@ impl ClientEntry {
         format!(
             "id={} addr={} laddr={} fd=-1 name={name} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
              multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
-             events=r cmd={} user=default redir=-1 resp={}",
+             events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.local,
             age.as_secs(),
             idle / 1000,
             self.last_command.lock().expect("command lock"),
+            self.user().as_deref().unwrap_or(crate::acl::DEFAULT_USER),
             self.protocol.load(Ordering::Relaxed),
         )
     }

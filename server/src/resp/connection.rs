@@ -50,10 +50,11 @@ impl Connection {
     ) -> Self {
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(ClientEntry::new(id, addr, local));
+        let client = Client::new(entry, &shared);
         Connection {
             socket,
             shared,
-            client: Client::new(entry),
+            client,
             stop,
         }
     }

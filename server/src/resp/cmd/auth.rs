@@ -1,9 +1,9 @@
-//! `AUTH [username] password`. No password is configured yet, so every
-//! connection is the `default` user, as in a Redis without `requirepass`:
-//! `AUTH password` gets Redis's "no password configured" error, and
-//! `AUTH default anything` succeeds while other users do not exist.
+//! `AUTH [username] password`: logs the connection in as a user (see
+//! [`crate::acl`]). `AUTH password` is the `default` user; when that user
+//! needs no password, Redis's "no password configured" error.
 
-use super::{Client, Outcome, Spec};
+use super::{Client, Outcome, Spec, acl, syntax_error};
+use crate::acl::DEFAULT_USER;
 use crate::resp::frame::Frame;
 
 /// `AUTH`.
@@ -15,15 +15,16 @@ pub static SPEC: Spec = Spec {
     last_key: 0,
     step: 0,
     categories: &["@fast", "@connection"],
-    run: |_, _: &mut Client, args| {
-        Outcome::Reply(match args.len() {
-            2 => Frame::error(
+    run: |shared, client: &mut Client, args| {
+        let result = match args.len() {
+            2 if shared.node.user(DEFAULT_USER).is_some_and(|u| u.nopass) => Err(Frame::error(
                 "ERR AUTH <password> called without any password configured for the default user. \
                  Are you sure your configuration is correct?",
-            ),
-            3 if args[1].as_ref() == b"default" => Frame::ok(),
-            3 => Frame::error("WRONGPASS invalid username-password pair or user is disabled."),
-            _ => Frame::error("ERR syntax error"),
-        })
+            )),
+            2 => acl::log_in(shared, client, DEFAULT_USER.as_bytes(), &args[1]),
+            3 => acl::log_in(shared, client, &args[1], &args[2]),
+            _ => Err(syntax_error()),
+        };
+        Outcome::Reply(result.map_or_else(|frame| frame, |()| Frame::ok()))
     },
 };

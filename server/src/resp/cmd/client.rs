@@ -35,7 +35,7 @@ fn kill(shared: &Shared, me: u64, args: &[Bytes]) -> Frame {
             None => Frame::error("ERR No such client"),
         };
     }
-    let (mut id, mut addr, mut laddr, mut skip_me) = (None, None, None, true);
+    let (mut id, mut addr, mut laddr, mut user, mut skip_me) = (None, None, None, None, true);
     for pair in args[2..].chunks(2) {
         let [filter, value] = pair else {
             return syntax_error();
@@ -53,7 +53,11 @@ fn kill(shared: &Shared, me: u64, args: &[Bytes]) -> Frame {
                 "no" => skip_me = false,
                 _ => return syntax_error(),
             },
-            b"user" | b"type" | b"maxage" => {}
+            b"user" if shared.node.user(&value_text).is_none() => {
+                return Frame::error(format!("ERR No such user '{value_text}'"));
+            }
+            b"user" => user = Some(value_text),
+            b"type" | b"maxage" => {}
             _ => return syntax_error(),
         }
     }
@@ -62,6 +66,7 @@ fn kill(shared: &Shared, me: u64, args: &[Bytes]) -> Frame {
         let chosen = id.is_none_or(|id| entry.id == id)
             && addr.as_ref().is_none_or(|a| entry.addr.to_string() == *a)
             && laddr.as_ref().is_none_or(|a| entry.local.to_string() == *a)
+            && user.as_ref().is_none_or(|u| entry.user().as_ref() == Some(u))
             && !(skip_me && entry.id == me);
         if chosen {
             entry.kill();
@@ -134,6 +139,7 @@ pub static SPEC: Spec = Spec {
     first_key: 0,
     last_key: 0,
     step: 0,
-    categories: &["@slow", "@connection"],
+    // The categories of its most dangerous subcommands (`KILL`, `LIST`).
+    categories: &["@admin", "@slow", "@dangerous", "@connection"],
     run: |shared, me: &mut Client, args| Outcome::Reply(client(shared, me, &args)),
 };

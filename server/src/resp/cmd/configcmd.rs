@@ -5,7 +5,7 @@
 
 use super::{Client, Outcome, Spec};
 use crate::config::Fsync;
-use crate::keyspace::{MAX_STRING, glob};
+use crate::keyspace::glob;
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
 
@@ -29,10 +29,16 @@ fn parameters(shared: &Shared) -> Vec<(&'static str, String)> {
             }
             .into(),
         ),
-        ("proto-max-bulk-len", MAX_STRING.to_string()),
+        ("proto-max-bulk-len", config.clients.proto_max_bulk_len.to_string()),
+        (
+            "client-query-buffer-limit",
+            config.clients.query_buffer_limit.to_string(),
+        ),
+        ("maxclients", config.clients.max_clients.to_string()),
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
-        ("timeout", "0".into()),
+        ("timeout", config.clients.idle_timeout_secs.to_string()),
+        ("requirepass", config.auth.requirepass.clone().unwrap_or_default()),
     ]
 }
 

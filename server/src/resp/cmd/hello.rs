@@ -1,8 +1,9 @@
 //! `HELLO [protover [AUTH username password] [SETNAME clientname]]`:
 //! switches between RESP2 and RESP3 and describes the server.
 
-use super::{Client, Outcome, Spec, parse_int, syntax_error};
+use super::{Client, Outcome, Spec, acl, parse_int, syntax_error};
 use crate::resp::frame::{Frame, Protocol};
+use crate::resp::server::Shared;
 
 /// The Redis version Cairn reports, for clients that check features by it.
 pub const REDIS_VERSION: &str = "7.2.0";
@@ -16,10 +17,10 @@ pub static SPEC: Spec = Spec {
     last_key: 0,
     step: 0,
     categories: &["@fast", "@connection"],
-    run: |_, client: &mut Client, args| Outcome::Reply(hello(client, &args).unwrap_or_else(|frame| frame)),
+    run: |shared, client: &mut Client, args| Outcome::Reply(hello(shared, client, &args).unwrap_or_else(|frame| frame)),
 };
 
-fn hello(client: &mut Client, args: &[bytes::Bytes]) -> Result<Frame, Frame> {
+fn hello(shared: &Shared, client: &mut Client, args: &[bytes::Bytes]) -> Result<Frame, Frame> {
     let mut protocol = client.protocol;
     if let Some(version) = args.get(1) {
         let version =
@@ -31,13 +32,12 @@ fn hello(client: &mut Client, args: &[bytes::Bytes]) -> Result<Frame, Frame> {
         };
     }
     let mut name = None;
+    let mut credentials = None;
     let mut i = 2;
     while i < args.len() {
         match args[i].to_ascii_uppercase().as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                // No users are configured yet: every client is the default
-                // user, so any credentials are accepted as Redis does
-                // without `requirepass`.
+                credentials = Some((&args[i + 1], &args[i + 2]));
                 i += 3;
             }
             b"SETNAME" if i + 1 < args.len() => {
@@ -46,6 +46,17 @@ fn hello(client: &mut Client, args: &[bytes::Bytes]) -> Result<Frame, Frame> {
             }
             _ => return Err(syntax_error()),
         }
+    }
+    match credentials {
+        Some((user, password)) => acl::log_in(shared, client, user, password)?,
+        None if client.user.is_none() => {
+            return Err(Frame::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> \
+                 <pass> option can be used to authenticate the client and select the RESP protocol \
+                 version at the same time",
+            ));
+        }
+        None => {}
     }
     client.set_protocol(protocol);
     if name.is_some() {

@@ -8,6 +8,7 @@
 //! the connection. [`dispatch`] checks the name and arity the way Redis does
 //! before a handler sees the arguments.
 
+mod acl;
 mod append;
 mod auth;
 mod client;
@@ -75,6 +76,9 @@ pub struct Client {
     pub transaction: Option<multi::Transaction>,
     /// Keys watched (`WATCH`) and their fingerprints when watched.
     pub watched: multi::Watched,
+    /// The user it is logged in as; `None` until `AUTH` when the
+    /// `default` user needs a password.
+    pub user: Option<String>,
 }
 
 /// `CLIENT REPLY`'s modes.
@@ -89,16 +93,25 @@ pub enum ReplyMode {
 }
 
 impl Client {
-    /// A new RESP2 client.
-    pub fn new(entry: Arc<ClientEntry>) -> Self {
-        Client {
+    /// A new RESP2 client of a listener.
+    pub fn new(entry: Arc<ClientEntry>, shared: &Shared) -> Self {
+        let mut client = Client {
             entry,
             protocol: Protocol::Resp2,
             cluster_aware: false,
             reply: ReplyMode::On,
             transaction: None,
             watched: multi::Watched::default(),
-        }
+            user: None,
+        };
+        client.set_user(acl::initial_user(shared));
+        client
+    }
+
+    /// Logs the client in as `user` (or out).
+    pub fn set_user(&mut self, user: Option<String>) {
+        self.entry.set_user(user.clone());
+        self.user = user;
     }
 
     /// The client's id.
@@ -180,6 +193,7 @@ pub struct Spec {
 
 /// Every command, in `COMMAND` order.
 pub static TABLE: &[&Spec] = &[
+    &acl::SPEC,
     &append::SPEC,
     &auth::SPEC,
     &client::SPEC,
@@ -281,6 +295,10 @@ pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> 
             "ERR wrong number of arguments for '{}' command",
             spec.name
         )));
+    }
+    if let Err(denied) = acl::check(shared, client, spec, &args) {
+        multi::fail(client);
+        return Outcome::Reply(denied);
     }
     if client.cluster_aware
         && let Some(moved) = moved(shared, spec, &args)

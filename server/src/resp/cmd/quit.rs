@@ -7,7 +7,7 @@ use crate::resp::frame::Frame;
 pub static SPEC: Spec = Spec {
     name: "quit",
     arity: -1,
-    flags: &["fast", "stale", "noscript"],
+    flags: &["fast", "stale", "noscript", "no-auth"],
     first_key: 0,
     last_key: 0,
     step: 0,
