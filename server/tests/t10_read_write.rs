@@ -91,7 +91,31 @@ fn t11_commands_answer_like_redis() {
         panic!("INFO")
     };
     let info = String::from_utf8(info).unwrap();
-    assert!(info.contains("redis_version:") && info.contains("# Keyspace"), "{info}");
+    // Every section client libraries read, in Redis's order.
+    let sections: Vec<&str> = info.lines().filter(|l| l.starts_with("# ")).collect();
+    assert_eq!(
+        sections,
+        [
+            "# Server",
+            "# Clients",
+            "# Memory",
+            "# Persistence",
+            "# Stats",
+            "# Replication",
+            "# Cluster",
+            "# Keyspace"
+        ],
+        "{info}"
+    );
+    for field in [
+        "redis_version:",
+        "arch_bits:64",
+        "used_memory:",
+        "loading:0",
+        "cluster_enabled:1",
+    ] {
+        assert!(info.contains(field), "{field} missing from {info}");
+    }
     assert_eq!(a.cmd(&["QUIT"]), Value::Simple("OK".into()));
     assert!(a.try_cmd(&["PING"]).is_err(), "QUIT closes the connection");
 }

@@ -1,6 +1,11 @@
 //! `INFO [section ...]`: the sections client libraries read, in Redis's
 //! `key:value` text format (a verbatim string under RESP3).
 //!
+//! `memory` reports the process's resident memory as `used_memory` (Cairn
+//! has no allocator accounting of its own); `persistence` reports no RDB or
+//! AOF work ever in progress, because every write is durable in the Raft
+//! log when it is acknowledged (`cairn_raft_log_fsync` says how).
+//!
 //! `keyspace` counts the keys held by this node's local replicas of shards
 //! it leads (and, for shards led elsewhere, the local replica's count), so
 //! `INFO` never waits on the network.
@@ -11,6 +16,7 @@ use std::sync::atomic::Ordering;
 
 use super::hello::REDIS_VERSION;
 use super::{Client, Outcome, Spec};
+use crate::config::Fsync;
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
 
@@ -35,7 +41,34 @@ pub static SPEC: Spec = Spec {
     },
 };
 
-const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "stats", "replication", "cluster", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cluster",
+    "keyspace",
+];
+
+/// This process's resident memory in bytes (Linux `/proc/self/statm`; 0
+/// where that is not available).
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok());
+    pages.unwrap_or(0) * 4096
+}
+
+/// Bytes as Redis's `*_human` fields print them (`1.50M`).
+fn human(bytes: u64) -> String {
+    const UNITS: &[(&str, u64)] = &[("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    UNITS.iter().find(|(_, size)| bytes >= *size).map_or_else(
+        || format!("{bytes}B"),
+        |(unit, size)| format!("{:.2}{unit}", bytes as f64 / *size as f64),
+    )
+}
 
 fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
     let everything = wanted.iter().any(|w| w == "all" || w == "everything");
@@ -72,6 +105,33 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             out,
             "# Clients\r\nconnected_clients:{}\r\n\r\n",
             shared.clients.load(Ordering::Relaxed)
+        );
+    }
+    if show("memory") {
+        let resident = resident_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{resident}\r\nused_memory_human:{}\r\nused_memory_rss:{resident}\r\n\
+             used_memory_rss_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n\
+             mem_allocator:libc\r\n\r\n",
+            human(resident),
+            human(resident),
+        );
+    }
+    if show("persistence") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let started = now.saturating_sub(shared.started.elapsed()).as_secs();
+        let fsync = match node.config().storage.fsync {
+            Fsync::Always => "always",
+            Fsync::Never => "never",
+        };
+        let _ = write!(
+            out,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n\
+             rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{started}\r\nrdb_last_bgsave_status:ok\r\n\
+             aof_enabled:0\r\naof_rewrite_in_progress:0\r\ncairn_raft_log_fsync:{fsync}\r\n\r\n",
         );
     }
     if show("stats") {
