@@ -18,10 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use cairn_proto::resp::{Limits, ParseError, parse_request};
+
 use super::clients::ClientEntry;
 use super::cmd::{self, Client, Outcome, ReplyMode};
 use super::frame::Frame;
-use super::parse::{Limits, ParseError, parse_request};
 use super::server::Shared;
 
 /// Initial read buffer size.

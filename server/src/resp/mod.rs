@@ -1,7 +1,7 @@
 //! The Redis front: RESP2/RESP3 on the node's `resp_addr`.
 //!
 //! - [`frame`]: reply values and their encoding in either protocol version.
-//! - [`parse`]: requests as clients send them (multibulk or inline),
+//! - requests are framed by [`cairn_proto::resp`] (multibulk or inline),
 //!   zero-copy, with Redis's limits and error texts.
 //! - [`server`] and [`connection`]: the accept loop and one task per client,
 //!   answering pipelined requests in order; [`clients`]: who is connected
@@ -16,5 +16,4 @@ pub mod clients;
 pub mod cmd;
 pub mod connection;
 pub mod frame;
-pub mod parse;
 pub mod server;
