@@ -2,7 +2,7 @@
 //! from the command table so it always tells the truth about what this
 //! server implements.
 
-use super::{Client, Outcome, Spec, TABLE};
+use super::{Client, Outcome, Spec, TABLE, command_docs};
 use crate::resp::frame::Frame;
 
 /// `COMMAND`.
@@ -62,25 +62,11 @@ fn info(spec: &Spec) -> Frame {
 }
 
 fn docs(spec: &Spec) -> Frame {
+    let doc = command_docs::of(spec.name);
+    let field = |name: &str, value: &str| (Frame::bulk(name.to_string()), Frame::bulk(value.to_string()));
     Frame::Map(vec![
-        (
-            Frame::bulk("summary"),
-            Frame::bulk(format!("The {} command.", spec.name.to_uppercase())),
-        ),
-        (Frame::bulk("since"), Frame::bulk("1.0.0")),
-        (Frame::bulk("group"), Frame::bulk(group(spec))),
+        field("summary", doc.map_or("", |d| d.summary)),
+        field("since", doc.map_or("", |d| d.since)),
+        field("group", doc.map_or("server", |d| d.group)),
     ])
-}
-
-fn group(spec: &Spec) -> &'static str {
-    let categories = spec.categories;
-    if categories.contains(&"@string") {
-        "string"
-    } else if categories.contains(&"@keyspace") {
-        "generic"
-    } else if categories.contains(&"@connection") {
-        "connection"
-    } else {
-        "server"
-    }
 }

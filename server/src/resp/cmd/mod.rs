@@ -14,6 +14,7 @@ mod auth;
 mod client;
 mod cluster;
 mod command;
+mod command_docs;
 mod configcmd;
 mod dbsize;
 mod del;
