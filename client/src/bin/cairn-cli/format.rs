@@ -76,7 +76,9 @@ fn numbered(items: Vec<String>, mark: &str) -> String {
 /// A reply as `redis-cli --raw` prints it.
 pub fn raw(value: &Value) -> String {
     match value {
-        Value::Simple(text) | Value::Error(text) | Value::Double(text) => text.clone(),
+        Value::Simple(text) | Value::Double(text) => text.clone(),
+        // redis-cli ends a bare error with a blank line.
+        Value::Error(text) => format!("{text}\n"),
         Value::Int(n) => n.to_string(),
         Value::Bulk(Some(data)) => String::from_utf8_lossy(data).into_owned(),
         Value::Bulk(None) | Value::Array(None) | Value::Null => String::new(),

@@ -1,16 +1,20 @@
 //! `cairn-cli`: a command line for Cairn that works like redis-cli.
 //!
 //! `cairn-cli [-h host] [-p port] [-a password] [--user name] [-n db] [-c]
-//! [-r repeat] [-i seconds] [--raw] [command ...]` runs one command (or, with
-//! none, a REPL with history, command-name completion and hints from
-//! history), printing replies the way redis-cli does. `-c` follows
-//! `-MOVED` redirections to shard leaders. `cairn-cli admin status` shows
-//! the cluster (nodes, shards, leaders, indexes) from the node's Admin
-//! service.
+//! [-r repeat] [-i seconds] [-x] [-e] [--raw | --no-raw] [--tls [--cacert
+//! file]] [command ...]` runs one command (or, with none, a REPL with
+//! history, command-name completion and hints from history), printing
+//! replies the way redis-cli does: quoted and typed on a terminal, bare
+//! (`--raw`) when the output is piped, so scripts written for redis-cli
+//! read the same text. `-c` follows `-MOVED` redirections to shard
+//! leaders. `cairn-cli admin status` shows the cluster (nodes, shards,
+//! leaders, indexes) from the node's Admin service.
 
 mod format;
 mod resp;
+mod tls;
 
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,7 +36,7 @@ struct Args {
     #[arg(short = 'p', default_value_t = 6379)]
     port: u16,
     /// Password (`AUTH`).
-    #[arg(short = 'a')]
+    #[arg(short = 'a', long = "pass")]
     password: Option<String>,
     /// User name for `AUTH`.
     #[arg(long)]
@@ -49,12 +53,26 @@ struct Args {
     /// Seconds to wait between repeats.
     #[arg(short = 'i')]
     interval: Option<f64>,
-    /// Print bare values, one per line.
+    /// Print bare values, one per line (the default when the output is
+    /// not a terminal).
     #[arg(long)]
     raw: bool,
-    /// Use TLS (not supported yet: refused with an error).
+    /// Print replies as on a terminal even when the output is piped.
+    #[arg(long, conflicts_with = "raw")]
+    no_raw: bool,
+    /// Read the command's last argument from standard input.
+    #[arg(short = 'x')]
+    stdin_arg: bool,
+    /// Exit with status 1 when a command answers an error.
+    #[arg(short = 'e')]
+    exit_on_error: bool,
+    /// Connect over TLS.
     #[arg(long)]
     tls: bool,
+    /// CA certificates (PEM) to check the server's certificate with, for
+    /// `--tls` (default: the system's trusted roots).
+    #[arg(long, requires = "tls")]
+    cacert: Option<std::path::PathBuf>,
     /// The node's gRPC port for `admin` (default: the RESP port + 2, as in
     /// `cairn-server dev`).
     #[arg(long)]
@@ -69,12 +87,17 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.tls {
-        eprintln!("cairn-cli: --tls is not supported yet; connect without it");
-        return ExitCode::from(1);
-    }
     if args.command.first().is_some_and(|c| c.eq_ignore_ascii_case("admin")) {
         return admin(&args);
+    }
+    let mut command: Vec<Vec<u8>> = args.command.iter().map(|a| a.clone().into_bytes()).collect();
+    if args.stdin_arg {
+        let mut input = Vec::new();
+        if let Err(err) = std::io::stdin().read_to_end(&mut input) {
+            eprintln!("cairn-cli: -x: cannot read standard input: {err}");
+            return ExitCode::from(1);
+        }
+        command.push(input);
     }
     let mut session = match Session::open(&args) {
         Ok(session) => session,
@@ -83,16 +106,20 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.command.is_empty() {
+    if command.is_empty() {
         session.repl();
         return ExitCode::SUCCESS;
     }
     let mut round = 0;
     while args.repeat < 0 || round < args.repeat {
         round += 1;
-        if let Err(err) = session.run(&args.command) {
-            eprintln!("cairn-cli: {err}");
-            return ExitCode::from(1);
+        match session.run(&command) {
+            Ok(failed) if failed && args.exit_on_error => return ExitCode::from(1),
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("cairn-cli: {err}");
+                return ExitCode::from(1);
+            }
         }
         if let Some(seconds) = args.interval {
             std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
@@ -104,6 +131,7 @@ fn main() -> ExitCode {
 /// A connection with the options that shape it.
 struct Session {
     conn: Connection,
+    tls: Option<tls::Tls>,
     raw: bool,
     cluster: bool,
     /// Commands sent after (re)connecting: AUTH, SELECT, READWRITE.
@@ -126,9 +154,15 @@ impl Session {
             // Marks the connection cluster-aware: leaders answer, others redirect.
             setup.push(vec!["READWRITE".into()]);
         }
+        let tls = if args.tls {
+            Some(tls::Tls::new(args.cacert.as_deref())?)
+        } else {
+            None
+        };
         let mut session = Session {
-            conn: Connection::open(&format!("{}:{}", args.host, args.port))?,
-            raw: args.raw,
+            conn: Connection::open(&format!("{}:{}", args.host, args.port), tls.as_ref())?,
+            tls,
+            raw: args.raw || (!args.no_raw && !std::io::stdout().is_terminal()),
             cluster: args.cluster,
             setup,
         };
@@ -146,8 +180,8 @@ impl Session {
     }
 
     /// Runs one command, following redirections in cluster mode, and
-    /// prints its reply.
-    fn run(&mut self, command: &[String]) -> std::io::Result<()> {
+    /// prints its reply; whether the reply was an error.
+    fn run(&mut self, command: &[Vec<u8>]) -> std::io::Result<bool> {
         let mut reply = self.conn.call(command)?;
         for _ in 0..5 {
             let Value::Error(err) = &reply else { break };
@@ -155,8 +189,11 @@ impl Session {
                 break;
             };
             let (slot, addr) = target.split_once(' ').unwrap_or(("?", target));
-            println!("-> Redirected to slot [{slot}] located at {addr}");
-            self.conn = Connection::open(addr)?;
+            // Like redis-cli, only a person at a terminal is told.
+            if std::io::stdout().is_terminal() {
+                println!("-> Redirected to slot [{slot}] located at {addr}");
+            }
+            self.conn = Connection::open(addr, self.tls.as_ref())?;
             self.prepare()?;
             reply = self.conn.call(command)?;
         }
@@ -166,11 +203,11 @@ impl Session {
             format::human(&reply)
         };
         println!("{text}");
-        Ok(())
+        Ok(matches!(reply, Value::Error(_)))
     }
 
     fn repl(&mut self) {
-        let names = match self.conn.call(&["COMMAND".into(), "LIST".into()]) {
+        let names = match self.conn.call(&["COMMAND", "LIST"]) {
             Ok(Value::Array(Some(items))) => items
                 .into_iter()
                 .filter_map(|v| match v {
@@ -206,9 +243,10 @@ impl Session {
             if words[0].eq_ignore_ascii_case("quit") || words[0].eq_ignore_ascii_case("exit") {
                 break;
             }
+            let words: Vec<Vec<u8>> = words.into_iter().map(String::into_bytes).collect();
             if let Err(err) = self.run(&words) {
                 println!("Error: {err}");
-                match Connection::open(&self.conn.addr.clone()) {
+                match Connection::open(&self.conn.addr.clone(), self.tls.as_ref()) {
                     Ok(conn) => {
                         self.conn = conn;
                         let _ = self.prepare();

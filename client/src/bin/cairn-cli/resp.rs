@@ -1,9 +1,43 @@
-//! A blocking Redis-protocol connection: send a command, read its reply
-//! (RESP2, and the RESP3 types a server sends after `HELLO 3`).
+//! A blocking Redis-protocol connection, plain or TLS: send a command,
+//! read its reply (RESP2, and the RESP3 types a server sends after
+//! `HELLO 3`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+
+use crate::tls::{Tls, TlsStream};
+
+/// The byte stream under a connection.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
 
 /// A reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,17 +66,25 @@ pub enum Value {
 
 /// One connection to a node.
 pub struct Connection {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Stream>,
     /// `host:port` it is connected to.
     pub addr: String,
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`).
-    pub fn open(addr: &str) -> std::io::Result<Connection> {
+    /// Connects to `addr` (`host:port`), over TLS when `tls` is given.
+    pub fn open(addr: &str, tls: Option<&Tls>) -> std::io::Result<Connection> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let stream = match tls {
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Stream::Tls(Box::new(tls.connect(host, stream)?))
+            }
+            None => Stream::Plain(stream),
+        };
         Ok(Connection {
             reader: BufReader::new(stream),
             addr: addr.to_string(),
@@ -50,14 +92,17 @@ impl Connection {
     }
 
     /// Sends a command and reads its reply.
-    pub fn call(&mut self, args: &[String]) -> std::io::Result<Value> {
+    pub fn call(&mut self, args: &[impl AsRef<[u8]>]) -> std::io::Result<Value> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for arg in args {
+            let arg = arg.as_ref();
             out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg.as_bytes());
+            out.extend_from_slice(arg);
             out.extend_from_slice(b"\r\n");
         }
-        self.reader.get_mut().write_all(&out)?;
+        let stream = self.reader.get_mut();
+        stream.write_all(&out)?;
+        stream.flush()?;
         self.read()
     }
 
