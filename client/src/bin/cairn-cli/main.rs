@@ -243,6 +243,10 @@ impl Session {
             if words[0].eq_ignore_ascii_case("quit") || words[0].eq_ignore_ascii_case("exit") {
                 break;
             }
+            if words[0].eq_ignore_ascii_case("help") {
+                self.help(words.get(1));
+                continue;
+            }
             let words: Vec<Vec<u8>> = words.into_iter().map(String::into_bytes).collect();
             if let Err(err) = self.run(&words) {
                 println!("Error: {err}");
@@ -258,6 +262,42 @@ impl Session {
         if let Some(path) = &history {
             let _ = editor.save_history(path);
         }
+    }
+}
+
+impl Session {
+    /// `help` in the REPL: how to use it, or `help <command>`: the
+    /// server's own description of a command (`COMMAND DOCS`).
+    fn help(&mut self, command: Option<&String>) {
+        let Some(name) = command else {
+            println!("cairn-cli {}", env!("CARGO_PKG_VERSION"));
+            println!("To get help about a command, type \"help <command>\"");
+            println!("Press Tab to complete command names; \"quit\" leaves.");
+            return;
+        };
+        let docs = self.conn.call(&["COMMAND", "DOCS", name.as_str()]);
+        let fields = match docs {
+            Ok(Value::Array(Some(items))) => items.into_iter().nth(1),
+            Ok(Value::Map(pairs)) => pairs.into_iter().next().map(|(_, doc)| doc),
+            _ => None,
+        };
+        let pairs: Vec<(String, String)> = match fields {
+            Some(Value::Array(Some(flat))) => flat
+                .chunks(2)
+                .filter_map(|kv| Some((format::raw(kv.first()?), format::raw(kv.get(1)?))))
+                .collect(),
+            Some(Value::Map(pairs)) => pairs.iter().map(|(k, v)| (format::raw(k), format::raw(v))).collect(),
+            _ => Vec::new(),
+        };
+        if pairs.is_empty() {
+            println!("No help for \"{name}\": the server does not know that command.");
+            return;
+        }
+        println!("\n  {}", name.to_uppercase());
+        for (key, value) in pairs {
+            println!("  {key}: {value}");
+        }
+        println!();
     }
 }
 
