@@ -1,0 +1,57 @@
+//! What a run measured, as a table for people and JSON for tools.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Throughput and latency of one run (the measured window only).
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    /// Operations completed.
+    pub ops: u64,
+    /// Operations answered with an error.
+    pub errors: u64,
+    /// Operations per second.
+    pub ops_per_sec: f64,
+    /// Latency percentiles and maximum, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+}
+
+impl Measured {
+    /// Summarises a histogram of latencies in microseconds.
+    pub fn new(histogram: &Histogram<u64>, ops: u64, errors: u64, window: Duration) -> Measured {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Measured {
+            ops,
+            errors,
+            ops_per_sec: ops as f64 / window.as_secs_f64(),
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            p999_ms: ms(histogram.value_at_quantile(0.999)),
+            max_ms: ms(histogram.max()),
+        }
+    }
+
+    /// The table header.
+    pub fn header() -> String {
+        format!(
+            "{:<28} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "run", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors"
+        )
+    }
+
+    /// One table row.
+    pub fn row(&self, label: &str) -> String {
+        format!(
+            "{:<28} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>8}",
+            label, self.ops_per_sec, self.p50_ms, self.p99_ms, self.p999_ms, self.max_ms, self.errors
+        )
+    }
+}

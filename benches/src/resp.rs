@@ -1,0 +1,185 @@
+//! The Redis-protocol side of the load generator: pipelined connections,
+//! and the slot map that routes a cluster-aware run straight to each
+//! slot's master (Cairn: the shard leader; Redis Cluster: the master).
+//!
+//! A connection writes a whole pipeline of commands in one write and then
+//! reads as many replies; an error reply counts as a failed operation, a
+//! `-MOVED` makes the run re-read the slot map.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::workload::Op;
+
+/// A reply, as far as the generator looks at it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `+…`, `:…`, or a bulk string.
+    Data(Vec<u8>),
+    /// `-…`.
+    Error(String),
+    /// Nil.
+    Nil,
+    /// `*…`.
+    Array(Vec<Value>),
+}
+
+/// A reply being read (boxed: arrays nest).
+type ReadReply<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Value>> + Send + 'a>>;
+
+/// One pipelined connection.
+pub struct Connection {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    out: Vec<u8>,
+}
+
+fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn bad(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+}
+
+impl Connection {
+    /// Connects to `addr`.
+    pub async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        Ok(Connection {
+            reader: BufReader::with_capacity(64 * 1024, read),
+            writer: write,
+            out: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    /// Sends one command and reads its reply.
+    pub async fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
+        self.out.clear();
+        encode(&mut self.out, args);
+        self.writer.write_all(&self.out).await?;
+        self.read().await
+    }
+
+    /// Sends every operation in one write (`SET` with `value`), then reads
+    /// their replies in order.
+    pub async fn pipeline(&mut self, ops: &[Op], value: &[u8]) -> std::io::Result<Vec<Value>> {
+        self.out.clear();
+        for op in ops {
+            match op {
+                Op::Get(key) => encode(&mut self.out, &[b"GET", key]),
+                Op::Set(key) => encode(&mut self.out, &[b"SET", key, value]),
+                Op::Incr(key) => encode(&mut self.out, &[b"INCR", key]),
+            }
+        }
+        self.writer.write_all(&self.out).await?;
+        let mut replies = Vec::with_capacity(ops.len());
+        for _ in ops {
+            replies.push(self.read().await?);
+        }
+        Ok(replies)
+    }
+
+    async fn line(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut line = Vec::new();
+        if self.reader.read_until(b'\n', &mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        line.truncate(line.len().saturating_sub(2));
+        Ok(line)
+    }
+
+    fn read(&mut self) -> ReadReply<'_> {
+        Box::pin(async move {
+            let line = self.line().await?;
+            let (kind, rest) = line.split_first().ok_or_else(|| bad("empty reply line".into()))?;
+            let number = || {
+                std::str::from_utf8(rest)
+                    .ok()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| bad(format!("bad length {:?}", String::from_utf8_lossy(rest))))
+            };
+            Ok(match kind {
+                b'+' | b':' => Value::Data(rest.to_vec()),
+                b'-' => Value::Error(String::from_utf8_lossy(rest).into_owned()),
+                b'$' => match number()? {
+                    n if n < 0 => Value::Nil,
+                    n => {
+                        let mut data = vec![0; n as usize + 2];
+                        self.reader.read_exact(&mut data).await?;
+                        data.truncate(n as usize);
+                        Value::Data(data)
+                    }
+                },
+                b'*' => match number()? {
+                    n if n < 0 => Value::Nil,
+                    n => {
+                        let mut items = Vec::with_capacity(n as usize);
+                        for _ in 0..n {
+                            items.push(self.read().await?);
+                        }
+                        Value::Array(items)
+                    }
+                },
+                other => return Err(bad(format!("unexpected reply type {:?}", *other as char))),
+            })
+        })
+    }
+}
+
+/// Slot ranges and the address serving each (`CLUSTER SLOTS`).
+#[derive(Debug, Clone)]
+pub struct SlotMap {
+    ranges: Vec<(u16, u16, SocketAddr)>,
+}
+
+impl SlotMap {
+    /// Reads the map from the node at `seed`.
+    pub async fn fetch(seed: SocketAddr) -> anyhow::Result<SlotMap> {
+        let mut conn = Connection::open(seed).await?;
+        let Value::Array(ranges) = conn.call(&[b"CLUSTER", b"SLOTS"]).await? else {
+            anyhow::bail!("{seed} did not answer CLUSTER SLOTS with a slot map (not a cluster?)");
+        };
+        let mut map = Vec::new();
+        for range in ranges {
+            let Value::Array(fields) = range else { continue };
+            let (Some(Value::Data(start)), Some(Value::Data(end)), Some(Value::Array(master))) =
+                (fields.first(), fields.get(1), fields.get(2))
+            else {
+                anyhow::bail!("{seed}: malformed CLUSTER SLOTS entry");
+            };
+            let (Some(Value::Data(host)), Some(Value::Data(port))) = (master.first(), master.get(1)) else {
+                anyhow::bail!("{seed}: CLUSTER SLOTS entry without an address");
+            };
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let host = if host.is_empty() {
+                seed.ip().to_string()
+            } else {
+                text(host)
+            };
+            let addr: SocketAddr = format!("{host}:{}", text(port)).parse()?;
+            map.push((text(start).parse()?, text(end).parse()?, addr));
+        }
+        anyhow::ensure!(!map.is_empty(), "{seed}: CLUSTER SLOTS lists no slots");
+        Ok(SlotMap { ranges: map })
+    }
+
+    /// The address serving `key`.
+    pub fn addr_of(&self, key: &[u8]) -> SocketAddr {
+        let slot = cairn_proto::slot::key_slot(key);
+        self.ranges
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .map_or(self.ranges[0].2, |(_, _, addr)| *addr)
+    }
+}

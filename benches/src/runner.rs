@@ -1,0 +1,203 @@
+//! Runs a load: load the key space (for workloads that read), warm up, then
+//! measure for a fixed window.
+//!
+//! Each connection is a task with its own operation generator and its own
+//! latency histogram (merged at the end, so recording never contends). A
+//! task sends `pipeline` operations at a time; in a cluster-aware run they
+//! are grouped by the node serving each key and each group goes to that
+//! node's connection. A latency is one group's round trip, as
+//! redis-benchmark measures it. A progress line is printed every second.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::report::Measured;
+use crate::resp::{Connection, SlotMap, Value};
+use crate::workload::{Generator, KeyDistribution, Op, Workload};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// A node (or the only server).
+    pub target: SocketAddr,
+    /// Route each key to the node serving its slot (`CLUSTER SLOTS`).
+    pub cluster: bool,
+    /// The mix.
+    pub workload: Workload,
+    /// How keys are drawn.
+    pub distribution: KeyDistribution,
+    /// Keys in the key space.
+    pub keys: u64,
+    /// Bytes per key.
+    pub key_size: usize,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Connections (per node, in a cluster-aware run).
+    pub connections: usize,
+    /// Operations in flight per connection.
+    pub pipeline: usize,
+    /// Time before measuring.
+    pub warmup: Duration,
+    /// Time measured.
+    pub duration: Duration,
+    /// Write every key once first (for workloads that read).
+    pub preload: bool,
+}
+
+/// Where one task sends its operations.
+struct Route {
+    map: Option<SlotMap>,
+    connections: HashMap<SocketAddr, Connection>,
+    target: SocketAddr,
+}
+
+impl Route {
+    async fn open(load: &Load) -> anyhow::Result<Route> {
+        let map = if load.cluster {
+            Some(SlotMap::fetch(load.target).await?)
+        } else {
+            None
+        };
+        Ok(Route {
+            map,
+            connections: HashMap::new(),
+            target: load.target,
+        })
+    }
+
+    fn addr_of(&self, key: &[u8]) -> SocketAddr {
+        self.map.as_ref().map_or(self.target, |map| map.addr_of(key))
+    }
+
+    /// Sends `ops`, grouped by node; calls `done` with each group's size,
+    /// round-trip time and errors. A `-MOVED` reloads the slot map.
+    async fn send(
+        &mut self,
+        ops: Vec<Op>,
+        value: &[u8],
+        mut done: impl FnMut(usize, Duration, usize),
+    ) -> anyhow::Result<()> {
+        let mut groups: HashMap<SocketAddr, Vec<Op>> = HashMap::new();
+        for op in ops {
+            groups.entry(self.addr_of(op.key())).or_default().push(op);
+        }
+        let mut moved = false;
+        for (addr, group) in groups {
+            let conn = match self.connections.entry(addr) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(Connection::open(addr).await?),
+            };
+            let start = Instant::now();
+            let replies = conn.pipeline(&group, value).await?;
+            let errors = replies.iter().filter(|r| matches!(r, Value::Error(_))).count();
+            moved |= replies
+                .iter()
+                .any(|r| matches!(r, Value::Error(e) if e.starts_with("MOVED ")));
+            done(group.len(), start.elapsed(), errors);
+        }
+        if moved && let Some(map) = self.map.as_mut() {
+            *map = SlotMap::fetch(self.target).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes every key once, `connections` tasks at depth 64.
+async fn preload(load: &Load, value: &Arc<Vec<u8>>) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..load.connections {
+        let (load, next, value) = (load.clone(), next.clone(), value.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut route = Route::open(&load).await?;
+            loop {
+                let first = next.fetch_add(64, Ordering::Relaxed);
+                if first >= load.keys {
+                    return anyhow::Ok(());
+                }
+                let ops = (first..(first + 64).min(load.keys))
+                    .map(|n| Op::Set(Generator::key_name(n, load.key_size)))
+                    .collect();
+                // F's counters must hold integers.
+                let value: &[u8] = if load.workload == Workload::F { b"0" } else { &value };
+                route.send(ops, value, |_, _, _| {}).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// Runs the load and returns what was measured.
+pub async fn run(load: Load) -> anyhow::Result<Measured> {
+    let value = Arc::new(vec![b'v'; load.value_size]);
+    if load.preload {
+        let started = Instant::now();
+        eprintln!("loading {} keys…", load.keys);
+        preload(&load, &value).await?;
+        eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let completed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let measure_from = start + load.warmup;
+    let end = measure_from + load.duration;
+    let mut tasks = Vec::new();
+    for i in 0..load.connections {
+        let (load, value, completed) = (load.clone(), value.clone(), completed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut generator = Generator::new(load.workload, load.distribution, load.keys, load.key_size, i as u64);
+            let mut route = Route::open(&load).await?;
+            let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+            let (mut ops, mut errors) = (0u64, 0u64);
+            while Instant::now() < end {
+                let batch: Vec<Op> = (0..load.pipeline).map(|_| generator.next_op()).collect();
+                let measuring = Instant::now() >= measure_from;
+                route
+                    .send(batch, &value, |n, took, failed| {
+                        completed.fetch_add(n as u64, Ordering::Relaxed);
+                        if measuring {
+                            let micros = took.as_micros().max(1) as u64;
+                            let _ = histogram.record_n(micros, n as u64);
+                            ops += n as u64;
+                            errors += failed as u64;
+                        }
+                    })
+                    .await?;
+            }
+            anyhow::Ok((histogram, ops, errors))
+        }));
+    }
+    let progress = tokio::spawn(progress(completed, end));
+    let mut total = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    let (mut ops, mut errors) = (0, 0);
+    for task in tasks {
+        let (histogram, n, failed) = task.await??;
+        total.add(histogram)?;
+        ops += n;
+        errors += failed;
+    }
+    progress.abort();
+    eprintln!();
+    Ok(Measured::new(&total, ops, errors, load.duration))
+}
+
+/// Prints operations per second on one line, every second, until `end`.
+async fn progress(completed: Arc<AtomicU64>, end: Instant) {
+    let mut last = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    while Instant::now() < end {
+        tick.tick().await;
+        let now = completed.load(Ordering::Relaxed);
+        let left = end.saturating_duration_since(Instant::now()).as_secs();
+        eprint!("\r{:>10} ops/s, {left:>4} s left ", now - last);
+        last = now;
+    }
+}

@@ -1,0 +1,72 @@
+//! `cairn-bench run` end to end, briefly (this checks the tool works, not
+//! how fast anything is): against a redis-server, and against a Cairn
+//! cluster both plain and cluster-aware with pipelining, with the JSON
+//! report a script would read, and clear errors for bad options.
+
+#[path = "../../server/tests/fixtures/mod.rs"]
+mod fixtures;
+
+use std::process::Command;
+
+use cairn_server::config::RaftOptions;
+use fixtures::{Cluster, Redis};
+
+const BENCH: &str = env!("CARGO_BIN_EXE_cairn-bench");
+
+/// Runs `cairn-bench run` with short windows; the parsed JSON report.
+fn bench(port: u16, extra: &[&str]) -> serde_json::Value {
+    let port = port.to_string();
+    let mut args = vec![
+        "run",
+        "-p",
+        &port,
+        "--keys",
+        "500",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "1",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new(BENCH).args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cairn-bench {args:?}: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn assert_clean(report: &serde_json::Value, what: &str) {
+    assert!(report["ops"].as_u64().unwrap() > 0, "{what}: no operations: {report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{what}: {report}");
+    let (p50, max) = (report["p50_ms"].as_f64().unwrap(), report["max_ms"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p50 <= max, "{what}: {report}");
+}
+
+#[test]
+fn t10_bench_drives_redis_and_cairn() {
+    let redis = Redis::start();
+    let redis_port = redis.client_port();
+    for workload in ["get", "set", "a", "f"] {
+        assert_clean(&bench(redis_port, &["--workload", workload, "-c", "4"]), workload);
+    }
+
+    let cluster = Cluster::start(3, 4, RaftOptions::default());
+    let port = cluster.topology.node(1).unwrap().resp_addr.port();
+    assert_clean(&bench(port, &["--workload", "b", "-c", "4"]), "plain");
+    let zipfian = [
+        "--workload",
+        "a",
+        "-c",
+        "2",
+        "--pipeline",
+        "8",
+        "--cluster",
+        "--distribution",
+        "zipfian",
+    ];
+    assert_clean(&bench(port, &zipfian), "cluster-aware, pipelined");
+
+    let out = Command::new(BENCH).args(["run", "--pipeline", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--pipeline"));
+}
