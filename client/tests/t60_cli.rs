@@ -83,6 +83,18 @@ fn t60_cli_speaks_like_redis_cli() {
     child.stdin.take().unwrap().write_all(b"line one\nline two\n").unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(p(&["STRLEN", "from-stdin"]).1, "18\n");
+    // Values are bytes: what -x stores, a piped GET gives back exactly.
+    let every_byte: Vec<u8> = (0..=255u8).collect();
+    let mut child = Command::new(CLI)
+        .args(["-p", &port, "-x", "SET", "binary"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&every_byte).unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = Command::new(CLI).args(["-p", &port, "GET", "binary"]).output().unwrap();
+    assert_eq!(out.stdout, [&every_byte[..], b"\n"].concat());
     assert!(p(&["INCR", "greeting"]).0, "without -e an error still exits 0");
     assert!(!p(&["-e", "INCR", "greeting"]).0);
     assert_eq!(p(&["--user", "default", "--pass", "any", "PING"]).1, "PONG\n");

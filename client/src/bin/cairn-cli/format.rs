@@ -73,22 +73,20 @@ fn numbered(items: Vec<String>, mark: &str) -> String {
         .join("\n")
 }
 
-/// A reply as `redis-cli --raw` prints it.
-pub fn raw(value: &Value) -> String {
+/// A reply as `redis-cli --raw` prints it: values as their bytes (binary
+/// safe, so `cairn-cli GET k > file` saves the value exactly).
+pub fn raw(value: &Value) -> Vec<u8> {
+    let join = |parts: Vec<Vec<u8>>| parts.join(&b'\n');
     match value {
-        Value::Simple(text) | Value::Double(text) => text.clone(),
+        Value::Simple(text) | Value::Double(text) => text.clone().into_bytes(),
         // redis-cli ends a bare error with a blank line.
-        Value::Error(text) => format!("{text}\n"),
-        Value::Int(n) => n.to_string(),
-        Value::Bulk(Some(data)) => String::from_utf8_lossy(data).into_owned(),
-        Value::Bulk(None) | Value::Array(None) | Value::Null => String::new(),
-        Value::Bool(b) => i32::from(*b).to_string(),
-        Value::Array(Some(items)) | Value::Set(items) => items.iter().map(raw).collect::<Vec<_>>().join("\n"),
-        Value::Map(pairs) => pairs
-            .iter()
-            .map(|(k, v)| format!("{}\n{}", raw(k), raw(v)))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Value::Error(text) => format!("{text}\n").into_bytes(),
+        Value::Int(n) => n.to_string().into_bytes(),
+        Value::Bulk(Some(data)) => data.clone(),
+        Value::Bulk(None) | Value::Array(None) | Value::Null => Vec::new(),
+        Value::Bool(b) => i32::from(*b).to_string().into_bytes(),
+        Value::Array(Some(items)) | Value::Set(items) => join(items.iter().map(raw).collect()),
+        Value::Map(pairs) => join(pairs.iter().map(|(k, v)| join(vec![raw(k), raw(v)])).collect()),
     }
 }
 
@@ -107,7 +105,7 @@ mod tests {
             Value::Array(Some(vec![Value::Int(1), Value::Int(2)])),
         ]));
         assert_eq!(human(&nested), "1) \"x\"\n2) 1) (integer) 1\n   2) (integer) 2");
-        assert_eq!(raw(&nested), "x\n1\n2");
+        assert_eq!(raw(&nested), b"x\n1\n2");
         assert_eq!(human(&Value::Error("ERR x".into())), "(error) ERR x");
     }
 }

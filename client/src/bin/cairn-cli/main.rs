@@ -14,7 +14,7 @@ mod format;
 mod resp;
 mod tls;
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -197,12 +197,15 @@ impl Session {
             self.prepare()?;
             reply = self.conn.call(command)?;
         }
-        let text = if self.raw {
+        let mut text = if self.raw {
             format::raw(&reply)
         } else {
-            format::human(&reply)
+            format::human(&reply).into_bytes()
         };
-        println!("{text}");
+        text.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        out.write_all(&text)?;
+        out.flush()?;
         Ok(matches!(reply, Value::Error(_)))
     }
 
@@ -275,6 +278,7 @@ impl Session {
             println!("Press Tab to complete command names; \"quit\" leaves.");
             return;
         };
+        let text = |value: &Value| String::from_utf8_lossy(&format::raw(value)).into_owned();
         let docs = self.conn.call(&["COMMAND", "DOCS", name.as_str()]);
         let fields = match docs {
             Ok(Value::Array(Some(items))) => items.into_iter().nth(1),
@@ -284,9 +288,9 @@ impl Session {
         let pairs: Vec<(String, String)> = match fields {
             Some(Value::Array(Some(flat))) => flat
                 .chunks(2)
-                .filter_map(|kv| Some((format::raw(kv.first()?), format::raw(kv.get(1)?))))
+                .filter_map(|kv| Some((text(kv.first()?), text(kv.get(1)?))))
                 .collect(),
-            Some(Value::Map(pairs)) => pairs.iter().map(|(k, v)| (format::raw(k), format::raw(v))).collect(),
+            Some(Value::Map(pairs)) => pairs.iter().map(|(k, v)| (text(k), text(v))).collect(),
             _ => Vec::new(),
         };
         if pairs.is_empty() {
