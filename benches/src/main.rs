@@ -1,14 +1,18 @@
 //! `cairn-bench`: load for Cairn and for the stores it is compared with.
 //!
 //! `cairn-bench run -p 6379 --workload a --connections 50 --pipeline 16
-//! --cluster --json` drives any server that speaks the Redis protocol:
-//! plain (every operation to one node, as a plain client does) or
-//! cluster-aware (`--cluster`: straight to the node serving each key's
-//! slot). Workloads are YCSB's mixes (see [`workload`]); the key space is
-//! loaded first for workloads that read; after a warm-up a fixed window is
-//! measured into HDR histograms, and throughput with p50/p99/p99.9/max
-//! latency is printed as a table, or as JSON with `--json`.
+//! --cluster --json` drives one server or cluster: anything that speaks
+//! the Redis protocol, plain (every operation to one node, as a plain
+//! client does) or cluster-aware (`--cluster`: straight to the node serving
+//! each key's slot), or etcd (`--etcd`). `cairn-bench compare` starts Redis,
+//! etcd and a Cairn dev cluster and runs the same workloads against each
+//! (see [`compare`]). Workloads are YCSB's mixes (see [`workload`]); the
+//! key space is loaded first for workloads that read; after a warm-up a
+//! fixed window is measured into HDR histograms, and throughput with
+//! p50/p99/p99.9/max latency is printed as a table, or as JSON.
 
+mod compare;
+mod etcd;
 mod report;
 mod resp;
 mod runner;
@@ -21,7 +25,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use report::Measured;
-use runner::Load;
+use runner::{Load, Target};
 use workload::{KeyDistribution, Workload};
 
 #[derive(Parser)]
@@ -35,22 +39,14 @@ struct Args {
 enum Command {
     /// Runs one workload against one server or cluster.
     Run(RunArgs),
+    /// Starts Redis, etcd and Cairn on this machine and runs the same
+    /// workloads against each, with Cairn's ratios to each.
+    Compare(CompareArgs),
 }
 
+/// The shape of the load, shared by `run` and `compare`.
 #[derive(clap::Args)]
-struct RunArgs {
-    /// Host of the server (or of any cluster node).
-    #[arg(short = 'H', long, default_value = "127.0.0.1")]
-    host: String,
-    /// Its Redis-protocol port.
-    #[arg(short, long, default_value_t = 6379)]
-    port: u16,
-    /// Route each key to the node serving its slot (`CLUSTER SLOTS`).
-    #[arg(long)]
-    cluster: bool,
-    /// The operation mix.
-    #[arg(long, value_enum, default_value_t = Workload::Get)]
-    workload: Workload,
+struct Shape {
     /// How keys are drawn.
     #[arg(long, value_enum, default_value_t = KeyDistribution::Uniform)]
     distribution: KeyDistribution,
@@ -78,19 +74,51 @@ struct RunArgs {
     /// Skip loading the key space first.
     #[arg(long)]
     no_load: bool,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Host of the server (or of any cluster node).
+    #[arg(short = 'H', long, default_value = "127.0.0.1")]
+    host: String,
+    /// Its port (Redis protocol, or etcd's client port with --etcd).
+    #[arg(short, long, default_value_t = 6379)]
+    port: u16,
+    /// Route each key to the node serving its slot (`CLUSTER SLOTS`).
+    #[arg(long, conflicts_with = "etcd")]
+    cluster: bool,
+    /// The server is etcd: linearizable gets and puts.
+    #[arg(long)]
+    etcd: bool,
+    /// The operation mix.
+    #[arg(long, value_enum, default_value_t = Workload::Get)]
+    workload: Workload,
+    #[command(flatten)]
+    shape: Shape,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-impl RunArgs {
-    fn load(&self) -> Result<Load, String> {
-        let target: SocketAddr = (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("--host {}: {e}", self.host))?
-            .next()
-            .ok_or_else(|| format!("--host {}: no address", self.host))?;
-        let positive = |name: &str, value: f64| {
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// Workloads, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "get,set")]
+    workloads: Vec<Workload>,
+    #[command(flatten)]
+    shape: Shape,
+    /// Requests per redis-benchmark test run beside ours (0: none).
+    #[arg(long, default_value_t = 100_000)]
+    redis_benchmark_requests: u64,
+    /// How to print the results.
+    #[arg(long, value_enum, default_value_t = compare::Output::Table)]
+    output: compare::Output,
+}
+
+impl Shape {
+    /// A load of `workload` against `target`, checked.
+    fn load(&self, target: Target, workload: Workload) -> Result<Load, String> {
+        let seconds = |name: &str, value: f64| {
             if value.is_finite() && value >= 0.0 {
                 Ok(Duration::from_secs_f64(value))
             } else {
@@ -100,55 +128,105 @@ impl RunArgs {
         if self.keys == 0 || self.connections == 0 || self.pipeline == 0 {
             return Err("--keys, --connections and --pipeline must be at least 1".into());
         }
-        let duration = positive("duration", self.duration)?;
+        let duration = seconds("duration", self.duration)?;
         if duration.is_zero() {
             return Err("--duration must be more than 0 seconds".into());
         }
         Ok(Load {
             target,
-            cluster: self.cluster,
-            workload: self.workload,
+            workload,
             distribution: self.distribution,
             keys: self.keys,
             key_size: self.key_size,
             value_size: self.value_size,
             connections: self.connections,
             pipeline: self.pipeline,
-            warmup: positive("warmup", self.warmup)?,
+            warmup: seconds("warmup", self.warmup)?,
             duration,
-            preload: !self.no_load && self.workload != Workload::Set,
+            preload: !self.no_load,
         })
+    }
+}
+
+impl RunArgs {
+    fn load(&self) -> Result<Load, String> {
+        let target = if self.etcd {
+            if self.workload == Workload::F {
+                return Err("workload f (INCR) has no single etcd request; use get, set, a, b or c".into());
+            }
+            Target::Etcd {
+                endpoints: vec![format!("{}:{}", self.host, self.port)],
+            }
+        } else {
+            let addr: SocketAddr = (self.host.as_str(), self.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("--host {}: {e}", self.host))?
+                .next()
+                .ok_or_else(|| format!("--host {}: no address", self.host))?;
+            Target::Resp {
+                addr,
+                cluster: self.cluster,
+            }
+        };
+        self.shape.load(target, self.workload)
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let load = args.load().map_err(anyhow::Error::msg)?;
+    let label = format!("{:?} c={} P={}", load.workload, load.connections, load.pipeline).to_lowercase();
+    let measured = runner::run(load).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&measured)?);
+    } else {
+        println!("{}", Measured::header());
+        println!("{}", measured.row(&label));
+    }
+    Ok(())
+}
+
+async fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    // Every peer's target is filled in by the comparison.
+    let placeholder = Target::Etcd { endpoints: Vec::new() };
+    let load = args
+        .shape
+        .load(placeholder, Workload::Get)
+        .map_err(anyhow::Error::msg)?;
+    compare::run(compare::Plan {
+        workloads: args.workloads,
+        load,
+        redis_benchmark_requests: args.redis_benchmark_requests,
+        output: args.output,
+    })
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Command::Run(args) = Args::parse().command;
-    let load = match args.load() {
-        Ok(load) => load,
-        Err(err) => {
-            eprintln!("cairn-bench: {err}");
-            return ExitCode::from(2);
+    let work = async {
+        match Args::parse().command {
+            Command::Run(args) => run(args).await,
+            Command::Compare(args) => compare(args).await,
         }
     };
-    let label = format!(
-        "{:?} c={} P={}{}",
-        load.workload,
-        load.connections,
-        load.pipeline,
-        if load.cluster { " cluster" } else { "" }
-    )
-    .to_lowercase();
-    match runner::run(load).await {
-        Ok(measured) if args.json => {
-            println!("{}", serde_json::to_string(&measured).expect("plain data serializes"));
-            ExitCode::SUCCESS
-        }
-        Ok(measured) => {
-            println!("{}", Measured::header());
-            println!("{}", measured.row(&label));
-            ExitCode::SUCCESS
-        }
+    // Interrupted, the work is dropped, and with it every process a
+    // comparison started.
+    let result = tokio::select! {
+        result = work => result,
+        () = interrupted() => Err(anyhow::anyhow!("interrupted; everything started was stopped")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cairn-bench: {err:#}");
             ExitCode::from(1)

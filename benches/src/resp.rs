@@ -6,7 +6,9 @@
 //! reads as many replies; an error reply counts as a failed operation, a
 //! `-MOVED` makes the run re-read the slot map.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -134,6 +136,65 @@ impl Connection {
                 other => return Err(bad(format!("unexpected reply type {:?}", *other as char))),
             })
         })
+    }
+}
+
+/// One task's connections to a server or cluster, and how it routes.
+pub struct RespSession {
+    map: Option<SlotMap>,
+    connections: HashMap<SocketAddr, Connection>,
+    target: SocketAddr,
+}
+
+impl RespSession {
+    /// Connects lazily to `target`; with `cluster`, reads the slot map.
+    pub async fn open(target: SocketAddr, cluster: bool) -> anyhow::Result<RespSession> {
+        let map = if cluster {
+            Some(SlotMap::fetch(target).await?)
+        } else {
+            None
+        };
+        Ok(RespSession {
+            map,
+            connections: HashMap::new(),
+            target,
+        })
+    }
+
+    fn addr_of(&self, key: &[u8]) -> SocketAddr {
+        self.map.as_ref().map_or(self.target, |map| map.addr_of(key))
+    }
+
+    /// Sends `ops`, grouped by node; calls `done` with each group's size,
+    /// round-trip time and errors. A `-MOVED` reloads the slot map.
+    pub async fn send(
+        &mut self,
+        ops: Vec<Op>,
+        value: &[u8],
+        mut done: impl FnMut(usize, Duration, usize),
+    ) -> anyhow::Result<()> {
+        let mut groups: HashMap<SocketAddr, Vec<Op>> = HashMap::new();
+        for op in ops {
+            groups.entry(self.addr_of(op.key())).or_default().push(op);
+        }
+        let mut moved = false;
+        for (addr, group) in groups {
+            let conn = match self.connections.entry(addr) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(Connection::open(addr).await?),
+            };
+            let start = Instant::now();
+            let replies = conn.pipeline(&group, value).await?;
+            let errors = replies.iter().filter(|r| matches!(r, Value::Error(_))).count();
+            moved |= replies
+                .iter()
+                .any(|r| matches!(r, Value::Error(e) if e.starts_with("MOVED ")));
+            done(group.len(), start.elapsed(), errors);
+        }
+        if moved && let Some(map) = self.map.as_mut() {
+            *map = SlotMap::fetch(self.target).await?;
+        }
+        Ok(())
     }
 }
 

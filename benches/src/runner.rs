@@ -3,12 +3,11 @@
 //!
 //! Each connection is a task with its own operation generator and its own
 //! latency histogram (merged at the end, so recording never contends). A
-//! task sends `pipeline` operations at a time; in a cluster-aware run they
-//! are grouped by the node serving each key and each group goes to that
-//! node's connection. A latency is one group's round trip, as
-//! redis-benchmark measures it. A progress line is printed every second.
+//! task sends `pipeline` operations at a time: to a Redis-protocol server
+//! as one pipeline (per node, in a cluster-aware run; see [`crate::resp`]),
+//! to etcd as concurrent requests ([`crate::etcd`]). A progress line is
+//! printed every second.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,17 +15,33 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::etcd::EtcdSession;
 use crate::report::Measured;
-use crate::resp::{Connection, SlotMap, Value};
+use crate::resp::RespSession;
 use crate::workload::{Generator, KeyDistribution, Op, Workload};
+
+/// Where the load goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A server speaking the Redis protocol (Redis, Cairn).
+    Resp {
+        /// A node (or the only server).
+        addr: SocketAddr,
+        /// Route each key to the node serving its slot (`CLUSTER SLOTS`).
+        cluster: bool,
+    },
+    /// An etcd cluster.
+    Etcd {
+        /// Client endpoints, `host:port`.
+        endpoints: Vec<String>,
+    },
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Load {
-    /// A node (or the only server).
-    pub target: SocketAddr,
-    /// Route each key to the node serving its slot (`CLUSTER SLOTS`).
-    pub cluster: bool,
+    /// Where it goes.
+    pub target: Target,
     /// The mix.
     pub workload: Workload,
     /// How keys are drawn.
@@ -45,65 +60,36 @@ pub struct Load {
     pub warmup: Duration,
     /// Time measured.
     pub duration: Duration,
-    /// Write every key once first (for workloads that read).
+    /// Write every key once first (done for workloads that read).
     pub preload: bool,
 }
 
-/// Where one task sends its operations.
-struct Route {
-    map: Option<SlotMap>,
-    connections: HashMap<SocketAddr, Connection>,
-    target: SocketAddr,
+/// One task's way to the servers.
+enum Session {
+    Resp(RespSession),
+    Etcd(Box<EtcdSession>),
 }
 
-impl Route {
-    async fn open(load: &Load) -> anyhow::Result<Route> {
-        let map = if load.cluster {
-            Some(SlotMap::fetch(load.target).await?)
-        } else {
-            None
-        };
-        Ok(Route {
-            map,
-            connections: HashMap::new(),
-            target: load.target,
+impl Session {
+    async fn open(load: &Load) -> anyhow::Result<Session> {
+        Ok(match &load.target {
+            Target::Resp { addr, cluster } => Session::Resp(RespSession::open(*addr, *cluster).await?),
+            Target::Etcd { endpoints } => Session::Etcd(Box::new(EtcdSession::open(endpoints).await?)),
         })
     }
 
-    fn addr_of(&self, key: &[u8]) -> SocketAddr {
-        self.map.as_ref().map_or(self.target, |map| map.addr_of(key))
-    }
-
-    /// Sends `ops`, grouped by node; calls `done` with each group's size,
-    /// round-trip time and errors. A `-MOVED` reloads the slot map.
+    /// Sends `ops`; `done` gets each completed group's size, latency and
+    /// errors.
     async fn send(
         &mut self,
         ops: Vec<Op>,
         value: &[u8],
-        mut done: impl FnMut(usize, Duration, usize),
+        done: impl FnMut(usize, Duration, usize),
     ) -> anyhow::Result<()> {
-        let mut groups: HashMap<SocketAddr, Vec<Op>> = HashMap::new();
-        for op in ops {
-            groups.entry(self.addr_of(op.key())).or_default().push(op);
+        match self {
+            Session::Resp(session) => session.send(ops, value, done).await,
+            Session::Etcd(session) => session.send(ops, value, done).await,
         }
-        let mut moved = false;
-        for (addr, group) in groups {
-            let conn = match self.connections.entry(addr) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(Connection::open(addr).await?),
-            };
-            let start = Instant::now();
-            let replies = conn.pipeline(&group, value).await?;
-            let errors = replies.iter().filter(|r| matches!(r, Value::Error(_))).count();
-            moved |= replies
-                .iter()
-                .any(|r| matches!(r, Value::Error(e) if e.starts_with("MOVED ")));
-            done(group.len(), start.elapsed(), errors);
-        }
-        if moved && let Some(map) = self.map.as_mut() {
-            *map = SlotMap::fetch(self.target).await?;
-        }
-        Ok(())
     }
 }
 
@@ -114,7 +100,7 @@ async fn preload(load: &Load, value: &Arc<Vec<u8>>) -> anyhow::Result<()> {
     for _ in 0..load.connections {
         let (load, next, value) = (load.clone(), next.clone(), value.clone());
         tasks.push(tokio::spawn(async move {
-            let mut route = Route::open(&load).await?;
+            let mut session = Session::open(&load).await?;
             loop {
                 let first = next.fetch_add(64, Ordering::Relaxed);
                 if first >= load.keys {
@@ -125,7 +111,7 @@ async fn preload(load: &Load, value: &Arc<Vec<u8>>) -> anyhow::Result<()> {
                     .collect();
                 // F's counters must hold integers.
                 let value: &[u8] = if load.workload == Workload::F { b"0" } else { &value };
-                route.send(ops, value, |_, _, _| {}).await?;
+                session.send(ops, value, |_, _, _| {}).await?;
             }
         }));
     }
@@ -138,7 +124,7 @@ async fn preload(load: &Load, value: &Arc<Vec<u8>>) -> anyhow::Result<()> {
 /// Runs the load and returns what was measured.
 pub async fn run(load: Load) -> anyhow::Result<Measured> {
     let value = Arc::new(vec![b'v'; load.value_size]);
-    if load.preload {
+    if load.preload && load.workload != Workload::Set {
         let started = Instant::now();
         eprintln!("loading {} keys…", load.keys);
         preload(&load, &value).await?;
@@ -153,13 +139,13 @@ pub async fn run(load: Load) -> anyhow::Result<Measured> {
         let (load, value, completed) = (load.clone(), value.clone(), completed.clone());
         tasks.push(tokio::spawn(async move {
             let mut generator = Generator::new(load.workload, load.distribution, load.keys, load.key_size, i as u64);
-            let mut route = Route::open(&load).await?;
+            let mut session = Session::open(&load).await?;
             let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits is valid");
             let (mut ops, mut errors) = (0u64, 0u64);
             while Instant::now() < end {
                 let batch: Vec<Op> = (0..load.pipeline).map(|_| generator.next_op()).collect();
                 let measuring = Instant::now() >= measure_from;
-                route
+                session
                     .send(batch, &value, |n, took, failed| {
                         completed.fetch_add(n as u64, Ordering::Relaxed);
                         if measuring {

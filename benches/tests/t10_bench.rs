@@ -70,3 +70,56 @@ fn t10_bench_drives_redis_and_cairn() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pipeline"));
 }
+
+#[test]
+fn t20_compare_runs_every_peer_and_stops_them() {
+    let out = Command::new(BENCH)
+        .args([
+            "compare",
+            "--workloads",
+            "get,set",
+            "--keys",
+            "200",
+            "-c",
+            "2",
+            "--warmup",
+            "0",
+        ])
+        .args([
+            "--duration",
+            "0.5",
+            "--redis-benchmark-requests",
+            "500",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cairn-bench compare: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    let peers: Vec<&str> = runs.iter().map(|r| r["peer"].as_str().unwrap()).collect();
+    assert_eq!(
+        peers,
+        [
+            "redis no persistence",
+            "redis appendfsync always",
+            "etcd 3 members",
+            "cairn 3 zones"
+        ]
+        .repeat(2)
+    );
+    for run in runs {
+        assert_clean(run, &format!("{} {}", run["workload"], run["peer"]));
+    }
+    let benchmarks = report["redis_benchmark"].as_array().unwrap();
+    assert_eq!(
+        benchmarks.len(),
+        3 * 2,
+        "SET and GET for each Redis-protocol peer: {benchmarks:?}"
+    );
+    // Nothing it started outlives it.
+    let left = Command::new("pgrep").args(["-f", "cairn-bench-"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
+}
