@@ -4,7 +4,8 @@
 //! It starts, each on loopback ports of its own and in a temporary
 //! directory: `redis-server` twice (no persistence, and `appendfsync
 //! always`, which fsyncs every write as Cairn does), a 3-member etcd
-//! cluster, and a Cairn dev cluster (3 zones, fsync always). Then it runs
+//! cluster, and a Cairn dev cluster (3 zones, fsync always), which is
+//! driven twice: over the Redis protocol and over its gRPC API. Then it runs
 //! each workload against each of them in turn with the same generator and
 //! settings, prints one table with Cairn's ratio to each peer, and runs
 //! redis-benchmark against Redis and Cairn with the same flags so the
@@ -201,7 +202,9 @@ fn cairn_server() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-async fn cairn(dir: &Path) -> anyhow::Result<Peer> {
+/// The Cairn cluster, as two peers: through the Redis protocol
+/// (cluster-aware) and through its gRPC API.
+async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
     // `dev` uses the port and the 22 above it.
     let port = loop {
         let port = free_port()?;
@@ -228,14 +231,23 @@ async fn cairn(dir: &Path) -> anyhow::Result<Peer> {
         )
         .await?;
     }
-    Ok(Peer {
+    // Node 1's gRPC port is two above its RESP port.
+    let grpc = Peer {
+        name: "cairn grpc (cairn-client)".into(),
+        target: Target::Grpc {
+            seed: format!("127.0.0.1:{}", port + 2),
+        },
+        _processes: Vec::new(),
+    };
+    let resp = Peer {
         name: "cairn 3 zones".into(),
         target: Target::Resp {
             addr: loopback(port),
             cluster: true,
         },
         _processes: vec![started],
-    })
+    };
+    Ok([resp, grpc])
 }
 
 /// One row of the comparison.
@@ -279,12 +291,12 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         "starting redis-server ×2, etcd ×3, cairn dev in {}",
         dir.path().display()
     );
-    let peers = vec![
+    let mut peers = vec![
         redis(dir.path(), false).await?,
         redis(dir.path(), true).await?,
         etcd(dir.path()).await?,
-        cairn(dir.path()).await?,
     ];
+    peers.extend(cairn(dir.path()).await?);
     let mut rows = Vec::new();
     for &workload in &plan.workloads {
         for peer in &peers {
@@ -364,7 +376,8 @@ fn shape(load: &Load) -> String {
     )
 }
 
-/// Cairn's throughput over each peer's, per workload.
+/// Cairn's throughput over each peer's, per workload and per way of
+/// driving Cairn.
 fn ratios(rows: &[Row], workloads: &[Workload]) -> Vec<String> {
     let mut lines = Vec::new();
     for &workload in workloads {
@@ -373,16 +386,21 @@ fn ratios(rows: &[Row], workloads: &[Workload]) -> Vec<String> {
                 .find(|r| r.workload == workload && r.peer.starts_with(peer))
                 .map(|r| r.measured.ops_per_sec)
         };
-        let Some(cairn) = of("cairn") else { continue };
-        let ratios: Vec<String> = ["redis no persistence", "redis appendfsync always", "etcd"]
+        let cairns = rows
             .iter()
-            .filter_map(|peer| of(peer).map(|ops| format!("{:.2}× {peer}", cairn / ops)))
-            .collect();
-        lines.push(format!(
-            "{}: cairn = {}",
-            format!("{workload:?}").to_lowercase(),
-            ratios.join(", ")
-        ));
+            .filter(|r| r.workload == workload && r.peer.starts_with("cairn"));
+        for cairn in cairns {
+            let ratios: Vec<String> = ["redis no persistence", "redis appendfsync always", "etcd"]
+                .iter()
+                .filter_map(|peer| of(peer).map(|ops| format!("{:.2}× {peer}", cairn.measured.ops_per_sec / ops)))
+                .collect();
+            lines.push(format!(
+                "{}: {} = {}",
+                format!("{workload:?}").to_lowercase(),
+                cairn.peer,
+                ratios.join(", ")
+            ));
+        }
     }
     lines
 }

@@ -4,7 +4,8 @@
 //! --cluster --json` drives one server or cluster: anything that speaks
 //! the Redis protocol, plain (every operation to one node, as a plain
 //! client does) or cluster-aware (`--cluster`: straight to the node serving
-//! each key's slot), or etcd (`--etcd`). `cairn-bench compare` starts Redis,
+//! each key's slot), Cairn's gRPC API through cairn-client (`--grpc`), or
+//! etcd (`--etcd`). `cairn-bench compare` starts Redis,
 //! etcd and a Cairn dev cluster and runs the same workloads against each
 //! (see [`compare`]). Workloads are YCSB's mixes (see [`workload`]); the
 //! key space is loaded first for workloads that read; after a warm-up a
@@ -13,6 +14,7 @@
 
 mod compare;
 mod etcd;
+mod grpc;
 mod report;
 mod resp;
 mod runner;
@@ -88,8 +90,12 @@ struct RunArgs {
     #[arg(long, conflicts_with = "etcd")]
     cluster: bool,
     /// The server is etcd: linearizable gets and puts.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "grpc")]
     etcd: bool,
+    /// Use Cairn's gRPC API through cairn-client (the port is a node's
+    /// gRPC port).
+    #[arg(long, conflicts_with = "cluster")]
+    grpc: bool,
     /// The operation mix.
     #[arg(long, value_enum, default_value_t = Workload::Get)]
     workload: Workload,
@@ -150,7 +156,11 @@ impl Shape {
 
 impl RunArgs {
     fn load(&self) -> Result<Load, String> {
-        let target = if self.etcd {
+        let target = if self.grpc {
+            Target::Grpc {
+                seed: format!("{}:{}", self.host, self.port),
+            }
+        } else if self.etcd {
             if self.workload == Workload::F {
                 return Err("workload f (INCR) has no single etcd request; use get, set, a, b or c".into());
             }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::etcd::EtcdSession;
+use crate::grpc;
 use crate::report::Measured;
 use crate::resp::RespSession;
 use crate::workload::{Generator, KeyDistribution, Op, Workload};
@@ -29,6 +30,11 @@ pub enum Target {
         addr: SocketAddr,
         /// Route each key to the node serving its slot (`CLUSTER SLOTS`).
         cluster: bool,
+    },
+    /// Cairn's gRPC API through `cairn-client`.
+    Grpc {
+        /// Any node's gRPC address, `host:port`.
+        seed: String,
     },
     /// An etcd cluster.
     Etcd {
@@ -67,14 +73,18 @@ pub struct Load {
 /// One task's way to the servers.
 enum Session {
     Resp(RespSession),
+    Grpc(cairn_client::Client),
     Etcd(Box<EtcdSession>),
 }
 
 impl Session {
-    async fn open(load: &Load) -> anyhow::Result<Session> {
-        Ok(match &load.target {
-            Target::Resp { addr, cluster } => Session::Resp(RespSession::open(*addr, *cluster).await?),
-            Target::Etcd { endpoints } => Session::Etcd(Box::new(EtcdSession::open(endpoints).await?)),
+    /// `shared` is the one `cairn-client` of a gRPC run.
+    async fn open(load: &Load, shared: &Option<cairn_client::Client>) -> anyhow::Result<Session> {
+        Ok(match (&load.target, shared) {
+            (Target::Resp { addr, cluster }, _) => Session::Resp(RespSession::open(*addr, *cluster).await?),
+            (Target::Grpc { .. }, Some(client)) => Session::Grpc(client.clone()),
+            (Target::Grpc { seed }, None) => Session::Grpc(grpc::connect(seed).await?),
+            (Target::Etcd { endpoints }, _) => Session::Etcd(Box::new(EtcdSession::open(endpoints).await?)),
         })
     }
 
@@ -88,19 +98,23 @@ impl Session {
     ) -> anyhow::Result<()> {
         match self {
             Session::Resp(session) => session.send(ops, value, done).await,
+            Session::Grpc(client) => {
+                grpc::send(client, ops, value, done).await;
+                Ok(())
+            }
             Session::Etcd(session) => session.send(ops, value, done).await,
         }
     }
 }
 
 /// Writes every key once, `connections` tasks at depth 64.
-async fn preload(load: &Load, value: &Arc<Vec<u8>>) -> anyhow::Result<()> {
+async fn preload(load: &Load, value: &Arc<Vec<u8>>, shared: &Option<cairn_client::Client>) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..load.connections {
-        let (load, next, value) = (load.clone(), next.clone(), value.clone());
+        let (load, next, value, shared) = (load.clone(), next.clone(), value.clone(), shared.clone());
         tasks.push(tokio::spawn(async move {
-            let mut session = Session::open(&load).await?;
+            let mut session = Session::open(&load, &shared).await?;
             loop {
                 let first = next.fetch_add(64, Ordering::Relaxed);
                 if first >= load.keys {
@@ -124,10 +138,14 @@ async fn preload(load: &Load, value: &Arc<Vec<u8>>) -> anyhow::Result<()> {
 /// Runs the load and returns what was measured.
 pub async fn run(load: Load) -> anyhow::Result<Measured> {
     let value = Arc::new(vec![b'v'; load.value_size]);
+    let shared = match &load.target {
+        Target::Grpc { seed } => Some(grpc::connect(seed).await?),
+        _ => None,
+    };
     if load.preload && load.workload != Workload::Set {
         let started = Instant::now();
         eprintln!("loading {} keys…", load.keys);
-        preload(&load, &value).await?;
+        preload(&load, &value, &shared).await?;
         eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
     }
     let completed = Arc::new(AtomicU64::new(0));
@@ -136,10 +154,10 @@ pub async fn run(load: Load) -> anyhow::Result<Measured> {
     let end = measure_from + load.duration;
     let mut tasks = Vec::new();
     for i in 0..load.connections {
-        let (load, value, completed) = (load.clone(), value.clone(), completed.clone());
+        let (load, value, completed, shared) = (load.clone(), value.clone(), completed.clone(), shared.clone());
         tasks.push(tokio::spawn(async move {
             let mut generator = Generator::new(load.workload, load.distribution, load.keys, load.key_size, i as u64);
-            let mut session = Session::open(&load).await?;
+            let mut session = Session::open(&load, &shared).await?;
             let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits is valid");
             let (mut ops, mut errors) = (0u64, 0u64);
             while Instant::now() < end {

@@ -106,7 +106,8 @@ fn t20_compare_runs_every_peer_and_stops_them() {
             "redis no persistence",
             "redis appendfsync always",
             "etcd 3 members",
-            "cairn 3 zones"
+            "cairn 3 zones",
+            "cairn grpc (cairn-client)"
         ]
         .repeat(2)
     );
