@@ -35,6 +35,11 @@ struct Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
+        // Already exited (and reaped): its pid may belong to another
+        // process by now, so it must not be signalled.
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(20);

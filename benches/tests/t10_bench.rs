@@ -13,6 +13,10 @@ use fixtures::{Cluster, Redis};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_cairn-bench");
 
+/// The tests here start many servers and load them; one at a time, so
+/// they never share the machine's two cores or ports in flight.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `cairn-bench run` with short windows; the parsed JSON report.
 fn bench(port: u16, extra: &[&str]) -> serde_json::Value {
     let port = port.to_string();
@@ -44,6 +48,7 @@ fn assert_clean(report: &serde_json::Value, what: &str) {
 
 #[test]
 fn t10_bench_drives_redis_and_cairn() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let redis = Redis::start();
     let redis_port = redis.client_port();
     for workload in ["get", "set", "a", "f"] {
@@ -73,6 +78,7 @@ fn t10_bench_drives_redis_and_cairn() {
 
 #[test]
 fn t20_compare_runs_every_peer_and_stops_them() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(BENCH)
         .args([
             "compare",
