@@ -89,7 +89,8 @@ fn key_positions(spec: &Spec, argc: usize) -> impl Iterator<Item = usize> {
     };
     let last = usize::try_from(last).unwrap_or(0).min(argc.saturating_sub(1));
     let step = usize::try_from(spec.step).unwrap_or(1).max(1);
-    (first..=last).step_by(step).filter(move |_| first > 0)
+    // A command without keys (`first_key` 0) has none to check.
+    (first > 0).then_some(first..=last).into_iter().flatten().step_by(step)
 }
 
 /// `ACL`.
