@@ -1,8 +1,9 @@
-//! One client connection: read requests, run them in order, write replies.
+//! One client connection: read requests, run them, write replies in order.
 //!
-//! Pipelining falls out of the loop's shape: every complete request already
-//! buffered is answered before the socket is read again, and replies are
-//! written in one batch (or whenever 64 KiB are pending). A protocol error
+//! Every complete request already buffered is started before the socket is
+//! read again; requests on distinct keys run side by side (see
+//! [`super::pipeline`] for the ordering rule), and their replies are written
+//! in request order in one batch (or whenever 64 KiB are pending). A protocol error
 //! gets Redis's `-ERR Protocol error: …` and closes the connection; so does
 //! a request that outgrows the query buffer limit. A client idle past the
 //! idle timeout is closed. Nothing else is affected. The task ends when the
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
+use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -23,6 +25,7 @@ use cairn_proto::resp::{Limits, ParseError, parse_request};
 use super::clients::ClientEntry;
 use super::cmd::{self, Client, Outcome, ReplyMode};
 use super::frame::Frame;
+use super::pipeline::Pipeline;
 use super::server::Shared;
 
 /// Initial read buffer size.
@@ -81,6 +84,7 @@ impl Connection {
         let query_limit = config.query_buffer_limit;
         let mut input = BytesMut::with_capacity(READ_BUFFER);
         let mut output = BytesMut::with_capacity(READ_BUFFER);
+        let mut pipeline = Pipeline::default();
         loop {
             loop {
                 let args = match parse_request(&mut input, &limits) {
@@ -95,21 +99,49 @@ impl Connection {
                     }
                 };
                 self.shared.commands.fetch_add(1, Ordering::Relaxed);
+                let keys = cmd::independent_keys(&self.client, &args);
+                let overlaps = keys.as_deref().is_some_and(|keys| pipeline.admits(keys));
+                if !overlaps {
+                    pipeline.drain(self.client.protocol, &mut output).await;
+                }
                 let mode = self.client.reply;
-                let (frame, close) = match cmd::dispatch(&self.shared, &mut self.client, args) {
-                    Outcome::Reply(frame) => (frame, false),
-                    Outcome::Call(call) => (call.run(&self.shared.node).await, false),
-                    Outcome::Later(future) => (future.await, false),
-                    Outcome::Close(frame) => (frame, true),
-                };
+                let outcome = cmd::dispatch(&self.shared, &mut self.client, args);
                 // `CLIENT REPLY`: a skipped command's reply is dropped, and
                 // so is every reply while replies are off.
-                match (mode, self.client.reply) {
-                    (ReplyMode::Skip, _) => self.client.reply = ReplyMode::On,
-                    (_, ReplyMode::On) => frame.encode(self.client.protocol, &mut output),
-                    _ => {}
+                let emit = match (mode, self.client.reply) {
+                    (ReplyMode::Skip, _) => {
+                        self.client.reply = ReplyMode::On;
+                        false
+                    }
+                    (_, reply) => reply == ReplyMode::On,
+                };
+                let reply = match outcome {
+                    Outcome::Reply(frame) if pipeline.is_empty() => {
+                        if emit {
+                            frame.encode(self.client.protocol, &mut output);
+                        }
+                        None
+                    }
+                    Outcome::Reply(frame) => Some(futures::future::ready(frame).boxed()),
+                    Outcome::Call(call) => {
+                        let shared = self.shared.clone();
+                        Some(async move { call.run(&shared.node).await }.boxed())
+                    }
+                    Outcome::Later(future) => Some(future),
+                    Outcome::Close(frame) => {
+                        pipeline.drain(self.client.protocol, &mut output).await;
+                        if emit {
+                            frame.encode(self.client.protocol, &mut output);
+                        }
+                        self.socket.write_all(&output).await?;
+                        return Ok(());
+                    }
+                };
+                if let Some(reply) = reply {
+                    pipeline.push(keys.unwrap_or_default(), reply, emit);
                 }
-                if close || self.client.entry.is_killed() {
+                if self.client.entry.is_killed() {
+                    pipeline.drain(self.client.protocol, &mut output).await;
                     self.socket.write_all(&output).await?;
                     return Ok(());
                 }
@@ -118,6 +150,7 @@ impl Connection {
                     output.clear();
                 }
             }
+            pipeline.drain(self.client.protocol, &mut output).await;
             if !output.is_empty() {
                 self.socket.write_all(&output).await?;
                 output.clear();

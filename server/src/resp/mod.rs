@@ -4,7 +4,8 @@
 //! - requests are framed by [`cairn_proto::resp`] (multibulk or inline),
 //!   zero-copy, with Redis's limits and error texts.
 //! - [`server`] and [`connection`]: the accept loop and one task per client,
-//!   answering pipelined requests in order; [`clients`]: who is connected
+//!   answering pipelined requests in order; [`pipeline`]: which of them
+//!   may run side by side; [`clients`]: who is connected
 //!   (`CLIENT LIST`, `CLIENT KILL`).
 //! - [`cmd`]: one file per command (or small family), dispatched from one
 //!   table that also answers `COMMAND`.
@@ -16,4 +17,5 @@ pub mod clients;
 pub mod cmd;
 pub mod connection;
 pub mod frame;
+pub mod pipeline;
 pub mod server;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::RngCore;
 
-use super::{BY_NAME, Client, Outcome, Spec, TABLE, error_frame, reply_frame};
+use super::{BY_NAME, Client, Outcome, Spec, TABLE, error_frame, key_positions, reply_frame};
 use crate::acl::{ACL_SHARD, AclChange, CATEGORIES, DEFAULT_USER, Rule, User};
 use crate::keyspace::{Write, WriteOp};
 use crate::resp::frame::Frame;
@@ -77,20 +77,6 @@ pub fn check(shared: &Shared, client: &mut Client, spec: &Spec, args: &[Bytes]) 
         ));
     }
     Ok(())
-}
-
-/// Where the keys are among `argc` arguments, by the command's key spec.
-fn key_positions(spec: &Spec, argc: usize) -> impl Iterator<Item = usize> {
-    let first = usize::try_from(spec.first_key).unwrap_or(0);
-    let last = if spec.last_key < 0 {
-        argc as i64 + spec.last_key
-    } else {
-        spec.last_key
-    };
-    let last = usize::try_from(last).unwrap_or(0).min(argc.saturating_sub(1));
-    let step = usize::try_from(spec.step).unwrap_or(1).max(1);
-    // A command without keys (`first_key` 0) has none to check.
-    (first > 0).then_some(first..=last).into_iter().flatten().step_by(step)
 }
 
 /// `ACL`.

@@ -312,6 +312,34 @@ pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> 
     (spec.run)(shared, client, args)
 }
 
+/// The keys of a request that touches nothing but them, so that it may run
+/// beside earlier pipelined requests on other keys (see
+/// [`super::pipeline`]); `None` for a request that must wait for every
+/// earlier one: unknown, keyless, or queued in a transaction.
+pub fn independent_keys(client: &Client, args: &[Bytes]) -> Option<Vec<Bytes>> {
+    if client.transaction.is_some() {
+        return None;
+    }
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let spec = BY_NAME.get(name.as_str())?;
+    let keys: Vec<Bytes> = key_positions(spec, args.len()).map(|i| args[i].clone()).collect();
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// Where the keys are among `argc` arguments, by the command's key spec.
+pub fn key_positions(spec: &Spec, argc: usize) -> impl Iterator<Item = usize> {
+    let first = usize::try_from(spec.first_key).unwrap_or(0);
+    let last = if spec.last_key < 0 {
+        argc as i64 + spec.last_key
+    } else {
+        spec.last_key
+    };
+    let last = usize::try_from(last).unwrap_or(0).min(argc.saturating_sub(1));
+    let step = usize::try_from(spec.step).unwrap_or(1).max(1);
+    // A command without keys (`first_key` 0) has none.
+    (first > 0).then_some(first..=last).into_iter().flatten().step_by(step)
+}
+
 /// For a cluster-aware client: `-MOVED slot host:port` when the command's
 /// first key belongs to a shard this node knows to be led elsewhere.
 fn moved(shared: &Shared, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
