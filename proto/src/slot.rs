@@ -8,20 +8,12 @@
 /// Number of hash slots (Redis Cluster's 16384).
 pub const SLOTS: u16 = 16384;
 
-/// CRC16/XMODEM (polynomial 0x1021), the checksum Redis Cluster uses for slots.
+/// CRC16/XMODEM (polynomial 0x1021), sixteen bytes per table step.
+const XMODEM: crc::Crc<u16, crc::Table<16>> = crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_XMODEM);
+
+/// CRC16/XMODEM, the checksum Redis Cluster uses for slots.
 pub fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    XMODEM.checksum(data)
 }
 
 /// The slot of a key, honouring `{hash tags}`.
