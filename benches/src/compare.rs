@@ -12,248 +12,16 @@
 //! figures people know sit beside ours. Everything it started is stopped
 //! when it ends, fails or is interrupted.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::Command;
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::report::Measured;
-use crate::resp::Connection;
+use crate::peers::{cairn, etcd, redis};
+use crate::report::{Measured, Output, machine, today};
 use crate::runner::{self, Load, Target};
 use crate::workload::Workload;
-
-/// A process started for the comparison, stopped when dropped: with
-/// SIGTERM first (`cairn-server dev` then stops its nodes), then SIGKILL
-/// if it has not exited within 20 s.
-struct Started {
-    name: String,
-    child: Child,
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        // Already exited (and reaped): its pid may belong to another
-        // process by now, so it must not be signalled.
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(name: &str, program: &Path, args: &[String], log: &Path) -> anyhow::Result<Started> {
-    let log = std::fs::File::create(log)?;
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {} (scripts/setup installs it)", program.display()))?;
-    Ok(Started {
-        name: name.into(),
-        child,
-    })
-}
-
-/// A loopback port free right now.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Waits until a Redis-protocol server at `addr` answers `probe` with
-/// anything but an error.
-async fn wait_resp(started: &mut Started, addr: SocketAddr, probe: &[&[u8]]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut conn) = Connection::open(addr).await
-            && let Ok(reply) = conn.call(probe).await
-            && !matches!(reply, crate::resp::Value::Error(_))
-        {
-            return Ok(());
-        }
-        if let Some(status) = started.child.try_wait()? {
-            anyhow::bail!("{} exited ({status}) before answering", started.name);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{} did not answer within 30 s", started.name);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One peer under load.
-struct Peer {
-    name: String,
-    target: Target,
-    /// Kept alive while the peer is measured.
-    _processes: Vec<Started>,
-}
-
-async fn redis(dir: &Path, fsync: bool) -> anyhow::Result<Peer> {
-    let port = free_port()?;
-    let data = dir.join(if fsync { "redis-fsync" } else { "redis" });
-    std::fs::create_dir_all(&data)?;
-    let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(["--dir".into(), data.display().to_string()]);
-    if fsync {
-        args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
-    } else {
-        args.extend(["--appendonly", "no"].map(String::from));
-    }
-    let name = if fsync {
-        "redis appendfsync always"
-    } else {
-        "redis no persistence"
-    };
-    let mut started = start(name, Path::new("redis-server"), &args, &data.join("log"))?;
-    wait_resp(&mut started, loopback(port), &[b"PING"]).await?;
-    Ok(Peer {
-        name: name.into(),
-        target: Target::Resp {
-            addr: loopback(port),
-            cluster: false,
-        },
-        _processes: vec![started],
-    })
-}
-
-async fn etcd(dir: &Path) -> anyhow::Result<Peer> {
-    let members: Vec<(String, u16, u16)> = (1..=3)
-        .map(|i| Ok((format!("m{i}"), free_port()?, free_port()?)))
-        .collect::<anyhow::Result<_>>()?;
-    let cluster = members
-        .iter()
-        .map(|(name, _, peer)| format!("{name}=http://127.0.0.1:{peer}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut processes = Vec::new();
-    for (name, client, peer) in &members {
-        let data = dir.join(format!("etcd-{name}"));
-        std::fs::create_dir_all(&data)?;
-        let args = [
-            "--name".into(),
-            name.clone(),
-            "--data-dir".into(),
-            data.join("data").display().to_string(),
-            "--listen-client-urls".into(),
-            format!("http://127.0.0.1:{client}"),
-            "--advertise-client-urls".into(),
-            format!("http://127.0.0.1:{client}"),
-            "--listen-peer-urls".into(),
-            format!("http://127.0.0.1:{peer}"),
-            "--initial-advertise-peer-urls".into(),
-            format!("http://127.0.0.1:{peer}"),
-            "--initial-cluster".into(),
-            cluster.clone(),
-            "--initial-cluster-state".into(),
-            "new".into(),
-        ];
-        processes.push(start(
-            &format!("etcd {name}"),
-            Path::new("etcd"),
-            &args,
-            &data.join("log"),
-        )?);
-    }
-    let endpoints: Vec<String> = members.iter().map(|(_, c, _)| format!("127.0.0.1:{c}")).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = async {
-            let mut client = etcd_client::Client::connect(&endpoints, None).await?;
-            client.put("cairn-bench-ready", "1", None).await?;
-            anyhow::Ok(())
-        };
-        if ready.await.is_ok() {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the etcd cluster did not answer within 30 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(Peer {
-        name: "etcd 3 members".into(),
-        target: Target::Etcd { endpoints },
-        _processes: processes,
-    })
-}
-
-/// `cairn-server` from the same build as this binary.
-fn cairn_server() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name("cairn-server");
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: build it with cargo build --release -p cairn-server",
-        path.display()
-    );
-    Ok(path)
-}
-
-/// The Cairn cluster, as two peers: through the Redis protocol
-/// (cluster-aware) and through its gRPC API.
-async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
-    // `dev` uses the port and the 22 above it.
-    let port = loop {
-        let port = free_port()?;
-        if port < 65_000 && (0..=22).all(|off| TcpListener::bind(("127.0.0.1", port + off)).is_ok()) {
-            break port;
-        }
-    };
-    let cluster_dir = dir.join("cairn");
-    let args = [
-        "dev".into(),
-        "--dir".into(),
-        cluster_dir.display().to_string(),
-        "--port".into(),
-        port.to_string(),
-    ];
-    let mut started = start("cairn dev", &cairn_server()?, &args, &dir.join("cairn.log"))?;
-    // Ready once a write to every shard goes through: a SET per node.
-    for node in 0..3u16 {
-        let addr = loopback(port + 10 * node);
-        wait_resp(
-            &mut started,
-            addr,
-            &[b"SET", format!("cairn-bench:{node}").as_bytes(), b"1"],
-        )
-        .await?;
-    }
-    // Node 1's gRPC port is two above its RESP port.
-    let grpc = Peer {
-        name: "cairn grpc (cairn-client)".into(),
-        target: Target::Grpc {
-            seed: format!("127.0.0.1:{}", port + 2),
-        },
-        _processes: Vec::new(),
-    };
-    let resp = Peer {
-        name: "cairn 3 zones".into(),
-        target: Target::Resp {
-            addr: loopback(port),
-            cluster: true,
-        },
-        _processes: vec![started],
-    };
-    Ok([resp, grpc])
-}
 
 /// One row of the comparison.
 #[derive(Serialize)]
@@ -274,17 +42,6 @@ pub struct Plan {
     pub redis_benchmark_requests: u64,
     /// How to print the results.
     pub output: Output,
-}
-
-/// How `compare` prints its results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// Plain-text tables.
-    Table,
-    /// One JSON document.
-    Json,
-    /// A Markdown report (what `make benchmarks` writes to BENCHMARKS.md).
-    Markdown,
 }
 
 /// Runs the comparison.
@@ -411,26 +168,13 @@ fn ratios(rows: &[Row], workloads: &[Workload]) -> Vec<String> {
 }
 
 /// The machine, for reports: cores and memory.
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let kib: u64 = info.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib / (1024 * 1024))
-        })
-        .unwrap_or(0);
-    format!("{cores} cores, {mem_gib} GiB")
-}
-
 fn print_markdown(rows: &[Row], benchmarks: &[BenchmarkLine], plan: &Plan) {
-    let date = Command::new("date")
-        .args(["-u", "+%F"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
     println!("## cairn-bench compare\n");
-    println!("Machine: {}. Date: {date}. Command: `make benchmarks`.\n", machine());
+    println!(
+        "Machine: {}. Date: {}. Command: `make benchmarks`.\n",
+        machine(),
+        today()
+    );
     println!("{}.\n", shape(&plan.load));
     println!("| workload | server | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");

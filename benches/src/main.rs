@@ -7,7 +7,9 @@
 //! each key's slot), Cairn's gRPC API through cairn-client (`--grpc`), or
 //! etcd (`--etcd`). `cairn-bench compare` starts Redis,
 //! etcd and a Cairn dev cluster and runs the same workloads against each
-//! (see [`compare`]). Workloads are YCSB's mixes (see [`workload`]); the
+//! (see [`compare`]); `cairn-bench memory` loads the same keys into Redis
+//! and Cairn, compares their memory and times a Cairn node's restart (see
+//! [`memory`]). Workloads are YCSB's mixes (see [`workload`]); the
 //! key space is loaded first for workloads that read; after a warm-up a
 //! fixed window is measured into HDR histograms, and throughput with
 //! p50/p99/p99.9/max latency is printed as a table, or as JSON.
@@ -15,6 +17,8 @@
 mod compare;
 mod etcd;
 mod grpc;
+mod memory;
+mod peers;
 mod report;
 mod resp;
 mod runner;
@@ -44,6 +48,10 @@ enum Command {
     /// Starts Redis, etcd and Cairn on this machine and runs the same
     /// workloads against each, with Cairn's ratios to each.
     Compare(CompareArgs),
+    /// Loads the same keys into Redis and into a Cairn dev cluster and
+    /// compares their memory; then times a Cairn node's restart after a
+    /// crash.
+    Memory(MemoryArgs),
 }
 
 /// The shape of the load, shared by `run` and `compare`.
@@ -117,8 +125,27 @@ struct CompareArgs {
     #[arg(long, default_value_t = 100_000)]
     redis_benchmark_requests: u64,
     /// How to print the results.
-    #[arg(long, value_enum, default_value_t = compare::Output::Table)]
-    output: compare::Output,
+    #[arg(long, value_enum, default_value_t = report::Output::Table)]
+    output: report::Output,
+}
+
+#[derive(clap::Args)]
+struct MemoryArgs {
+    /// Keys loaded.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Bytes per key.
+    #[arg(long, default_value_t = 16)]
+    key_size: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 64)]
+    value_size: usize,
+    /// Loading connections (per node for Cairn).
+    #[arg(short, long, default_value_t = 50)]
+    connections: usize,
+    /// How to print the results.
+    #[arg(long, value_enum, default_value_t = report::Output::Table)]
+    output: report::Output,
 }
 
 impl Shape {
@@ -211,6 +238,21 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     .await
 }
 
+async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.keys > 0 && args.connections > 0,
+        "--keys and --connections must be at least 1"
+    );
+    memory::run(memory::Plan {
+        keys: args.keys,
+        key_size: args.key_size,
+        value_size: args.value_size,
+        connections: args.connections,
+        output: args.output,
+    })
+    .await
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn interrupted() {
     let mut term =
@@ -227,6 +269,7 @@ async fn main() -> ExitCode {
         match Args::parse().command {
             Command::Run(args) => run(args).await,
             Command::Compare(args) => compare(args).await,
+            Command::Memory(args) => memory(args).await,
         }
     };
     // Interrupted, the work is dropped, and with it every process a

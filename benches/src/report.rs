@@ -5,6 +5,39 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// How `compare` and `memory` print their results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Plain-text tables.
+    Table,
+    /// One JSON document.
+    Json,
+    /// A Markdown report (what `make benchmarks` writes to BENCHMARKS.md).
+    Markdown,
+}
+
+/// This machine: cores and memory.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let kib: u64 = info.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib / (1024 * 1024))
+        })
+        .unwrap_or(0);
+    format!("{cores} cores, {mem_gib} GiB")
+}
+
+/// Today's date (UTC), `YYYY-MM-DD`.
+pub fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Throughput and latency of one run (the measured window only).
 #[derive(Debug, Clone, Serialize)]
 pub struct Measured {

@@ -135,6 +135,13 @@ async fn preload(load: &Load, value: &Arc<Vec<u8>>, shared: &Option<cairn_client
     Ok(())
 }
 
+/// Writes every key of `load`'s key space once, as a run does before a
+/// workload that reads.
+pub async fn load_key_space(load: &Load) -> anyhow::Result<()> {
+    let value = Arc::new(vec![b'v'; load.value_size]);
+    preload(load, &value, &None).await
+}
+
 /// Runs the load and returns what was measured.
 pub async fn run(load: Load) -> anyhow::Result<Measured> {
     let value = Arc::new(vec![b'v'; load.value_size]);

@@ -38,8 +38,9 @@ pub enum Data {
     /// A string.
     Str(Bytes),
     /// A hash; fields keep their insertion order, as Redis keeps small
-    /// hashes.
-    Hash(IndexMap<Bytes, Bytes>),
+    /// hashes. Boxed, so that the common case, a string, pays one pointer
+    /// for it in every key's slot rather than a whole map header.
+    Hash(Box<IndexMap<Bytes, Bytes>>),
 }
 
 /// A stored value and its deadline.
@@ -142,15 +143,27 @@ impl Keyspace {
     }
 
     /// Stores `value` at `key`, keeping the deadline index in step.
-    fn put(&mut self, key: Bytes, value: Value) {
-        if let Some(deadline) = value.expire_at_ms {
-            self.deadlines.insert((deadline, key.clone()));
+    /// Stores `value` under `key`. The key and a string value are copied
+    /// into allocations of their own, exactly sized: as they arrive they are
+    /// views into a decoded log entry, and keeping a view would keep the
+    /// whole entry, and a shared-buffer header besides, for as long as the
+    /// key lives.
+    fn put(&mut self, key: Bytes, mut value: Value) {
+        if let Data::Str(data) = &mut value.data {
+            *data = Bytes::copy_from_slice(data);
         }
-        if let Some(old) = self.map.insert(key.clone(), value)
-            && let Some(deadline) = old.expire_at_ms
-            && self.map[&key].expire_at_ms != Some(deadline)
-        {
-            self.deadlines.remove(&(deadline, key));
+        let deadline = value.expire_at_ms;
+        let old_deadline = self
+            .map
+            .insert(Bytes::copy_from_slice(&key), value)
+            .and_then(|old| old.expire_at_ms);
+        if old_deadline != deadline {
+            if let Some(old) = old_deadline {
+                self.deadlines.remove(&(old, key.clone()));
+            }
+            if let Some(new) = deadline {
+                self.deadlines.insert((new, key));
+            }
         }
     }
 
@@ -276,7 +289,7 @@ impl Keyspace {
         match &value.data {
             Data::Str(data) => eat(data),
             Data::Hash(fields) => {
-                for (field, data) in fields {
+                for (field, data) in fields.iter() {
                     eat(&(field.len() as u64).to_le_bytes());
                     eat(field);
                     eat(&(data.len() as u64).to_le_bytes());
@@ -552,10 +565,10 @@ impl Keyspace {
                     None => {
                         self.take(key);
                         let empty = Value {
-                            data: Data::Hash(IndexMap::new()),
+                            data: Data::Hash(Box::default()),
                             expire_at_ms: None,
                         };
-                        self.map.insert(key.clone(), empty);
+                        self.put(key.clone(), empty);
                     }
                 }
                 let Some(Value {
@@ -653,6 +666,13 @@ pub fn parse_i64(data: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_slot_stays_small() {
+        // Every key pays for one (key, value) slot of the map, held about
+        // half full on average: each byte here costs about two per key.
+        assert!(std::mem::size_of::<(Bytes, Value)>() <= 80);
+    }
 
     fn set(key: &str, value: &str, now_ms: u64) -> Write {
         Write {

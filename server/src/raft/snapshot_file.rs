@@ -13,7 +13,7 @@
 //! never leaves a half-written file under a snapshot's name.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write as _};
+use std::io::{BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -49,6 +49,18 @@ pub struct Contents {
     pub users: Users,
 }
 
+/// What a snapshot holds, borrowed from a shard's live state: it is
+/// encoded in place, never copied.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    /// The keys.
+    pub keyspace: &'a Keyspace,
+    /// The sessions.
+    pub sessions: &'a Sessions,
+    /// The users.
+    pub users: &'a Users,
+}
+
 /// Sessions per block; a session holds at most a few thousand small replies.
 const SESSIONS_PER_BLOCK: usize = 64;
 
@@ -63,15 +75,16 @@ enum Block {
 }
 
 struct BlockWriter {
-    out: BufWriter<File>,
+    out: Vec<u8>,
 }
 
 impl BlockWriter {
     fn put(&mut self, block: &Block) -> std::io::Result<()> {
         let payload = postcard::to_allocvec(block).map_err(std::io::Error::other)?;
-        self.out.write_all(&(payload.len() as u32).to_le_bytes())?;
-        self.out.write_all(&crc32fast::hash(&payload).to_le_bytes())?;
-        self.out.write_all(&payload)
+        self.out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        self.out.extend_from_slice(&payload);
+        Ok(())
     }
 }
 
@@ -90,43 +103,40 @@ fn flush(writer: &mut BlockWriter, records: &mut Strings, hashes: &mut Hashes) -
     Ok(())
 }
 
-/// Writes a snapshot of `contents` to `path` (via a temporary file, fsynced,
-/// then renamed into place).
-pub fn write(path: &Path, meta: &SnapshotMeta, contents: &Contents) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let io = |e| Error::io(&tmp, e);
-    let file = File::create(&tmp).map_err(io)?;
-    let mut writer = BlockWriter {
-        out: BufWriter::new(file),
-    };
-    writer.out.write_all(MAGIC).map_err(io)?;
-    writer.put(&Block::Meta(meta.clone())).map_err(io)?;
+/// Encodes a snapshot of `contents` as of `meta`. Records are copied into
+/// each block as it is encoded, never shared with the live keyspace (a
+/// shared view would cost every stored key a reference-count header for
+/// good), so the memory used is the encoded file plus one block.
+pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8>> {
+    let mut writer = BlockWriter { out: MAGIC.to_vec() };
+    writer.put(&Block::Meta(meta.clone()))?;
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut count = 0u64;
     let mut hashes = Vec::new();
+    let copy = |b: &Bytes| Bytes::copy_from_slice(b);
     for (key, value) in contents.keyspace.iter() {
         count += 1;
         match &value.data {
             Data::Str(data) => {
                 bytes += key.len() + data.len() + 16;
-                records.push((key.clone(), data.clone(), value.expire_at_ms));
+                records.push((copy(key), copy(data), value.expire_at_ms));
             }
             Data::Hash(fields) => {
                 bytes += key.len() + fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum::<usize>();
-                let fields = fields.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
-                hashes.push((key.clone(), fields, value.expire_at_ms));
+                let fields = fields.iter().map(|(f, v)| (copy(f), copy(v))).collect();
+                hashes.push((copy(key), fields, value.expire_at_ms));
             }
         }
         if bytes >= BLOCK_BYTES {
-            flush(&mut writer, &mut records, &mut hashes).map_err(io)?;
+            flush(&mut writer, &mut records, &mut hashes)?;
             bytes = 0;
         }
     }
-    flush(&mut writer, &mut records, &mut hashes).map_err(io)?;
+    flush(&mut writer, &mut records, &mut hashes)?;
     let sessions: Vec<(u64, ClientSession)> = contents.sessions.iter().map(|(c, s)| (*c, s.clone())).collect();
     for chunk in sessions.chunks(SESSIONS_PER_BLOCK) {
-        writer.put(&Block::Sessions(chunk.to_vec())).map_err(io)?;
+        writer.put(&Block::Sessions(chunk.to_vec()))?;
     }
     let users: Vec<(String, User)> = contents
         .users
@@ -134,10 +144,19 @@ pub fn write(path: &Path, meta: &SnapshotMeta, contents: &Contents) -> Result<()
         .map(|(n, u)| (n.clone(), User::clone(u)))
         .collect();
     if !users.is_empty() {
-        writer.put(&Block::Users(users)).map_err(io)?;
+        writer.put(&Block::Users(users))?;
     }
-    writer.put(&Block::End { records: count }).map_err(io)?;
-    let file = writer.out.into_inner().map_err(|e| io(e.into_error()))?;
+    writer.put(&Block::End { records: count })?;
+    Ok(writer.out)
+}
+
+/// Writes an encoded snapshot to `path` (via a temporary file, fsynced,
+/// then renamed into place).
+pub fn write(path: &Path, encoded: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |e| Error::io(&tmp, e);
+    let mut file = File::create(&tmp).map_err(io)?;
+    file.write_all(encoded).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
@@ -248,7 +267,7 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
             Block::Hashes(hashes) => {
                 for (key, fields, expire_at_ms) in hashes {
                     let value = Value {
-                        data: Data::Hash(fields.into_iter().collect()),
+                        data: Data::Hash(Box::new(fields.into_iter().collect())),
                         expire_at_ms,
                     };
                     contents.keyspace.restore(key, value);
@@ -280,6 +299,14 @@ mod tests {
     use crate::acl::{AclChange, Rule};
     use crate::keyspace::{HashWrite, Reply, SetCondition, Write, WriteOp};
     use crate::sessions::SessionTag;
+
+    fn view(contents: &Contents) -> View<'_> {
+        View {
+            keyspace: &contents.keyspace,
+            sessions: &contents.sessions,
+            users: &contents.users,
+        }
+    }
 
     fn contents(n: usize) -> Contents {
         let mut contents = Contents::default();
@@ -333,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
         let original = contents(5000);
-        write(&path, &SnapshotMeta::default(), &original).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), view(&original)).unwrap()).unwrap();
         let (meta, back) = read(&path).unwrap();
         assert_eq!(meta, SnapshotMeta::default());
         assert_eq!(back.keyspace.len(), 5001, "5000 strings and a hash");
@@ -359,7 +386,7 @@ mod tests {
     fn a_flipped_byte_is_reported_with_file_and_offset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        write(&path, &SnapshotMeta::default(), &contents(3000)).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), view(&contents(3000))).unwrap()).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         let at = bytes.len() / 2;
         bytes[at] ^= 0x40;
@@ -387,7 +414,7 @@ mod tests {
     fn a_truncated_file_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        write(&path, &SnapshotMeta::default(), &contents(3000)).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), view(&contents(3000))).unwrap()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = read(&path).unwrap_err().to_string();

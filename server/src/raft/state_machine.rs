@@ -27,7 +27,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use crate::acl::Users;
 use crate::error::{Error, Result};
 use crate::keyspace::{Keyspace, Reply, WriteOp};
-use crate::raft::snapshot_file::{self, Contents, SnapshotFile};
+use crate::raft::snapshot_file::{self, Contents, SnapshotFile, View};
 use crate::raft::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::sessions::Sessions;
 
@@ -125,23 +125,25 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        let (meta, contents) = {
+        // Encoded under the read lock: applies wait for it, reads do not,
+        // and the keyspace is never copied.
+        let (meta, encoded) = {
             let applied = self.sm.applied.read().expect("state lock");
             let meta = SnapshotMeta {
                 last_log_id: applied.last_applied,
                 last_membership: applied.membership.clone(),
             };
-            let contents = Contents {
-                keyspace: applied.keyspace.clone(),
-                sessions: applied.sessions.clone(),
-                users: applied.users.clone(),
+            let contents = View {
+                keyspace: &applied.keyspace,
+                sessions: &applied.sessions,
+                users: &applied.users,
             };
-            (meta, contents)
+            let encoded = snapshot_file::encode(&meta, contents)?;
+            (meta, encoded)
         };
         let path = self.sm.dir.join(StateMachine::file_name(&meta));
         let write_path = path.clone();
-        let write_meta = meta.clone();
-        tokio::task::spawn_blocking(move || snapshot_file::write(&write_path, &write_meta, &contents))
+        tokio::task::spawn_blocking(move || snapshot_file::write(&write_path, &encoded))
             .await
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;

@@ -18,6 +18,11 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMod
 use super::{Batch, BatchOp, Cf, Storage};
 use crate::error::{Error, Result};
 
+/// Bytes of one column family's memtable before it is flushed.
+const MEMTABLE_SIZE: usize = 8 << 20;
+/// Most bytes all memtables together hold (the store flushes beyond).
+const MEMTABLES_TOTAL: usize = 32 << 20;
+
 /// The RocksDB-backed node store.
 pub struct RocksStorage {
     db: DB,
@@ -33,9 +38,14 @@ impl RocksStorage {
         options.set_max_background_jobs(2);
         options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
         options.set_paranoid_checks(true);
-        let families = Cf::ALL
-            .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        // Memtables hold log entries until flushed; the keys themselves
+        // live in the state machine, so the store needs little memory.
+        options.set_db_write_buffer_size(MEMTABLES_TOTAL);
+        let families = Cf::ALL.iter().map(|cf| {
+            let mut family = Options::default();
+            family.set_write_buffer_size(MEMTABLE_SIZE);
+            ColumnFamilyDescriptor::new(cf.name(), family)
+        });
         let db = DB::open_cf_descriptors(&options, path, families)
             .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
         Ok(RocksStorage {
