@@ -10,6 +10,11 @@ use cairn_server::dev::{self, DevOptions};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, as Redis uses: it returns freed memory to the system and
+/// keeps many small allocations (keys, values) in tight size classes.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Log filter when `RUST_LOG` is not set: Cairn's own events, and only
 /// warnings from openraft (its info level narrates every election).
 const DEFAULT_LOG: &str = "info,openraft=warn";
