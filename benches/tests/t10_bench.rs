@@ -1,7 +1,8 @@
-//! `cairn-bench run` end to end, briefly (this checks the tool works, not
-//! how fast anything is): against a redis-server, and against a Cairn
-//! cluster both plain and cluster-aware with pipelining, with the JSON
-//! report a script would read, and clear errors for bad options.
+//! `cairn-bench run`, `compare` and `memory` end to end, briefly (this
+//! checks the tools work, not how fast anything is): against a
+//! redis-server, and against a Cairn cluster both plain and cluster-aware
+//! with pipelining, with the JSON report a script would read, and clear
+//! errors for bad options.
 
 #[path = "../../server/tests/fixtures/mod.rs"]
 mod fixtures;
@@ -127,6 +128,41 @@ fn t20_compare_runs_every_peer_and_stops_them() {
         "SET and GET for each Redis-protocol peer: {benchmarks:?}"
     );
     // Nothing it started outlives it.
+    let left = Command::new("pgrep").args(["-f", "cairn-bench-"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
+}
+
+#[test]
+fn t30_memory_measures_every_process_and_a_restart() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(BENCH)
+        .args(["memory", "--keys", "5000", "-c", "4", "--output", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cairn-bench memory: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let memory = report["memory"].as_array().unwrap();
+    let processes: Vec<&str> = memory.iter().map(|m| m["process"].as_str().unwrap()).collect();
+    assert_eq!(
+        processes,
+        ["redis-server", "cairn node 1", "cairn node 2", "cairn node 3"]
+    );
+    for m in memory {
+        assert!(m["rss_after"].as_u64().unwrap() > 0, "{m}");
+    }
+    assert!(
+        memory[0]["used_memory_per_key"].as_f64().unwrap() > 0.0,
+        "{}",
+        memory[0]
+    );
+    // The restarted node held every key (plus the readiness probes) again.
+    let recovery = &report["recovery"];
+    assert!(recovery["keys"].as_u64().unwrap() >= 5000, "{recovery}");
+    assert!(
+        recovery["recovered_ms"].as_f64().unwrap() >= recovery["answered_ms"].as_f64().unwrap(),
+        "{recovery}"
+    );
     let left = Command::new("pgrep").args(["-f", "cairn-bench-"]).output().unwrap();
     assert!(left.stdout.is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
 }
