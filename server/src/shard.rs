@@ -8,7 +8,8 @@
 //!   lease (no round trip) and, when the lease has lapsed, ReadIndex (one
 //!   heartbeat round) — and waits until everything committed before the read
 //!   arrived is applied; then it reads memory. A node that merely believes it
-//!   leads never answers.
+//!   leads never answers. While the lease clearly holds, the proof needs no
+//!   message to the Raft core at all (see [`Shard::holds_lease`]).
 //!
 //! Weaker reads are served by any replica, for callers that ask for them:
 //! [`Shard::read_local`] answers from memory as it is (stale), and
@@ -26,9 +27,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use openraft::ReadPolicy;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::vote::RaftLeaderId;
+use openraft::{Instant as _, ReadPolicy, ServerState};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{User, Users};
@@ -74,6 +76,9 @@ pub struct Shard {
     raft: Raft,
     applied: Arc<RwLock<Applied>>,
     snapshot_dir: PathBuf,
+    /// How long after a majority's acknowledgement reads may be served
+    /// on the lease alone.
+    lease: Duration,
     /// When the leader's last successful append arrived, and the commit
     /// index it carried.
     leader_contact: Mutex<Option<(Instant, u64)>>,
@@ -82,9 +87,11 @@ pub struct Shard {
 impl Shard {
     /// Wraps a started group.
     pub fn new(id: GroupId, node: NodeId, raft: Raft, applied: Arc<RwLock<Applied>>, snapshot_dir: PathBuf) -> Self {
+        let lease = Duration::from_millis(raft.config().election_timeout_min);
         Shard {
             id,
             node,
+            lease,
             raft,
             applied,
             snapshot_dir,
@@ -210,8 +217,40 @@ impl Shard {
         (answer.index >= leader_commit).then_some(answer)
     }
 
+    /// Whether this node leads the group under a lease it may read on
+    /// without asking the Raft core: its metrics say it leads, a majority
+    /// acknowledged it less than the election timeout's lower bound ago,
+    /// and it has applied its own term's first entry.
+    ///
+    /// # Correctness
+    ///
+    /// A voter that acknowledged this leader grants no other vote for the
+    /// lease (openraft's, the election timeout's upper bound, is longer than
+    /// the one used here), so no other leader can have committed anything
+    /// since. Applying its own term's first entry means every entry of
+    /// earlier terms is in memory, and an entry of its own term is
+    /// acknowledged to a client only after this node applied it: so every
+    /// write that completed before the read began is in memory. Metrics are
+    /// published after the fact, so they can only show an older quorum
+    /// acknowledgement than the core holds, never a newer one.
+    fn holds_lease(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.state == ServerState::Leader
+            && m.current_leader == Some(self.node)
+            && m.last_applied
+                .as_ref()
+                .is_some_and(|applied| applied.committed_leader_id().term() == m.current_term)
+            && m.last_quorum_acked
+                .as_ref()
+                .is_some_and(|acked| acked.elapsed() < self.lease)
+    }
+
     async fn read(&self, read: &Read, policy: ReadPolicy) -> Result<Answer> {
         let lease = matches!(policy, ReadPolicy::LeaseRead);
+        if lease && self.holds_lease() {
+            return Ok(self.read_local(read));
+        }
         let confirmed = match self.raft.ensure_linearizable(policy).await {
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) if lease => {
                 self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await
