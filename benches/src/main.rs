@@ -54,6 +54,17 @@ enum Command {
     Memory(MemoryArgs),
 }
 
+/// Key and value sizes, shared by every subcommand.
+#[derive(clap::Args)]
+struct Sizes {
+    /// Bytes per key.
+    #[arg(long, default_value_t = 16)]
+    key_size: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 64)]
+    value_size: usize,
+}
+
 /// The shape of the load, shared by `run` and `compare`.
 #[derive(clap::Args)]
 struct Shape {
@@ -63,12 +74,8 @@ struct Shape {
     /// Keys in the key space.
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
-    /// Bytes per key.
-    #[arg(long, default_value_t = 16)]
-    key_size: usize,
-    /// Bytes per value.
-    #[arg(long, default_value_t = 64)]
-    value_size: usize,
+    #[command(flatten)]
+    sizes: Sizes,
     /// Connections (per node with --cluster).
     #[arg(short, long, default_value_t = 50)]
     connections: usize,
@@ -134,12 +141,8 @@ struct MemoryArgs {
     /// Keys loaded.
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
-    /// Bytes per key.
-    #[arg(long, default_value_t = 16)]
-    key_size: usize,
-    /// Bytes per value.
-    #[arg(long, default_value_t = 64)]
-    value_size: usize,
+    #[command(flatten)]
+    sizes: Sizes,
     /// Loading connections (per node for Cairn).
     #[arg(short, long, default_value_t = 50)]
     connections: usize,
@@ -170,8 +173,8 @@ impl Shape {
             workload,
             distribution: self.distribution,
             keys: self.keys,
-            key_size: self.key_size,
-            value_size: self.value_size,
+            key_size: self.sizes.key_size,
+            value_size: self.sizes.value_size,
             connections: self.connections,
             pipeline: self.pipeline,
             warmup: seconds("warmup", self.warmup)?,
@@ -245,8 +248,8 @@ async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
     );
     memory::run(memory::Plan {
         keys: args.keys,
-        key_size: args.key_size,
-        value_size: args.value_size,
+        key_size: args.sizes.key_size,
+        value_size: args.sizes.value_size,
         connections: args.connections,
         output: args.output,
     })
