@@ -171,6 +171,8 @@ fn t53_client_limits_refuse_extra_clients_huge_requests_and_idlers() {
         Value::Error(e) => assert!(e.contains("invalid bulk length"), "{e}"),
         other => panic!("a bulk over proto_max_bulk_len is refused, got {other:?}"),
     }
+    // Then closed; once it is, its place among the max_clients is free.
+    assert!(second.read_value().is_err(), "closed after a protocol error");
 
     let mut flood = cluster.client(1);
     flood.send_raw(format!("PING {}", "x".repeat(100 * 1024)).as_bytes());
