@@ -116,6 +116,10 @@ struct RunArgs {
     workload: Workload,
     #[command(flatten)]
     shape: Shape,
+    /// Operations per second over all connections, each measured from
+    /// when it was due (default: as fast as the server answers).
+    #[arg(long, value_name = "OPS")]
+    rate: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -180,6 +184,7 @@ impl Shape {
             warmup: seconds("warmup", self.warmup)?,
             duration,
             preload: !self.no_load,
+            rate: None,
         })
     }
 }
@@ -208,7 +213,18 @@ impl RunArgs {
                 cluster: self.cluster,
             }
         };
-        self.shape.load(target, self.workload)
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(format!(
+                "--rate must be a number of operations per second > 0, got {rate}"
+            ));
+        }
+        let load = self.shape.load(target, self.workload)?;
+        Ok(Load {
+            rate: self.rate,
+            ..load
+        })
     }
 }
 

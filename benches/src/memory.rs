@@ -144,6 +144,7 @@ fn loading(plan: &Plan, target: Target) -> Load {
         warmup: Duration::ZERO,
         duration: Duration::ZERO,
         preload: true,
+        rate: None,
     }
 }
 

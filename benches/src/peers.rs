@@ -227,6 +227,9 @@ pub fn cairn_server() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The name of the Cairn peer driven over the Redis protocol.
+pub const CAIRN_RESP: &str = "cairn 3 zones";
+
 /// A running Cairn dev cluster.
 pub struct CairnDev {
     /// `cairn-server dev`, which stops its nodes when stopped.
@@ -293,7 +296,7 @@ pub async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
         processes: Vec::new(),
     };
     let resp = Peer {
-        name: "cairn 3 zones".into(),
+        name: CAIRN_RESP.into(),
         target: Target::Resp {
             addr: dev.resp_addr(1),
             cluster: true,
