@@ -18,7 +18,7 @@ use std::process::Command;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::peers::{CAIRN_RESP, Peer, cairn, etcd, redis};
+use crate::peers::{cairn, etcd, redis};
 use crate::report::{Measured, Output, machine, today};
 use crate::runner::{self, Load, Target};
 use crate::workload::Workload;
@@ -81,7 +81,6 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
             });
         }
     }
-    let half_peak = half_peak(&rows, &peers, &plan).await?;
     let mut benchmarks = Vec::new();
     if plan.redis_benchmark_requests > 0 {
         for peer in &peers {
@@ -97,11 +96,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     }
     match plan.output {
         Output::Json => {
-            let report = serde_json::json!({
-                "runs": rows,
-                "cairn_get_at_half_peak": half_peak,
-                "redis_benchmark": benchmarks,
-            });
+            let report = serde_json::json!({ "runs": rows, "redis_benchmark": benchmarks });
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Output::Table => {
@@ -118,56 +113,13 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
             for line in ratios(&rows, &plan.workloads) {
                 println!("{line}");
             }
-            if let Some(paced) = &half_peak {
-                println!("{}", paced.sentence());
-            }
             for b in &benchmarks {
                 println!("redis-benchmark {:<26} {}", b.peer, b.line);
             }
         }
-        Output::Markdown => print_markdown(&rows, half_peak.as_ref(), &benchmarks, &plan),
+        Output::Markdown => print_markdown(&rows, &benchmarks, &plan),
     }
     Ok(())
-}
-
-/// Cairn's reads paced at half the throughput it reached.
-#[derive(Serialize)]
-struct Paced {
-    rate: f64,
-    #[serde(flatten)]
-    measured: Measured,
-}
-
-impl Paced {
-    fn sentence(&self) -> String {
-        let m = &self.measured;
-        format!(
-            "{CAIRN_RESP}, GET paced at half its peak ({:.0} ops/s, each measured from when it was due): \
-             p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms.",
-            self.rate, m.p50_ms, m.p99_ms, m.p999_ms, m.max_ms
-        )
-    }
-}
-
-/// Runs `get` against Cairn's Redis-protocol peer at half the throughput
-/// it reached unpaced (when the comparison ran `get`).
-async fn half_peak(rows: &[Row], peers: &[Peer], plan: &Plan) -> anyhow::Result<Option<Paced>> {
-    let peak = rows
-        .iter()
-        .find(|r| r.workload == Workload::Get && r.peer == CAIRN_RESP);
-    let (Some(peak), Some(peer)) = (peak, peers.iter().find(|p| p.name == CAIRN_RESP)) else {
-        return Ok(None);
-    };
-    let rate = peak.measured.ops_per_sec / 2.0;
-    eprintln!("Get on {CAIRN_RESP} at {rate:.0} ops/s");
-    let load = Load {
-        target: peer.target.clone(),
-        workload: Workload::Get,
-        rate: Some(rate),
-        ..plan.load.clone()
-    };
-    let measured = runner::run(load).await.context("paced get on cairn")?;
-    Ok(Some(Paced { rate, measured }))
 }
 
 /// The load's settings in one line.
@@ -216,7 +168,7 @@ fn ratios(rows: &[Row], workloads: &[Workload]) -> Vec<String> {
 }
 
 /// The machine, for reports: cores and memory.
-fn print_markdown(rows: &[Row], half_peak: Option<&Paced>, benchmarks: &[BenchmarkLine], plan: &Plan) {
+fn print_markdown(rows: &[Row], benchmarks: &[BenchmarkLine], plan: &Plan) {
     println!("## cairn-bench compare\n");
     println!(
         "Machine: {}. Date: {}. Command: `make benchmarks`.\n",
@@ -243,9 +195,6 @@ fn print_markdown(rows: &[Row], half_peak: Option<&Paced>, benchmarks: &[Benchma
     println!("\nCairn's throughput over each peer's:\n");
     for line in ratios(rows, &plan.workloads) {
         println!("- {line}");
-    }
-    if let Some(paced) = half_peak {
-        println!("\n{}", paced.sentence());
     }
     if !benchmarks.is_empty() {
         println!("\nredis-benchmark with the same connections, pipeline, value size and key space:\n");

@@ -116,10 +116,6 @@ struct RunArgs {
     workload: Workload,
     #[command(flatten)]
     shape: Shape,
-    /// Operations per second over all connections, each measured from
-    /// when it was due (default: as fast as the server answers).
-    #[arg(long, value_name = "OPS")]
-    rate: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -184,7 +180,6 @@ impl Shape {
             warmup: seconds("warmup", self.warmup)?,
             duration,
             preload: !self.no_load,
-            rate: None,
         })
     }
 }
@@ -213,18 +208,7 @@ impl RunArgs {
                 cluster: self.cluster,
             }
         };
-        if let Some(rate) = self.rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
-            return Err(format!(
-                "--rate must be a number of operations per second > 0, got {rate}"
-            ));
-        }
-        let load = self.shape.load(target, self.workload)?;
-        Ok(Load {
-            rate: self.rate,
-            ..load
-        })
+        self.shape.load(target, self.workload)
     }
 }
 

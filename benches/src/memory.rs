@@ -144,7 +144,6 @@ fn loading(plan: &Plan, target: Target) -> Load {
         warmup: Duration::ZERO,
         duration: Duration::ZERO,
         preload: true,
-        rate: None,
     }
 }
 

@@ -227,9 +227,6 @@ pub fn cairn_server() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The name of the Cairn peer driven over the Redis protocol.
-pub const CAIRN_RESP: &str = "cairn 3 zones";
-
 /// A running Cairn dev cluster.
 pub struct CairnDev {
     /// `cairn-server dev`, which stops its nodes when stopped.
@@ -296,7 +293,7 @@ pub async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
         processes: Vec::new(),
     };
     let resp = Peer {
-        name: CAIRN_RESP.into(),
+        name: "cairn 3 zones".into(),
         target: Target::Resp {
             addr: dev.resp_addr(1),
             cluster: true,

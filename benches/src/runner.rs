@@ -68,10 +68,6 @@ pub struct Load {
     pub duration: Duration,
     /// Write every key once first (done for workloads that read).
     pub preload: bool,
-    /// Operations per second over all connections; `None`: as fast as the
-    /// server answers. A paced run measures each operation from when it
-    /// was due, so a server that falls behind shows it in the latencies.
-    pub rate: Option<f64>,
 }
 
 /// One task's way to the servers.
@@ -171,25 +167,14 @@ pub async fn run(load: Load) -> anyhow::Result<Measured> {
             let mut session = Session::open(&load, &shared).await?;
             let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits is valid");
             let (mut ops, mut errors) = (0u64, 0u64);
-            let mut pace = load.rate.map(|rate| {
-                let period = Duration::from_secs_f64((load.connections * load.pipeline) as f64 / rate);
-                let mut pace = tokio::time::interval(period);
-                pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                pace
-            });
             while Instant::now() < end {
-                // How long past its due time this batch goes out.
-                let late = match &mut pace {
-                    Some(pace) => pace.tick().await.elapsed(),
-                    None => Duration::ZERO,
-                };
                 let batch: Vec<Op> = (0..load.pipeline).map(|_| generator.next_op()).collect();
                 let measuring = Instant::now() >= measure_from;
                 session
                     .send(batch, &value, |n, took, failed| {
                         completed.fetch_add(n as u64, Ordering::Relaxed);
                         if measuring {
-                            let micros = (took + late).as_micros().max(1) as u64;
+                            let micros = took.as_micros().max(1) as u64;
                             let _ = histogram.record_n(micros, n as u64);
                             ops += n as u64;
                             errors += failed as u64;

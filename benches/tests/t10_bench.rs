@@ -55,11 +55,6 @@ fn t10_bench_drives_redis_and_cairn() {
     for workload in ["get", "set", "a", "f"] {
         assert_clean(&bench(redis_port, &["--workload", workload, "-c", "4"]), workload);
     }
-    // Paced: about the rate asked, no faster.
-    let paced = bench(redis_port, &["--workload", "get", "-c", "4", "--rate", "2000"]);
-    assert_clean(&paced, "paced");
-    let rate = paced["ops_per_sec"].as_f64().unwrap();
-    assert!((1000.0..=2200.0).contains(&rate), "paced at 2000/s, ran at {rate}/s");
 
     let cluster = Cluster::start(3, 4, RaftOptions::default());
     let port = cluster.topology.node(1).unwrap().resp_addr.port();
@@ -80,9 +75,6 @@ fn t10_bench_drives_redis_and_cairn() {
     let out = Command::new(BENCH).args(["run", "--pipeline", "0"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pipeline"));
-    let out = Command::new(BENCH).args(["run", "--rate", "0"]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate must be"));
 }
 
 #[test]
@@ -129,10 +121,6 @@ fn t20_compare_runs_every_peer_and_stops_them() {
     for run in runs {
         assert_clean(run, &format!("{} {}", run["workload"], run["peer"]));
     }
-    // Cairn's reads again, paced at half the rate they reached.
-    let paced = &report["cairn_get_at_half_peak"];
-    assert_clean(paced, "cairn get at half its peak");
-    assert!(paced["rate"].as_f64().unwrap() > 0.0, "{paced}");
     let benchmarks = report["redis_benchmark"].as_array().unwrap();
     assert_eq!(
         benchmarks.len(),
