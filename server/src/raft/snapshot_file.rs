@@ -114,18 +114,18 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
     let mut bytes = 0;
     let mut count = 0u64;
     let mut hashes = Vec::new();
-    let copy = |b: &Bytes| Bytes::copy_from_slice(b);
+    let copy = |b: &[u8]| Bytes::copy_from_slice(b);
     for (key, value) in contents.keyspace.iter() {
         count += 1;
         match &value.data {
             Data::Str(data) => {
                 bytes += key.len() + data.len() + 16;
-                records.push((copy(key), copy(data), value.expire_at_ms));
+                records.push((copy(key), copy(data), value.expire_at_ms()));
             }
             Data::Hash(fields) => {
                 bytes += key.len() + fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum::<usize>();
                 let fields = fields.iter().map(|(f, v)| (copy(f), copy(v))).collect();
-                hashes.push((copy(key), fields, value.expire_at_ms));
+                hashes.push((copy(key), fields, value.expire_at_ms()));
             }
         }
         if bytes >= BLOCK_BYTES {
@@ -260,17 +260,14 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
         match reader.next()? {
             Block::Records(records) => {
                 for (key, data, expire_at_ms) in records {
-                    contents.keyspace.restore(key, Value::string(data, expire_at_ms));
+                    contents.keyspace.restore(&key, Value::string(&data, expire_at_ms));
                     count += 1;
                 }
             }
             Block::Hashes(hashes) => {
                 for (key, fields, expire_at_ms) in hashes {
-                    let value = Value {
-                        data: Data::Hash(Box::new(fields.into_iter().collect())),
-                        expire_at_ms,
-                    };
-                    contents.keyspace.restore(key, value);
+                    let value = Value::new(Data::Hash(Box::new(fields.into_iter().collect())), expire_at_ms);
+                    contents.keyspace.restore(&key, value);
                     count += 1;
                 }
             }
