@@ -12,9 +12,12 @@ use crate::error::{Error, Result};
 
 /// Encodes `value` for the wire.
 pub fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
-    postcard::to_allocvec(value)
-        .map(Bytes::from)
-        .map_err(|e| Error::Wire(format!("encode: {e}")))
+    let failed = |e: postcard::Error| Error::Wire(format!("encode: {e}"));
+    // Sized first: growing the buffer as it is written would copy it over
+    // and over (every Raft message passes through here).
+    let mut out = Vec::with_capacity(postcard::experimental::serialized_size(value).map_err(failed)?);
+    postcard::to_io(value, &mut out).map_err(failed)?;
+    Ok(Bytes::from(out))
 }
 
 /// Decodes a value encoded by [`encode`].

@@ -142,7 +142,9 @@ impl LogStore {
 
 /// Encodes a log record: `crc32 (u32 LE) ‖ postcard(entry)`.
 pub fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
-    let mut record = vec![0u8; 4];
+    let size = postcard::experimental::serialized_size(entry).map_err(io::Error::other)?;
+    let mut record = Vec::with_capacity(4 + size);
+    record.extend_from_slice(&[0; 4]);
     postcard::to_io(entry, &mut record).map_err(io::Error::other)?;
     let crc = crc32fast::hash(&record[4..]);
     record[..4].copy_from_slice(&crc.to_le_bytes());
