@@ -10,6 +10,11 @@
 //! the index, and the group stops: a node never serves from a log it cannot
 //! trust.
 //!
+//! The newest entries are also kept in memory ([`Recent`]): a leader reads
+//! back every entry it replicates, once per follower, and those reads are
+//! almost always of what was appended a moment ago. Only a follower that
+//! fell further behind makes the leader read (and check) the store.
+//!
 //! # Correctness
 //!
 //! - `append` makes entries readable before it returns and calls the flush
@@ -17,12 +22,17 @@
 //! - `save_vote` is durable before it returns (a node must never vote twice
 //!   in a term, even across a crash).
 //! - `save_committed` lets a restarted node re-apply its committed log on top
-//!   of its last snapshot before serving reads.
+//!   of its last snapshot before serving reads. It is only a head start (a
+//!   node that restarts behind learns the rest from its leader), so the
+//!   newest committed id is not written on its own but rides along with the
+//!   next append: commits advance once per batch on every replica, and a
+//!   write of their own would double the store's writes.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::entry::RaftEntry;
 use openraft::storage::RaftLogStorage;
@@ -38,6 +48,65 @@ use crate::storage::{Batch, Cf, GroupCommit, Storage};
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"purged";
+/// Newest entries a group keeps in memory for replication.
+const RECENT_ENTRIES: usize = 1024;
+
+/// The newest entries of a group's log, with consecutive indexes; always
+/// the last entries of the store (appends, truncations and purges change
+/// both, and an append always extends the log's end).
+#[derive(Default)]
+struct Recent {
+    entries: VecDeque<Entry>,
+}
+
+impl Recent {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.index())
+    }
+
+    /// Keeps `appended`, which follow the entries kept (openraft truncates
+    /// a conflicting tail before it appends over it); anything else starts
+    /// afresh.
+    fn append(&mut self, appended: &[Entry]) {
+        let Some(first) = appended.first() else {
+            return;
+        };
+        let follows = self.entries.back().is_none_or(|last| last.index() + 1 == first.index());
+        if !follows {
+            self.entries.clear();
+        }
+        self.entries.extend(appended.iter().cloned());
+        let excess = self.entries.len().saturating_sub(RECENT_ENTRIES);
+        self.entries.drain(..excess);
+    }
+
+    /// Forgets entries from index `from` on.
+    fn truncate(&mut self, from: u64) {
+        while self.entries.back().is_some_and(|e| e.index() >= from) {
+            self.entries.pop_back();
+        }
+    }
+
+    /// Forgets entries up to and including index `upto`.
+    fn purge(&mut self, upto: u64) {
+        while self.entries.front().is_some_and(|e| e.index() <= upto) {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Entries `[start, end)` (`end` `None`: to the last) if all of them
+    /// are kept. The entries kept are the log's last ones, so a range that
+    /// starts among them and runs to the end is whole.
+    fn get(&self, start: u64, end: Option<u64>) -> Option<Vec<Entry>> {
+        let first = self.first_index()?;
+        let kept_end = first + self.entries.len() as u64;
+        let end = end.unwrap_or(kept_end);
+        (first <= start && start <= end && end <= kept_end).then(|| {
+            let range = (start - first) as usize..(end - first) as usize;
+            self.entries.range(range).cloned().collect()
+        })
+    }
+}
 
 /// One group's view of the node store.
 #[derive(Clone)]
@@ -46,6 +115,11 @@ pub struct LogStore {
     group: GroupId,
     /// Where appends wait for durability; `None` when fsync is off.
     commit: Option<GroupCommit>,
+    /// The newest entries, shared with every clone (log readers).
+    recent: Arc<Mutex<Recent>>,
+    /// The newest committed log id not yet written (see the module's
+    /// correctness notes).
+    unsaved_commit: Arc<Mutex<Option<LogId>>>,
 }
 
 impl LogStore {
@@ -56,7 +130,17 @@ impl LogStore {
             storage,
             group,
             commit: (fsync == Fsync::Always).then_some(commit),
+            recent: Arc::default(),
+            unsaved_commit: Arc::default(),
         }
+    }
+
+    fn unsaved_commit(&self) -> std::sync::MutexGuard<'_, Option<LogId>> {
+        self.unsaved_commit.lock().expect("unsaved commit lock")
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().expect("recent entries lock")
     }
 
     fn log_key(&self, index: u64) -> [u8; 16] {
@@ -161,15 +245,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let from = self.log_key(start);
-        let to: Vec<u8> = match range.end_bound() {
-            Bound::Included(&i) if i < u64::MAX => self.log_key(i + 1).to_vec(),
-            Bound::Excluded(&i) => self.log_key(i).to_vec(),
-            _ => self.end_key().to_vec(),
+        let end = match range.end_bound() {
+            Bound::Included(&i) => i.checked_add(1),
+            Bound::Excluded(&i) => Some(i),
+            Bound::Unbounded => None,
         };
-        if from.as_slice() >= to.as_slice() {
+        if end.is_some_and(|end| end <= start) {
             return Ok(Vec::new());
         }
+        if let Some(entries) = self.recent().get(start, end) {
+            return Ok(entries);
+        }
+        let from = self.log_key(start);
+        let to = end.map_or_else(|| self.end_key().to_vec(), |end| self.log_key(end).to_vec());
         let records = self
             .storage
             .scan(Cf::RaftLog, &from, &to, usize::MAX)
@@ -217,25 +305,36 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
-        let mut batch = Batch::default();
-        self.put_state(&mut batch, COMMITTED, &committed)?;
-        self.storage.write(batch).map_err(io::Error::other)
+        if committed.is_some() {
+            *self.unsaved_commit() = committed;
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        Ok(self.get_state::<Option<LogId>>(COMMITTED)?.flatten())
+        let unsaved = *self.unsaved_commit();
+        match unsaved {
+            Some(committed) => Ok(Some(committed)),
+            None => Ok(self.get_state::<Option<LogId>>(COMMITTED)?.flatten()),
+        }
     }
 
     async fn append<I>(&mut self, entries: I, callback: IoFlushed) -> io::Result<()>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
         let mut batch = Batch::default();
-        for entry in entries {
-            batch.put(Cf::RaftLog, self.log_key(entry.index()), encode_entry(&entry)?);
+        for entry in &entries {
+            batch.put(Cf::RaftLog, self.log_key(entry.index()), encode_entry(entry)?);
+        }
+        let committed = self.unsaved_commit().take();
+        if committed.is_some() {
+            self.put_state(&mut batch, COMMITTED, &committed)?;
         }
         fail::fail_point!("log-append-before");
         self.storage.write(batch).map_err(io::Error::other)?;
+        self.recent().append(&entries);
         fail::fail_point!("log-append-after");
         match &self.commit {
             Some(commit) => commit.after_sync(move |result| callback.io_completed(result.map_err(io::Error::other))),
@@ -248,7 +347,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map_or(0, |id| id.index() + 1);
         let mut batch = Batch::default();
         batch.delete_range(Cf::RaftLog, self.log_key(from), self.end_key());
-        self.storage.write(batch).map_err(io::Error::other)
+        self.storage.write(batch).map_err(io::Error::other)?;
+        self.recent().truncate(from);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
@@ -257,7 +358,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = Batch::default();
         self.put_state(&mut batch, PURGED, &log_id)?;
         batch.delete_range(Cf::RaftLog, self.log_key(0), self.log_key(log_id.index() + 1));
-        self.storage.write(batch).map_err(io::Error::other)
+        self.storage.write(batch).map_err(io::Error::other)?;
+        self.recent().purge(log_id.index());
+        Ok(())
     }
 }
 
@@ -290,20 +393,71 @@ mod tests {
         Suite::test_all(Builder).await.expect("conformance suite");
     }
 
+    fn entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(
+                <openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1),
+                index,
+            ),
+            payload: openraft::EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(entries: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        entries.map(|entries| entries.iter().map(|e| e.index()).collect())
+    }
+
+    #[test]
+    fn recent_entries_stay_the_logs_tail() {
+        let mut recent = Recent::default();
+        recent.append(&(1..=10).map(entry).collect::<Vec<_>>());
+        assert_eq!(indexes(recent.get(3, Some(6))), Some(vec![3, 4, 5]));
+        assert_eq!(indexes(recent.get(9, None)), Some(vec![9, 10]));
+        assert_eq!(indexes(recent.get(9, Some(12))), None, "past the end");
+        recent.truncate(8);
+        assert_eq!(indexes(recent.get(6, None)), Some(vec![6, 7]));
+        assert_eq!(indexes(recent.get(8, Some(9))), None, "truncated");
+        recent.purge(4);
+        assert_eq!(indexes(recent.get(4, Some(6))), None, "purged");
+        assert_eq!(indexes(recent.get(5, Some(6))), Some(vec![5]));
+        recent.append(&[entry(20)]);
+        assert_eq!(
+            indexes(recent.get(5, Some(6))),
+            None,
+            "an append that does not follow starts afresh"
+        );
+        assert_eq!(indexes(recent.get(20, None)), Some(vec![20]));
+        recent.append(&(21..=21 + RECENT_ENTRIES as u64).map(entry).collect::<Vec<_>>());
+        assert_eq!(recent.entries.len(), RECENT_ENTRIES);
+        assert_eq!(recent.first_index(), Some(22));
+    }
+
+    #[tokio::test]
+    async fn the_committed_id_is_written_with_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
+        let commit = GroupCommit::start(&storage).unwrap();
+        let reopened = || LogStore::new(storage.clone(), 4, Fsync::Never, commit.clone());
+        let mut log = reopened();
+        log.append([entry(1)], IoFlushed::noop()).await.unwrap();
+        log.save_committed(Some(entry(1).log_id)).await.unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), Some(entry(1).log_id));
+        assert_eq!(
+            reopened().read_committed().await.unwrap(),
+            None,
+            "not written on its own"
+        );
+        log.append([entry(2)], IoFlushed::noop()).await.unwrap();
+        assert_eq!(reopened().read_committed().await.unwrap(), Some(entry(1).log_id));
+    }
+
     #[tokio::test]
     async fn a_record_with_a_bad_checksum_names_group_and_index() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
         let commit = GroupCommit::start(&storage).unwrap();
         let mut log = LogStore::new(storage.clone(), 3, Fsync::Never, commit);
-        let entry = Entry {
-            log_id: LogId::new(
-                <openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1),
-                5,
-            ),
-            payload: openraft::EntryPayload::Blank,
-        };
-        let mut record = encode_entry(&entry).unwrap();
+        let mut record = encode_entry(&entry(5)).unwrap();
         let last = record.len() - 1;
         record[last] ^= 1;
         let mut batch = Batch::default();
