@@ -1,10 +1,21 @@
 //! The client side of Raft traffic: one gRPC connection per peer node,
-//! shared by every group (openraft-multi's [`GroupRouter`]).
+//! shared by every group.
 //!
 //! Each RPC is wrapped in a [`RaftRequest`] naming its group; the peer's
-//! `Raft` service dispatches it to that group's Raft instance. Snapshots are
-//! streamed from their file in chunks, the first chunk carrying the vote and
-//! the snapshot metadata.
+//! `Raft` service dispatches it to that group's Raft instance.
+//!
+//! Replication is a stream: openraft hands each follower's replication task
+//! a stream of AppendEntries requests, and [`Peers::stream_append`] carries
+//! it on one long-lived HTTP/2 stream (`AppendStream`), whose replies come
+//! back in request order on the same call. Requests are pipelined — the
+//! next batch leaves while the follower is still fsyncing the previous one
+//! — and each costs one HTTP/2 data frame rather than a whole call (headers,
+//! trailers, a new stream). A connection that stops making progress (a
+//! paused or partitioned peer) is detected by HTTP/2 keep-alive, which
+//! closes it and ends every stream on it with an error.
+//!
+//! Snapshots are streamed from their file in chunks, the first chunk
+//! carrying the vote and the snapshot metadata.
 //!
 //! Transport failures become `Unreachable` (openraft backs off before the
 //! next attempt); a peer whose group has stopped answers with an error text,
@@ -17,10 +28,13 @@ use std::time::Duration;
 
 use cairn_proto::raft::raft_client::RaftClient;
 use cairn_proto::raft::{RaftReply, RaftRequest, SnapshotChunk};
+use futures::{Stream, StreamExt};
 use openraft::OptionalSend;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{ReplicationClosed, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft_multi::{GroupNetworkAdapter, GroupRouter};
+use openraft::network::{
+    Backoff, NetBackoff, NetSnapshot, NetStreamAppend, NetTransferLeader, NetVote, RPCOption, RaftNetworkFactory,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncReadExt;
@@ -30,7 +44,7 @@ use crate::config::Topology;
 use crate::error::{Error, Result};
 use crate::raft::snapshot_file::SnapshotFile;
 use crate::raft::typ::{
-    AppendEntriesRequest, AppendEntriesResponse, GroupId, NodeId, RpcError, Snapshot, SnapshotResponse, StreamingError,
+    AppendEntriesRequest, GroupId, NodeId, RpcError, Snapshot, SnapshotResponse, StreamAppendResult, StreamingError,
     TransferLeaderRequest, TransferLeaderResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
 };
 use crate::wire;
@@ -39,6 +53,13 @@ use crate::wire;
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The metadata key that names the group of an `AppendStream` call.
+pub const GROUP_METADATA: &str = "cairn-group";
+
+/// A transport failure, as openraft wants it.
+fn unreachable(e: &dyn std::fmt::Display) -> RpcError {
+    RpcError::Unreachable(Unreachable::from_string(e.to_string()))
+}
 
 /// Connections to every other node, keyed by node id.
 #[derive(Clone)]
@@ -86,7 +107,6 @@ impl Peers {
         F: FnOnce(RaftClient<Channel>, tonic::Request<RaftRequest>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftReply>, tonic::Status>>,
     {
-        let unreachable = |e: &dyn std::fmt::Display| RpcError::Unreachable(Unreachable::from_string(e.to_string()));
         let payload = wire::encode(rpc).map_err(|e| unreachable(&e))?;
         let client = self.client(target).map_err(|e| unreachable(&e))?;
         let mut request = tonic::Request::new(RaftRequest { group_id, payload });
@@ -97,73 +117,104 @@ impl Peers {
     }
 }
 
-impl GroupRouter<TypeConfig, GroupId> for Peers {
-    type SnapshotData = SnapshotFile;
-
-    async fn append_entries(
+impl Peers {
+    /// Carries one group's replication stream to `target` on one
+    /// `AppendStream` call; replies arrive in request order.
+    ///
+    /// Opening the call must succeed within the RPC's time budget; after
+    /// that the stream lives as long as openraft feeds it, and a peer that
+    /// stops answering is cut off by the connection's keep-alive.
+    pub async fn stream_append<S>(
         &self,
         target: NodeId,
         group_id: GroupId,
-        rpc: AppendEntriesRequest,
-        option: RPCOption,
-    ) -> Result<AppendEntriesResponse, RpcError> {
-        self.unary(target, group_id, &rpc, &option, |mut c, r| async move {
-            c.append_entries(r).await
-        })
-        .await
+        input: S,
+        option: &RPCOption,
+    ) -> Result<BoxStream<'static, Result<StreamAppendResult, RpcError>>, RpcError>
+    where
+        S: Stream<Item = AppendEntriesRequest> + Send + 'static,
+    {
+        let mut client = self.client(target).map_err(|e| unreachable(&e))?;
+        // An unencodable request (none is: they are plain data) would reach
+        // the peer empty, fail to decode there, and end the stream.
+        let requests = input.map(move |rpc| RaftRequest {
+            group_id,
+            payload: wire::encode(&rpc).unwrap_or_default(),
+        });
+        let mut request = tonic::Request::new(requests);
+        request.metadata_mut().insert(GROUP_METADATA, group_id.into());
+        let replies = tokio::time::timeout(option.hard_ttl(), client.append_stream(request))
+            .await
+            .map_err(|_| unreachable(&format!("append stream to node {target} not opened in time")))?
+            .map_err(|e| unreachable(&e))?
+            .into_inner();
+        let results = replies.map(|reply| {
+            let reply = reply.map_err(|e| unreachable(&e))?;
+            let answer: Result<StreamAppendResult, String> =
+                wire::decode(&reply.payload).map_err(|e| unreachable(&e))?;
+            answer.map_err(|e| unreachable(&e))
+        });
+        Ok(results.boxed())
     }
 
-    async fn vote(
+    /// A vote request to `target`'s replica of the group.
+    pub async fn vote(
         &self,
         target: NodeId,
         group_id: GroupId,
         rpc: VoteRequest,
-        option: RPCOption,
+        option: &RPCOption,
     ) -> Result<VoteResponse, RpcError> {
         self.unary(
             target,
             group_id,
             &rpc,
-            &option,
+            option,
             |mut c, r| async move { c.vote(r).await },
         )
         .await
     }
 
-    async fn pre_vote(
+    /// A pre-vote request to `target`'s replica of the group.
+    pub async fn pre_vote(
         &self,
         target: NodeId,
         group_id: GroupId,
         rpc: VoteRequest,
-        option: RPCOption,
+        option: &RPCOption,
     ) -> Result<VoteResponse, RpcError> {
-        self.unary(target, group_id, &rpc, &option, |mut c, r| async move {
-            c.pre_vote(r).await
-        })
+        self.unary(
+            target,
+            group_id,
+            &rpc,
+            option,
+            |mut c, r| async move { c.pre_vote(r).await },
+        )
         .await
     }
 
-    async fn transfer_leader(
+    /// A leadership hand-over to `target`'s replica of the group.
+    pub async fn transfer_leader(
         &self,
         target: NodeId,
         group_id: GroupId,
         req: TransferLeaderRequest,
-        option: RPCOption,
+        option: &RPCOption,
     ) -> Result<TransferLeaderResponse, RpcError> {
-        self.unary(target, group_id, &req, &option, |mut c, r| async move {
+        self.unary(target, group_id, &req, option, |mut c, r| async move {
             c.transfer_leader(r).await
         })
         .await
     }
 
-    async fn full_snapshot(
+    /// Streams a snapshot file to `target`'s replica of the group.
+    pub async fn full_snapshot(
         &self,
         target: NodeId,
         group_id: GroupId,
         vote: Vote,
         snapshot: Snapshot,
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        _option: RPCOption,
     ) -> Result<SnapshotResponse, StreamingError> {
         let unreachable =
             |e: &dyn std::fmt::Display| StreamingError::Unreachable(Unreachable::from_string(e.to_string()));
@@ -218,9 +269,77 @@ pub struct GroupNetwork {
 }
 
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
-    type Network = GroupNetworkAdapter<TypeConfig, GroupId, Peers>;
+    type Network = GroupClient;
 
     async fn new_client(&mut self, target: NodeId, _node: &openraft::EmptyNode) -> Self::Network {
-        GroupNetworkAdapter::new(self.peers.clone(), target, self.group)
+        GroupClient {
+            peers: self.peers.clone(),
+            target,
+            group: self.group,
+        }
+    }
+}
+
+/// One group's link to one peer, as openraft's replication and election
+/// tasks use it.
+pub struct GroupClient {
+    peers: Peers,
+    target: NodeId,
+    group: GroupId,
+}
+
+impl NetStreamAppend<TypeConfig> for GroupClient {
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult, RpcError>>, RpcError>>
+    where
+        S: Stream<Item = AppendEntriesRequest> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move { self.peers.stream_append(self.target, self.group, input, &option).await })
+    }
+}
+
+impl NetVote<TypeConfig> for GroupClient {
+    async fn vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RpcError> {
+        self.peers.vote(self.target, self.group, rpc, &option).await
+    }
+
+    async fn pre_vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RpcError> {
+        self.peers.pre_vote(self.target, self.group, rpc, &option).await
+    }
+}
+
+impl NetSnapshot<TypeConfig> for GroupClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse, StreamingError> {
+        self.peers
+            .full_snapshot(self.target, self.group, vote, snapshot, cancel)
+            .await
+    }
+}
+
+impl NetTransferLeader<TypeConfig> for GroupClient {
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse, RpcError> {
+        self.peers.transfer_leader(self.target, self.group, req, &option).await
+    }
+}
+
+impl NetBackoff<TypeConfig> for GroupClient {
+    /// openraft's default backoff (from its config).
+    fn backoff(&self) -> Option<Backoff> {
+        None
     }
 }

@@ -46,8 +46,9 @@ pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 pub type IoFlushed = openraft::storage::IOFlushed<TypeConfig>;
 /// AppendEntries request.
 pub type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
-/// AppendEntries response.
-pub type AppendEntriesResponse = openraft::raft::AppendEntriesResponse<TypeConfig>;
+/// A follower's answer to one request of a replication stream: how far
+/// its log now matches the leader's, or why the stream ends.
+pub type StreamAppendResult = openraft::raft::StreamAppendResult<TypeConfig>;
 /// Vote (and pre-vote) request.
 pub type VoteRequest = openraft::raft::VoteRequest<TypeConfig>;
 /// Vote (and pre-vote) response.
