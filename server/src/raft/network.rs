@@ -38,6 +38,7 @@ use openraft::network::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Topology;
@@ -124,6 +125,19 @@ impl Peers {
     /// Opening the call must succeed within the RPC's time budget; after
     /// that the stream lives as long as openraft feeds it, and a peer that
     /// stops answering is cut off by the connection's keep-alive.
+    ///
+    /// # Correctness
+    ///
+    /// openraft credits an acknowledgement to the latest request in flight
+    /// whose last log id it covers, and renews the leader lease from that
+    /// request's send time. Requests that carry entries have rising last
+    /// log ids, so pipelining them is safe; an entry-less one (a new commit
+    /// index, nothing to append) repeats the last log id of the request
+    /// before it, and an answer to that earlier request would be credited
+    /// to it, renewing the lease from a send the follower never answered.
+    /// A leader paused past its lease and resumed did exactly that, and
+    /// served a stale read (found by cairn-jepsen). So an entry-less
+    /// request leaves only once every request before it was answered.
     pub async fn stream_append<S>(
         &self,
         target: NodeId,
@@ -135,11 +149,26 @@ impl Peers {
         S: Stream<Item = AppendEntriesRequest> + Send + 'static,
     {
         let mut client = self.client(target).map_err(|e| unreachable(&e))?;
-        // An unencodable request (none is: they are plain data) would reach
-        // the peer empty, fail to decode there, and end the stream.
-        let requests = input.map(move |rpc| RaftRequest {
-            group_id,
-            payload: wire::encode(&rpc).unwrap_or_default(),
+        // Requests sent and not answered yet.
+        let unanswered = Arc::new(watch::Sender::new(0usize));
+        let sent = unanswered.clone();
+        let requests = input.then(move |rpc| {
+            let sent = sent.clone();
+            async move {
+                if rpc.entries.is_empty() {
+                    // See "Correctness" above: an entry-less request waits
+                    // until every request before it was answered.
+                    let _ = sent.subscribe().wait_for(|n| *n == 0).await;
+                }
+                sent.send_modify(|n| *n += 1);
+                // An unencodable request (none is: they are plain data)
+                // would reach the peer empty, fail to decode there, and end
+                // the stream.
+                RaftRequest {
+                    group_id,
+                    payload: wire::encode(&rpc).unwrap_or_default(),
+                }
+            }
         });
         let mut request = tonic::Request::new(requests);
         request.metadata_mut().insert(GROUP_METADATA, group_id.into());
@@ -148,7 +177,8 @@ impl Peers {
             .map_err(|_| unreachable(&format!("append stream to node {target} not opened in time")))?
             .map_err(|e| unreachable(&e))?
             .into_inner();
-        let results = replies.map(|reply| {
+        let results = replies.map(move |reply| {
+            unanswered.send_modify(|n| *n = n.saturating_sub(1));
             let reply = reply.map_err(|e| unreachable(&e))?;
             let answer: Result<StreamAppendResult, String> =
                 wire::decode(&reply.payload).map_err(|e| unreachable(&e))?;
