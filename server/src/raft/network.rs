@@ -128,16 +128,17 @@ impl Peers {
     ///
     /// # Correctness
     ///
-    /// openraft credits an acknowledgement to the latest request in flight
-    /// whose last log id it covers, and renews the leader lease from that
-    /// request's send time. Requests that carry entries have rising last
-    /// log ids, so pipelining them is safe; an entry-less one (a new commit
-    /// index, nothing to append) repeats the last log id of the request
-    /// before it, and an answer to that earlier request would be credited
-    /// to it, renewing the lease from a send the follower never answered.
-    /// A leader paused past its lease and resumed did exactly that, and
-    /// served a stale read (found by cairn-jepsen). So an entry-less
-    /// request leaves only once every request before it was answered.
+    /// openraft records each request's send time when it generates the
+    /// request, and credits an answer to the latest request recorded whose
+    /// last log id the answer covers, renewing the leader lease from that
+    /// time. An entry-less request (a new commit index, nothing to append)
+    /// repeats the last log id of the request before it, so with both in
+    /// flight an answer to the earlier one renews the lease from a send the
+    /// follower never answered. A leader paused past its lease and resumed
+    /// did exactly that, and served a stale read (found by cairn-jepsen).
+    /// So a request is only asked of openraft once every request before it
+    /// was answered: one request in flight per group and follower, as
+    /// openraft's own sequential stream has, on one long-lived call.
     pub async fn stream_append<S>(
         &self,
         target: NodeId,
@@ -146,29 +147,24 @@ impl Peers {
         option: &RPCOption,
     ) -> Result<BoxStream<'static, Result<StreamAppendResult, RpcError>>, RpcError>
     where
-        S: Stream<Item = AppendEntriesRequest> + Send + 'static,
+        S: Stream<Item = AppendEntriesRequest> + Send + Unpin + 'static,
     {
         let mut client = self.client(target).map_err(|e| unreachable(&e))?;
         // Requests sent and not answered yet.
         let unanswered = Arc::new(watch::Sender::new(0usize));
-        let sent = unanswered.clone();
-        let requests = input.then(move |rpc| {
-            let sent = sent.clone();
-            async move {
-                if rpc.entries.is_empty() {
-                    // See "Correctness" above: an entry-less request waits
-                    // until every request before it was answered.
-                    let _ = sent.subscribe().wait_for(|n| *n == 0).await;
-                }
-                sent.send_modify(|n| *n += 1);
-                // An unencodable request (none is: they are plain data)
-                // would reach the peer empty, fail to decode there, and end
-                // the stream.
-                RaftRequest {
-                    group_id,
-                    payload: wire::encode(&rpc).unwrap_or_default(),
-                }
-            }
+        let requests = futures::stream::unfold((input, unanswered.clone()), move |(mut input, sent)| async move {
+            // See "Correctness" above: the next request is only asked of
+            // openraft once every request before it was answered.
+            let _ = sent.subscribe().wait_for(|n| *n == 0).await;
+            let rpc = input.next().await?;
+            sent.send_modify(|n| *n += 1);
+            // An unencodable request (none is: they are plain data) would
+            // reach the peer empty, fail to decode there, and end the stream.
+            let request = RaftRequest {
+                group_id,
+                payload: wire::encode(&rpc).unwrap_or_default(),
+            };
+            Some((request, (input, sent)))
         });
         let mut request = tonic::Request::new(requests);
         request.metadata_mut().insert(GROUP_METADATA, group_id.into());
