@@ -1,5 +1,5 @@
 //! The peer-facing `Raft` service: Raft RPCs dispatched to the named group,
-//! replication streams handed to the group's pipelined `stream_append`
+//! replication streams handed to the group's `stream_append`
 //! (see [`crate::raft::network`] for the sending side), snapshot streams
 //! written to the group's snapshot directory and then installed, and shard
 //! requests forwarded by nodes that do not lead.

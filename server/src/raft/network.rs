@@ -7,10 +7,9 @@
 //! Replication is a stream: openraft hands each follower's replication task
 //! a stream of AppendEntries requests, and [`Peers::stream_append`] carries
 //! it on one long-lived HTTP/2 stream (`AppendStream`), whose replies come
-//! back in request order on the same call. Requests are pipelined — the
-//! next batch leaves while the follower is still fsyncing the previous one
-//! — and each costs one HTTP/2 data frame rather than a whole call (headers,
-//! trailers, a new stream). A connection that stops making progress (a
+//! back in request order on the same call. Each request costs one HTTP/2
+//! data frame rather than a whole call (headers, trailers, a new stream);
+//! one is in flight at a time (see [`Peers::stream_append`]). A connection that stops making progress (a
 //! paused or partitioned peer) is detected by HTTP/2 keep-alive, which
 //! closes it and ends every stream on it with an error.
 //!
