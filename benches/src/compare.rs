@@ -100,7 +100,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Output::Table => {
-            println!("{}", shape(&plan.load));
+            println!("{}", plan.load.shape());
             println!("{}", Measured::header());
             for row in &rows {
                 println!(
@@ -120,22 +120,6 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         Output::Markdown => print_markdown(&rows, &benchmarks, &plan),
     }
     Ok(())
-}
-
-/// The load's settings in one line.
-fn shape(load: &Load) -> String {
-    format!(
-        "{} connections, pipeline {}, {} keys of {} B, values of {} B, {} keys, {:.0} s measured after {:.0} s \
-         of warm-up",
-        load.connections,
-        load.pipeline,
-        load.keys,
-        load.key_size,
-        load.value_size,
-        format!("{:?}", load.distribution).to_lowercase(),
-        load.duration.as_secs_f64(),
-        load.warmup.as_secs_f64()
-    )
 }
 
 /// Cairn's throughput over each peer's, per workload and per way of
@@ -175,21 +159,16 @@ fn print_markdown(rows: &[Row], benchmarks: &[BenchmarkLine], plan: &Plan) {
         machine(),
         today()
     );
-    println!("{}.\n", shape(&plan.load));
-    println!("| workload | server | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("{}.\n", plan.load.shape());
+    let (header, alignment) = Measured::MARKDOWN_HEADER;
+    println!("| workload | server | {header}");
+    println!("|---|---|{alignment}");
     for row in rows {
-        let m = &row.measured;
         println!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+            "| {} | {} | {}",
             format!("{:?}", row.workload).to_lowercase(),
             row.peer,
-            m.ops_per_sec,
-            m.p50_ms,
-            m.p99_ms,
-            m.p999_ms,
-            m.max_ms,
-            m.errors
+            row.measured.markdown_cells()
         );
     }
     println!("\nCairn's throughput over each peer's:\n");

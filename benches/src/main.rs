@@ -9,7 +9,8 @@
 //! etcd and a Cairn dev cluster and runs the same workloads against each
 //! (see [`compare`]); `cairn-bench memory` loads the same keys into Redis
 //! and Cairn, compares their memory and times a Cairn node's restart (see
-//! [`memory`]). Workloads are YCSB's mixes (see [`workload`]); the
+//! [`memory`]); `cairn-bench shards` runs a load against Cairn dev clusters
+//! of several shard counts in turn (see [`shards`]). Workloads are YCSB's mixes (see [`workload`]); the
 //! key space is loaded first for workloads that read; after a warm-up a
 //! fixed window is measured into HDR histograms, and throughput with
 //! p50/p99/p99.9/max latency is printed as a table, or as JSON.
@@ -22,12 +23,14 @@ mod peers;
 mod report;
 mod resp;
 mod runner;
+mod shards;
 mod workload;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cairn_proto::slot::SLOTS;
 use clap::{Parser, Subcommand};
 
 use report::Measured;
@@ -52,6 +55,9 @@ enum Command {
     /// compares their memory; then times a Cairn node's restart after a
     /// crash.
     Memory(MemoryArgs),
+    /// Runs the same load against Cairn dev clusters of each shard count
+    /// in turn: how writes batch per Raft group on this machine.
+    Shards(ShardsArgs),
 }
 
 /// Key and value sizes, shared by every subcommand.
@@ -131,6 +137,21 @@ struct CompareArgs {
     /// Requests per redis-benchmark test run beside ours (0: none).
     #[arg(long, default_value_t = 100_000)]
     redis_benchmark_requests: u64,
+    /// How to print the results.
+    #[arg(long, value_enum, default_value_t = report::Output::Table)]
+    output: report::Output,
+}
+
+#[derive(clap::Args)]
+struct ShardsArgs {
+    /// Shard counts, in order; a cluster of each is started in turn.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,8")]
+    counts: Vec<u16>,
+    /// Workloads run against each cluster, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "set")]
+    workloads: Vec<Workload>,
+    #[command(flatten)]
+    shape: Shape,
     /// How to print the results.
     #[arg(long, value_enum, default_value_t = report::Output::Table)]
     output: report::Output,
@@ -241,6 +262,25 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     .await
 }
 
+async fn shards(args: ShardsArgs) -> anyhow::Result<()> {
+    if let Some(bad) = args.counts.iter().find(|&&n| n == 0 || n > SLOTS) {
+        anyhow::bail!("--counts: a cluster has 1 to {SLOTS} shards, got {bad}");
+    }
+    // Every run's target is the cluster of its count.
+    let placeholder = Target::Etcd { endpoints: Vec::new() };
+    let load = args
+        .shape
+        .load(placeholder, Workload::Get)
+        .map_err(anyhow::Error::msg)?;
+    shards::run(shards::Plan {
+        counts: args.counts,
+        workloads: args.workloads,
+        load,
+        output: args.output,
+    })
+    .await
+}
+
 async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.keys > 0 && args.connections > 0,
@@ -273,6 +313,7 @@ async fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Compare(args) => compare(args).await,
             Command::Memory(args) => memory(args).await,
+            Command::Shards(args) => shards(args).await,
         }
     };
     // Interrupted, the work is dropped, and with it every process a

@@ -69,7 +69,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("cairn-bench-").tempdir()?;
     eprintln!("starting redis-server and cairn dev in {}", dir.path().display());
     let mut footprints = vec![redis(&plan, dir.path()).await?];
-    let dev = peers::cairn_dev(dir.path()).await?;
+    let dev = peers::cairn_dev(dir.path(), None).await?;
     footprints.extend(cairn(&plan, &dev).await?);
     let recovery = restart(&dev, dir.path()).await?;
     match plan.output {

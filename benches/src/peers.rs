@@ -245,9 +245,10 @@ impl CairnDev {
     }
 }
 
-/// Starts a Cairn dev cluster (3 zones, fsync always) in `dir/cairn` and
-/// waits until every shard takes writes.
-pub async fn cairn_dev(dir: &Path) -> anyhow::Result<CairnDev> {
+/// Starts a Cairn dev cluster (3 zones, fsync always) in `dir/cairn`, of
+/// `shards` shards (`None`: `dev`'s default), and waits until every node
+/// takes writes.
+pub async fn cairn_dev(dir: &Path, shards: Option<u16>) -> anyhow::Result<CairnDev> {
     // `dev` uses the port and the 22 above it.
     let port = loop {
         let port = free_port()?;
@@ -256,13 +257,16 @@ pub async fn cairn_dev(dir: &Path) -> anyhow::Result<CairnDev> {
         }
     };
     let cluster_dir = dir.join("cairn");
-    let args = [
+    let mut args = vec![
         "dev".into(),
         "--dir".into(),
         cluster_dir.display().to_string(),
         "--port".into(),
         port.to_string(),
     ];
+    if let Some(shards) = shards {
+        args.extend(["--shards".into(), shards.to_string()]);
+    }
     let mut supervisor = start("cairn dev", &cairn_server()?, &args, &dir.join("cairn.log"))?;
     // Ready once a write to every shard goes through: a SET per node.
     for node in 0..3u16 {
@@ -284,7 +288,7 @@ pub async fn cairn_dev(dir: &Path) -> anyhow::Result<CairnDev> {
 /// The Cairn cluster, as two peers: through the Redis protocol
 /// (cluster-aware) and through its gRPC API.
 pub async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
-    let dev = cairn_dev(dir).await?;
+    let dev = cairn_dev(dir, None).await?;
     let grpc = Peer {
         name: "cairn grpc (cairn-client)".into(),
         target: Target::Grpc {

@@ -80,6 +80,21 @@ impl Measured {
         )
     }
 
+    /// The Markdown header cells of [`Measured::markdown_cells`], with
+    /// their alignment row.
+    pub const MARKDOWN_HEADER: (&str, &str) = (
+        "ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |",
+        "---:|---:|---:|---:|---:|---:|",
+    );
+
+    /// The measured figures as the last cells of a Markdown table row.
+    pub fn markdown_cells(&self) -> String {
+        format!(
+            "{:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+            self.ops_per_sec, self.p50_ms, self.p99_ms, self.p999_ms, self.max_ms, self.errors
+        )
+    }
+
     /// One table row.
     pub fn row(&self, label: &str) -> String {
         format!(

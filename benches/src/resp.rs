@@ -235,6 +235,11 @@ impl SlotMap {
         Ok(SlotMap { ranges: map })
     }
 
+    /// How many slot ranges (shards) the map has.
+    pub fn ranges(&self) -> usize {
+        self.ranges.len()
+    }
+
     /// The address serving `key`.
     pub fn addr_of(&self, key: &[u8]) -> SocketAddr {
         let slot = cairn_proto::slot::key_slot(key);

@@ -70,6 +70,24 @@ pub struct Load {
     pub preload: bool,
 }
 
+impl Load {
+    /// The load's settings in one line.
+    pub fn shape(&self) -> String {
+        format!(
+            "{} connections, pipeline {}, {} keys of {} B, values of {} B, {} keys, {:.0} s measured after {:.0} s \
+             of warm-up",
+            self.connections,
+            self.pipeline,
+            self.keys,
+            self.key_size,
+            self.value_size,
+            format!("{:?}", self.distribution).to_lowercase(),
+            self.duration.as_secs_f64(),
+            self.warmup.as_secs_f64()
+        )
+    }
+}
+
 /// One task's way to the servers.
 enum Session {
     Resp(RespSession),

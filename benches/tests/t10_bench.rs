@@ -1,4 +1,4 @@
-//! `cairn-bench run`, `compare` and `memory` end to end, briefly (this
+//! `cairn-bench run`, `compare`, `memory` and `shards` end to end, briefly (this
 //! checks the tools work, not how fast anything is): against a
 //! redis-server, and against a Cairn cluster both plain and cluster-aware
 //! with pipelining, with the JSON report a script would read, and clear
@@ -165,4 +165,37 @@ fn t30_memory_measures_every_process_and_a_restart() {
     );
     let left = Command::new("pgrep").args(["-f", "cairn-bench-"]).output().unwrap();
     assert!(left.stdout.is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
+}
+
+#[test]
+fn t40_shards_runs_a_cluster_of_each_count_in_turn() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(BENCH)
+        .args(["shards", "--counts", "1,2", "--workloads", "set,get", "--keys", "200"])
+        .args(["-c", "2", "--warmup", "0", "--duration", "0.5", "--output", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cairn-bench shards: {stderr}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs: Vec<(u64, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["shards"].as_u64().unwrap(), r["workload"].as_str().unwrap()))
+        .collect();
+    assert_eq!(runs, [(1, "set"), (1, "get"), (2, "set"), (2, "get")]);
+    for row in rows.as_array().unwrap() {
+        assert_clean(row, &format!("{} on {} shards", row["workload"], row["shards"]));
+    }
+    let left = Command::new("pgrep").args(["-f", "cairn-bench-"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
+
+    let out = Command::new(BENCH)
+        .args(["shards", "--counts", "3,0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--counts") && stderr.contains("got 0"), "{stderr}");
 }
