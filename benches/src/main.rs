@@ -10,8 +10,8 @@
 //! (see [`compare`]); `cairn-bench memory` loads the same keys into Redis
 //! and Cairn, compares their memory and times a Cairn node's restart (see
 //! [`memory`]); `cairn-bench shards` runs a load against Cairn dev clusters
-//! of several shard counts in turn (see [`shards`]). Workloads are YCSB's mixes (see [`workload`]); the
-//! key space is loaded first for workloads that read; after a warm-up a
+//! of several shard counts in turn (see [`shards`]). Workloads are YCSB's
+//! mixes (see [`workload`]); the key space is loaded first for workloads that read; after a warm-up a
 //! fixed window is measured into HDR histograms, and throughput with
 //! p50/p99/p99.9/max latency is printed as a table, or as JSON.
 
@@ -173,6 +173,12 @@ struct MemoryArgs {
 }
 
 impl Shape {
+    /// A load of this shape for runs that each set their own target and
+    /// workload (`compare`, `shards`), checked.
+    fn template(&self) -> Result<Load, String> {
+        self.load(Target::Etcd { endpoints: Vec::new() }, Workload::Get)
+    }
+
     /// A load of `workload` against `target`, checked.
     fn load(&self, target: Target, workload: Workload) -> Result<Load, String> {
         let seconds = |name: &str, value: f64| {
@@ -247,12 +253,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn compare(args: CompareArgs) -> anyhow::Result<()> {
-    // Every peer's target is filled in by the comparison.
-    let placeholder = Target::Etcd { endpoints: Vec::new() };
-    let load = args
-        .shape
-        .load(placeholder, Workload::Get)
-        .map_err(anyhow::Error::msg)?;
+    let load = args.shape.template().map_err(anyhow::Error::msg)?;
     compare::run(compare::Plan {
         workloads: args.workloads,
         load,
@@ -266,12 +267,7 @@ async fn shards(args: ShardsArgs) -> anyhow::Result<()> {
     if let Some(bad) = args.counts.iter().find(|&&n| n == 0 || n > SLOTS) {
         anyhow::bail!("--counts: a cluster has 1 to {SLOTS} shards, got {bad}");
     }
-    // Every run's target is the cluster of its count.
-    let placeholder = Target::Etcd { endpoints: Vec::new() };
-    let load = args
-        .shape
-        .load(placeholder, Workload::Get)
-        .map_err(anyhow::Error::msg)?;
+    let load = args.shape.template().map_err(anyhow::Error::msg)?;
     shards::run(shards::Plan {
         counts: args.counts,
         workloads: args.workloads,
