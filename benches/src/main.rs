@@ -11,9 +11,10 @@
 //! and Cairn, compares their memory and times a Cairn node's restart (see
 //! [`memory`]); `cairn-bench shards` runs a load against Cairn dev clusters
 //! of several shard counts in turn (see [`shards`]). Workloads are YCSB's
-//! mixes (see [`workload`]); the key space is loaded first for workloads that read; after a warm-up a
-//! fixed window is measured into HDR histograms, and throughput with
-//! p50/p99/p99.9/max latency is printed as a table, or as JSON.
+//! mixes (see [`workload`]); the key space is loaded first for workloads
+//! that read; after a warm-up a fixed window is measured into HDR
+//! histograms, and throughput with p50/p99/p99.9/max latency is printed as
+//! a table, or as JSON.
 
 mod compare;
 mod etcd;

@@ -268,7 +268,7 @@ pub async fn cairn_dev(dir: &Path, shards: Option<u16>) -> anyhow::Result<CairnD
         args.extend(["--shards".into(), shards.to_string()]);
     }
     let mut supervisor = start("cairn dev", &cairn_server()?, &args, &dir.join("cairn.log"))?;
-    // Ready once a write to every shard goes through: a SET per node.
+    // Ready once every node takes a write: a SET through each.
     for node in 0..3u16 {
         let addr = loopback(port + 10 * node);
         wait_resp(
