@@ -79,6 +79,7 @@ impl Cluster {
         let topology = Topology {
             cluster_name: "jepsen".into(),
             shards,
+            regions: Vec::new(),
             nodes,
         };
         std::fs::create_dir_all(dir)?;

@@ -3,7 +3,9 @@
 //! Two files describe a node:
 //!
 //! - the **topology** (shared by every node of a cluster): the cluster name,
-//!   the number of shards and every node with its region, zone and addresses;
+//!   the number of shards, the regions with their roles, and every node with
+//!   its region, zone and addresses (which node holds which group is
+//!   [`crate::placement`]'s);
 //! - the **node config**: which node of the topology this process is, where
 //!   its data lives, and its tunables (`[raft]`, `[storage]`).
 //!
@@ -12,13 +14,14 @@
 //! Loading validates everything it can before the node starts, and every
 //! error names the file, the key and what is wrong.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::placement::RegionIndex;
 use crate::slot::SLOTS;
 
 /// Default number of shards when the topology does not say.
@@ -33,8 +36,35 @@ pub struct Topology {
     /// How many shards the 16384 slots are divided into (default 8).
     #[serde(default = "default_shards")]
     pub shards: u16,
+    /// The regions and their roles; none declared means one primary
+    /// region, the one every node names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionSpec>,
     /// Every node of the cluster.
     pub nodes: Vec<NodeSpec>,
+}
+
+/// What a region does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionRole {
+    /// Its groups take the writes (exactly one region).
+    Primary,
+    /// Keeps its own groups of every shard, fed from the primary.
+    Secondary,
+    /// Holds no data, only a window of the cross-region log and a vote in
+    /// the meta group (at most one region, of one node).
+    Witness,
+}
+
+/// One region of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    /// The name nodes give in their `region` key.
+    pub name: String,
+    /// What the region does.
+    pub role: RegionRole,
 }
 
 fn default_shards() -> u16 {
@@ -47,7 +77,7 @@ fn default_shards() -> u16 {
 pub struct NodeSpec {
     /// Unique, non-zero node id.
     pub id: u64,
-    /// The region the node runs in (one region for now).
+    /// The region the node runs in (one of `[[regions]]`, if declared).
     #[serde(default = "default_region")]
     pub region: String,
     /// The availability zone inside the region; each shard keeps one replica
@@ -281,34 +311,6 @@ impl Topology {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Zone name → node ids in that zone (sorted), zones in name order.
-    pub fn zones(&self) -> BTreeMap<&str, Vec<u64>> {
-        let mut zones: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for node in &self.nodes {
-            zones.entry(node.zone.as_str()).or_default().push(node.id);
-        }
-        for ids in zones.values_mut() {
-            ids.sort_unstable();
-        }
-        zones
-    }
-
-    /// The voters of `shard`: one node per zone. Where a zone has several
-    /// nodes, shards are dealt round-robin among them.
-    pub fn replicas(&self, shard: u64) -> Vec<u64> {
-        self.zones()
-            .values()
-            .map(|ids| ids[(shard as usize) % ids.len()])
-            .collect()
-    }
-
-    /// The node that should lead `shard` when all are healthy: zones take
-    /// turns, so leaders are spread over the nodes.
-    pub fn preferred_leader(&self, shard: u64) -> u64 {
-        let replicas = self.replicas(shard);
-        replicas[(shard as usize) % replicas.len()]
-    }
-
     /// Checks the topology for mistakes that would make a cluster unsafe or
     /// unable to start; `path` is named in the error.
     pub fn validate(&self, path: &Path) -> Result<()> {
@@ -327,7 +329,6 @@ impl Topology {
         }
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
-        let mut regions = BTreeSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             if node.id == 0 {
                 return Err(err(format!("nodes[{i}].id"), "must not be 0".into()));
@@ -349,13 +350,97 @@ impl Topology {
                     ));
                 }
             }
-            regions.insert(node.region.as_str());
         }
-        if regions.len() > 1 {
+        self.validate_regions(path)
+    }
+
+    /// Checks that every node's region is declared, that the roles make a
+    /// cluster (one primary, at most one witness of one node) and that
+    /// every data region's zones can keep a majority of each group.
+    fn validate_regions(&self, path: &Path) -> Result<()> {
+        let err = |key: String, msg: String| config_error(path, &key, msg);
+        if self.regions.is_empty() {
+            let named: BTreeSet<&str> = self.nodes.iter().map(|n| n.region.as_str()).collect();
+            if named.len() > 1 {
+                return Err(err(
+                    "regions".into(),
+                    format!("nodes name the regions {named:?}: declare each in [[regions]] with its role"),
+                ));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, region) in self.regions.iter().enumerate() {
+            if region.name.trim().is_empty() {
+                return Err(err(format!("regions[{i}].name"), "must not be empty".into()));
+            }
+            if !names.insert(region.name.as_str()) {
+                return Err(err(
+                    format!("regions[{i}].name"),
+                    format!("region {:?} appears twice", region.name),
+                ));
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !self.regions.is_empty() && !names.contains(node.region.as_str()) {
+                return Err(err(
+                    format!("nodes[{i}].region"),
+                    format!("region {:?} is not in [[regions]] (regions: {names:?})", node.region),
+                ));
+            }
+        }
+        let specs = self.region_specs();
+        let with_role = |role: RegionRole| specs.iter().filter(|r| r.role == role).count();
+        if with_role(RegionRole::Primary) != 1 {
             return Err(err(
-                "nodes[].region".into(),
-                format!("one region per cluster is supported for now, found {regions:?}"),
+                "regions".into(),
+                format!(
+                    "exactly one region must have role = \"primary\", found {}",
+                    with_role(RegionRole::Primary)
+                ),
             ));
+        }
+        if with_role(RegionRole::Witness) > 1 {
+            return Err(err(
+                "regions".into(),
+                format!(
+                    "at most one region may have role = \"witness\", found {}",
+                    with_role(RegionRole::Witness)
+                ),
+            ));
+        }
+        for (index, region) in specs.iter().enumerate() {
+            let key = if self.regions.is_empty() {
+                "nodes[].region".to_string()
+            } else {
+                format!("regions[{index}]")
+            };
+            let nodes = self.nodes.iter().filter(|n| n.region == region.name).count();
+            let zones = self.zones(index as RegionIndex).len();
+            match region.role {
+                _ if nodes == 0 => {
+                    return Err(err(key, format!("region {:?} has no nodes", region.name)));
+                }
+                RegionRole::Witness if nodes > 1 => {
+                    return Err(err(
+                        key,
+                        format!(
+                            "the witness region {:?} has {nodes} nodes; it holds no data and has one",
+                            region.name
+                        ),
+                    ));
+                }
+                RegionRole::Primary | RegionRole::Secondary if zones == 2 => {
+                    return Err(err(
+                        key,
+                        format!(
+                            "region {:?} has 2 zones: each shard keeps one voter per zone, and 2 voters \
+                             lose their majority when either zone is lost; use 1 zone, or 3 or more",
+                            region.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -416,7 +501,7 @@ resp_addr = "127.0.0.1:6003"
         assert_eq!(config.raft, RaftOptions::default());
         assert_eq!(config.storage.fsync, Fsync::Always);
         assert_eq!(config.topology.replicas(0), vec![1, 2, 3]);
-        let leaders: BTreeSet<u64> = (0..3).map(|s| config.topology.preferred_leader(s)).collect();
+        let leaders: BTreeSet<u64> = (0..3).filter_map(|s| config.topology.preferred_leader(0, s)).collect();
         assert_eq!(leaders.len(), 3, "leaders spread over nodes");
     }
 
@@ -433,6 +518,83 @@ resp_addr = "127.0.0.1:6003"
         assert_eq!(config.storage, StorageOptions::default());
         assert_eq!(config.clients, ClientLimits::default());
         assert_eq!(config.topology.shards, DEFAULT_SHARDS);
+    }
+
+    /// The topology of [`TOPOLOGY`]'s three nodes in region "east" and
+    /// `extra` appended (more `[[regions]]` and `[[nodes]]`).
+    fn with_regions(extra: &str) -> Topology {
+        let text = TOPOLOGY.replace("zone = ", "region = \"east\"\nzone = ") + extra;
+        toml::from_str(&text).unwrap()
+    }
+
+    fn refusal(topology: &Topology) -> String {
+        topology.validate(Path::new("topology.toml")).unwrap_err().to_string()
+    }
+
+    const EAST_PRIMARY: &str = "[[regions]]\nname = \"east\"\nrole = \"primary\"\n";
+
+    fn node(id: u64, region: &str, zone: &str) -> String {
+        format!(
+            "[[nodes]]\nid = {id}\nregion = \"{region}\"\nzone = \"{zone}\"\n\
+             grpc_addr = \"127.0.0.1:{}\"\nresp_addr = \"127.0.0.1:{}\"\n",
+            7000 + id,
+            6000 + id
+        )
+    }
+
+    #[test]
+    fn regions_with_roles_load_and_bad_ones_are_refused_with_the_reason() {
+        let witness = "[[regions]]\nname = \"w\"\nrole = \"witness\"\n";
+        let valid = with_regions(&format!("{EAST_PRIMARY}{witness}{}", node(4, "w", "a")));
+        valid.validate(Path::new("topology.toml")).unwrap();
+        assert_eq!(valid.region_of(4), Some((1, RegionRole::Witness)));
+
+        let undeclared = with_regions(&node(4, "west", "a"));
+        let msg = refusal(&undeclared);
+        assert!(
+            msg.contains("key `regions`") && msg.contains("declare each in [[regions]]"),
+            "{msg}"
+        );
+
+        let unknown = with_regions(&format!("{EAST_PRIMARY}{}", node(4, "west", "a")));
+        let msg = refusal(&unknown);
+        assert!(
+            msg.contains("nodes[3].region") && msg.contains("\"west\" is not in [[regions]]"),
+            "{msg}"
+        );
+
+        let secondary = "[[regions]]\nname = \"east\"\nrole = \"secondary\"\n";
+        let msg = refusal(&with_regions(secondary));
+        assert!(
+            msg.contains("exactly one region must have role = \"primary\", found 0"),
+            "{msg}"
+        );
+
+        let two_witness_nodes = format!("{EAST_PRIMARY}{witness}{}{}", node(4, "w", "a"), node(5, "w", "b"));
+        let msg = refusal(&with_regions(&two_witness_nodes));
+        assert!(msg.contains("regions[1]") && msg.contains("has 2 nodes"), "{msg}");
+
+        let empty = format!("{EAST_PRIMARY}[[regions]]\nname = \"west\"\nrole = \"secondary\"\n");
+        let msg = refusal(&with_regions(&empty));
+        assert!(msg.contains("region \"west\" has no nodes"), "{msg}");
+
+        let two_zones = format!(
+            "{EAST_PRIMARY}[[regions]]\nname = \"west\"\nrole = \"secondary\"\n{}{}",
+            node(4, "west", "a"),
+            node(5, "west", "b")
+        );
+        let msg = refusal(&with_regions(&two_zones));
+        assert!(
+            msg.contains("region \"west\" has 2 zones") && msg.contains("majority"),
+            "{msg}"
+        );
+
+        let twice = format!("{EAST_PRIMARY}{EAST_PRIMARY}");
+        let msg = refusal(&with_regions(&twice));
+        assert!(
+            msg.contains("regions[1].name") && msg.contains("appears twice"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! `cairn-server --config DIR/<node>/node.toml`; it catches up from its
 //! peers. Ctrl-C (or SIGTERM) stops every child cleanly.
 //!
+//! The cluster has `--regions` data regions of `--zones` zones, one node per
+//! zone, and with `--witness` one witness node; the first region is the
+//! primary. One region without a witness is a plain cluster whose topology
+//! declares no regions. Nodes are numbered from 1 region by region, the
+//! witness last.
+//!
 //! Ports: node `i` (from 0) serves RESP on `port + 10·i` and gRPC on
 //! `port + 10·i + 2`; `port + 1` stays free for the read-only listener.
 
@@ -22,14 +28,19 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::config::{
-    AuthOptions, ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology,
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, RegionRole, RegionSpec, StorageOptions,
+    Topology,
 };
 use crate::error::{Error, Result};
 
 /// Default first RESP port.
 pub const DEFAULT_PORT: u16 = 6379;
-/// Default number of zones (one node each).
+/// Default number of zones per region (one node each).
 pub const DEFAULT_ZONES: usize = 3;
+/// Default number of data regions.
+pub const DEFAULT_REGIONS: usize = 1;
+/// Most data regions `dev` starts.
+const MAX_REGIONS: usize = 9;
 /// How long children get to stop before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
@@ -40,8 +51,12 @@ pub struct DevOptions {
     pub dir: PathBuf,
     /// First RESP port.
     pub port: Option<u16>,
-    /// Number of zones.
+    /// Number of data regions.
+    pub regions: Option<usize>,
+    /// Number of zones per data region.
     pub zones: Option<usize>,
+    /// Whether to add a witness region of one node.
+    pub witness: bool,
     /// Number of shards.
     pub shards: Option<u16>,
     /// The `default` user's password, for a new cluster.
@@ -53,21 +68,100 @@ fn node_dir_name(id: u64) -> String {
     format!("node{id}")
 }
 
+/// The shape of a dev cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Data regions.
+    pub regions: usize,
+    /// Zones per data region.
+    pub zones: usize,
+    /// Whether there is a witness node.
+    pub witness: bool,
+    /// Shards.
+    pub shards: u16,
+}
+
+impl Shape {
+    /// The shape of an existing cluster's topology.
+    fn of(topology: &Topology) -> Shape {
+        let specs = topology.region_specs();
+        let witness = specs.iter().any(|r| r.role == RegionRole::Witness);
+        Shape {
+            regions: specs.len() - usize::from(witness),
+            zones: topology.zones(topology.primary_region()).len(),
+            witness,
+            shards: topology.shards,
+        }
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.regions == 1 { "" } else { "s" };
+        write!(f, "{} region{plural} of {} zones", self.regions, self.zones)?;
+        if self.witness {
+            f.write_str(" and a witness")?;
+        }
+        write!(f, ", {} shards", self.shards)
+    }
+}
+
 /// The topology for a fresh dev cluster.
-pub fn topology(port: u16, zones: usize, shards: u16) -> Result<Topology> {
+pub fn topology(port: u16, shape: Shape) -> Result<Topology> {
+    let Shape {
+        regions,
+        zones,
+        witness,
+        shards,
+    } = shape;
     if !(1..=26).contains(&zones) {
         return Err(Error::Config(format!("--zones must be between 1 and 26, got {zones}")));
     }
+    if !(1..=MAX_REGIONS).contains(&regions) {
+        return Err(Error::Config(format!(
+            "--regions must be between 1 and {MAX_REGIONS}, got {regions}"
+        )));
+    }
+    let declared = regions > 1 || witness;
+    let region_name = |r: usize| {
+        if declared {
+            format!("region{}", r + 1)
+        } else {
+            "local".into()
+        }
+    };
+    let mut places: Vec<(String, String)> = (0..regions * zones)
+        .map(|i| (region_name(i / zones), zone_name(i % zones)))
+        .collect();
+    let mut region_specs: Vec<RegionSpec> = (0..regions)
+        .map(|r| RegionSpec {
+            name: region_name(r),
+            role: if r == 0 {
+                RegionRole::Primary
+            } else {
+                RegionRole::Secondary
+            },
+        })
+        .collect();
+    if witness {
+        places.push((WITNESS.into(), zone_name(0)));
+        region_specs.push(RegionSpec {
+            name: WITNESS.into(),
+            role: RegionRole::Witness,
+        });
+    }
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let nodes = (0..zones)
-        .map(|i| {
+    let nodes = places
+        .into_iter()
+        .enumerate()
+        .map(|(i, (region, zone))| {
             let base = port
                 .checked_add(10 * i as u16 + 2)
-                .ok_or_else(|| Error::Config(format!("--port {port} leaves no room for {zones} nodes")))?;
+                .ok_or_else(|| Error::Config(format!("--port {port} leaves no room for {} nodes", i + 1)))?;
             Ok(NodeSpec {
                 id: i as u64 + 1,
-                region: "local".into(),
-                zone: ((b'a' + i as u8) as char).to_string(),
+                region,
+                zone,
                 resp_addr: SocketAddr::new(localhost, base - 2),
                 grpc_addr: SocketAddr::new(localhost, base),
             })
@@ -76,10 +170,19 @@ pub fn topology(port: u16, zones: usize, shards: u16) -> Result<Topology> {
     let topology = Topology {
         cluster_name: "dev".into(),
         shards,
+        regions: if declared { region_specs } else { Vec::new() },
         nodes,
     };
     topology.validate(Path::new("(dev options)"))?;
     Ok(topology)
+}
+
+/// The name of the witness region.
+const WITNESS: &str = "witness";
+
+/// Zone `i` of a region: `a`, `b`, …
+fn zone_name(i: usize) -> String {
+    ((b'a' + i as u8) as char).to_string()
 }
 
 /// Writes the cluster's files into `dir` (or reuses those already there)
@@ -92,28 +195,31 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
         let existing: Topology = toml::from_str(&text)
             .map_err(|e| Error::Config(format!("{}: {}", topology_path.display(), e.to_string().trim_end())))?;
         existing.validate(&topology_path)?;
-        let differs = options.zones.is_some_and(|z| z != existing.zones().len())
-            || options.shards.is_some_and(|s| s != existing.shards)
+        let shape = Shape::of(&existing);
+        let differs = options.regions.is_some_and(|r| r != shape.regions)
+            || options.zones.is_some_and(|z| z != shape.zones)
+            || (options.witness && !shape.witness)
+            || options.shards.is_some_and(|s| s != shape.shards)
             || options.port.is_some_and(|p| p != existing.nodes[0].resp_addr.port())
             || options.requirepass.is_some();
         if differs {
             return Err(Error::Config(format!(
-                "{} already holds a cluster of {} zones, {} shards, first port {}; \
+                "{} already holds a cluster of {shape}, first port {}; \
                  run without those flags to resume it (a password is changed in each \
                  node.toml's [auth] section, or with ACL SETUSER), or use another --dir",
                 dir.display(),
-                existing.zones().len(),
-                existing.shards,
                 existing.nodes[0].resp_addr.port()
             )));
         }
         return Ok(existing);
     }
-    let topology = topology(
-        options.port.unwrap_or(DEFAULT_PORT),
-        options.zones.unwrap_or(DEFAULT_ZONES),
-        options.shards.unwrap_or(DEFAULT_SHARDS),
-    )?;
+    let shape = Shape {
+        regions: options.regions.unwrap_or(DEFAULT_REGIONS),
+        zones: options.zones.unwrap_or(DEFAULT_ZONES),
+        witness: options.witness,
+        shards: options.shards.unwrap_or(DEFAULT_SHARDS),
+    };
+    let topology = topology(options.port.unwrap_or(DEFAULT_PORT), shape)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for node in &topology.nodes {
         let node_dir = dir.join(node_dir_name(node.id));
@@ -172,6 +278,13 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
         children.push(Running { id: node.id, child });
     }
     println!("{}", table(&topology, &dir, &children));
+    if !topology.regions.is_empty() {
+        let primary = &topology.region_specs()[usize::from(topology.primary_region())];
+        println!(
+            "primary region: {} (every node's resp port reads and writes through it)",
+            primary.name
+        );
+    }
     println!(
         "try: redis-cli -p {}    (Ctrl-C stops the cluster)",
         topology.nodes[0].resp_addr.port()
@@ -205,22 +318,18 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
 
 fn table(topology: &Topology, dir: &Path, children: &[Running]) -> String {
     let mut out = String::new();
+    let _ = writeln!(out, "Cairn dev cluster in {} ({})", dir.display(), Shape::of(topology));
     let _ = writeln!(
         out,
-        "Cairn dev cluster in {} ({} shards)",
-        dir.display(),
-        topology.shards
-    );
-    let _ = writeln!(
-        out,
-        "{:<6} {:<5} {:<16} {:<16} {:<8} dir",
-        "node", "zone", "resp", "grpc", "pid"
+        "{:<6} {:<9} {:<5} {:<16} {:<16} {:<8} dir",
+        "node", "region", "zone", "resp", "grpc", "pid"
     );
     for (node, running) in topology.nodes.iter().zip(children) {
         let _ = writeln!(
             out,
-            "{:<6} {:<5} {:<16} {:<16} {:<8} {}",
+            "{:<6} {:<9} {:<5} {:<16} {:<16} {:<8} {}",
             node.id,
+            node.region,
             node.zone,
             node.resp_addr,
             node.grpc_addr,

@@ -38,7 +38,7 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
             _ = interval.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        for shard in node.shards().filter(|s| s.leader() == Some(node.id())) {
+        for shard in node.serving().filter(|s| s.leader() == Some(node.id())) {
             for _ in 0..PROPOSALS_PER_CYCLE {
                 let keys = shard.expired(now_ms(), KEYS_PER_PROPOSAL);
                 let more = keys.len() == KEYS_PER_PROPOSAL;
@@ -47,7 +47,7 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
                 }
                 let purge = Request::Write(Write::new(WriteOp::PurgeExpired { keys }));
                 if let Err(err) = shard.execute(purge).await {
-                    tracing::debug!(shard = shard.id, cause = %err, "active expiry paused");
+                    tracing::debug!(shard = shard.shard, cause = %err, "active expiry paused");
                     break;
                 }
                 if !more {

@@ -11,7 +11,7 @@
 //!               └─ storage (the Storage trait; RocksDB behind it)
 //! ```
 //!
-//! `config` and `slot` are shared vocabulary; `server` wires a node's
+//! `config`, `placement` and `slot` are shared vocabulary; `server` wires a node's
 //! listeners and background work (`expiry`) together; `dev` runs a whole
 //! local cluster as child processes.
 
@@ -23,6 +23,7 @@ pub mod expiry;
 pub mod grpc;
 pub mod keyspace;
 pub mod node;
+pub mod placement;
 pub mod raft;
 pub mod resp;
 pub mod server;

@@ -40,9 +40,15 @@ enum Command {
         /// RESP port of the first node [default: 6379].
         #[arg(long)]
         port: Option<u16>,
-        /// Number of zones, one node each [default: 3].
+        /// Number of data regions; the first is the primary [default: 1].
+        #[arg(long)]
+        regions: Option<usize>,
+        /// Number of zones per data region, one node each [default: 3].
         #[arg(long)]
         zones: Option<usize>,
+        /// Add a witness region of one node.
+        #[arg(long)]
+        witness: bool,
         /// Number of shards [default: 8].
         #[arg(long)]
         shards: Option<u16>,
@@ -87,7 +93,9 @@ async fn main() -> ExitCode {
             Some(Command::Dev {
                 dir,
                 port,
+                regions,
                 zones,
+                witness,
                 shards,
                 requirepass,
             }),
@@ -96,7 +104,9 @@ async fn main() -> ExitCode {
             let options = DevOptions {
                 dir,
                 port,
+                regions,
                 zones,
+                witness,
                 shards,
                 requirepass,
             };

@@ -1,13 +1,16 @@
-//! A node: every shard group this process replicates, and the routing that
-//! lets any node answer for any key.
+//! A node: every group this process replicates, and the routing that lets
+//! any node answer for any key.
 //!
 //! [`Node::start`] locks the data directory, opens the node store, starts
-//! one Raft group per shard it holds a replica of and, for the shards it is
-//! the preferred leader of, initialises a pristine group with one voter per
-//! zone (so leaders start spread over the nodes).
+//! one Raft group per shard its region's placement gives it a replica of
+//! (see [`crate::placement`]; a witness holds none) and, for the groups it
+//! is the preferred leader of, initialises a pristine group with one voter
+//! per zone of its region (so leaders start spread over the nodes).
 //!
-//! [`Node::execute`] runs a request on the shard's leader: here when this
-//! node leads, otherwise forwarded over gRPC and the answer relayed. It
+//! [`Node::execute`] runs a request on the leader of the shard's group in
+//! the primary region: here when this node leads it, otherwise forwarded
+//! over gRPC and the answer relayed (a node of another region always
+//! forwards). It
 //! follows leader changes within [`REQUEST_TIMEOUT`]. Reads are always safe
 //! to retry; a write is retried only when it certainly was not proposed
 //! (the leader refused it, or the connection to the leader could not even be
@@ -24,9 +27,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::acl::{ACL_SHARD, DEFAULT_USER, User};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, RegionRole};
 use crate::error::{Error, Result};
 use crate::keyspace::Read;
+use crate::placement::{RegionIndex, group_id};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, Peers};
 use crate::raft::state_machine::StateMachine;
@@ -94,7 +98,12 @@ impl ForwardError {
 pub struct Node {
     config: NodeConfig,
     slots: SlotMap,
+    /// Every local replica, by group id.
     shards: BTreeMap<GroupId, Shard>,
+    /// The primary region, whose groups serve every shard.
+    primary: RegionIndex,
+    /// The voters of each shard's serving group, by shard.
+    serving_replicas: Vec<Vec<NodeId>>,
     peers: Peers,
     storage: Arc<dyn Storage>,
     /// The `default` user as this node's config describes it, until the
@@ -122,19 +131,25 @@ impl Node {
         )?);
         let slots = SlotMap::new(config.topology.shards);
 
+        let topology = &config.topology;
+        let (region, role) = topology.region_of(config.id).expect("validated at load");
+        let holds_data = role != RegionRole::Witness;
         let mut shards = BTreeMap::new();
-        for shard in 0..u64::from(slots.shards()) {
-            let replicas = config.topology.replicas(shard);
+        for shard in (0..u64::from(slots.shards())).filter(|_| holds_data) {
+            let replicas = topology.replicas_in(region, shard);
             if !replicas.contains(&config.id) {
                 continue;
             }
+            let group = group_id(region, shard);
+            // A node belongs to one region, so its shard numbers name its
+            // groups uniquely on its disk.
             let state_machine = StateMachine::open(dir.join("snapshots").join(format!("shard-{shard}")))?;
             let applied = state_machine.applied();
             let snapshot_dir = state_machine.dir().to_path_buf();
-            let log_store = LogStore::new(storage.clone(), shard, config.storage.fsync, commit.clone());
+            let log_store = LogStore::new(storage.clone(), group, config.storage.fsync, commit.clone());
             let network = GroupNetwork {
                 peers: peers.clone(),
-                group: shard,
+                group,
             };
             let raft = Raft::new(config.id, raft_config.clone(), network, log_store, state_machine)
                 .await
@@ -142,17 +157,21 @@ impl Node {
                     shard,
                     detail: e.to_string(),
                 })?;
-            if config.topology.preferred_leader(shard) == config.id {
+            if topology.preferred_leader(region, shard) == Some(config.id) {
                 initialize(&raft, shard, &replicas).await?;
             }
-            shards.insert(shard, Shard::new(shard, config.id, raft, applied, snapshot_dir));
+            shards.insert(group, Shard::new(group, config.id, raft, applied, snapshot_dir));
         }
-        tracing::info!(node = config.id, shards = shards.len(), dir = %dir.display(), "node started");
+        tracing::info!(node = config.id, region, groups = shards.len(), dir = %dir.display(), "node started");
         let default_user = Arc::new(User::default_user(config.auth.requirepass.as_deref()));
+        let primary = topology.primary_region();
+        let serving_replicas = (0..u64::from(slots.shards())).map(|s| topology.replicas(s)).collect();
         Ok(Node {
             config,
             slots,
             shards,
+            primary,
+            serving_replicas,
             peers,
             storage,
             default_user,
@@ -175,14 +194,30 @@ impl Node {
         self.slots
     }
 
-    /// The local replica of `shard`, if this node holds one.
-    pub fn shard(&self, shard: GroupId) -> Option<&Shard> {
-        self.shards.get(&shard)
+    /// The local replica of the group serving `shard` (the primary
+    /// region's), if this node holds one.
+    pub fn shard(&self, shard: u64) -> Option<&Shard> {
+        self.shards.get(&group_id(self.primary, shard))
+    }
+
+    /// The local replica of group `group`, whatever its region.
+    pub fn group(&self, group: GroupId) -> Option<&Shard> {
+        self.shards.get(&group)
+    }
+
+    /// The voters of the group serving `shard`.
+    pub fn serving_replicas(&self, shard: u64) -> &[NodeId] {
+        self.serving_replicas.get(shard as usize).map_or(&[], Vec::as_slice)
     }
 
     /// Every local replica.
     pub fn shards(&self) -> impl Iterator<Item = &Shard> {
         self.shards.values()
+    }
+
+    /// The local replicas of the groups that serve their shards.
+    pub fn serving(&self) -> impl Iterator<Item = &Shard> {
+        (0..u64::from(self.slots.shards())).filter_map(|shard| self.shard(shard))
     }
 
     /// The user of this name, as this node's replica of the users table
@@ -203,22 +238,23 @@ impl Node {
         users.into_iter().collect()
     }
 
-    /// Executes `request` on `shard`'s leader, wherever it is.
-    pub async fn execute(&self, shard: GroupId, request: Request) -> Result<Answer> {
+    /// Executes `request` on the leader of the group serving `shard`,
+    /// wherever it is.
+    pub async fn execute(&self, shard: u64, request: Request) -> Result<Answer> {
         // A deliberate bug for cairn-jepsen's self-test: answer reads from
         // the local replica, without the linearizer.
         #[cfg(feature = "failpoints")]
-        if let (Request::Read(read), Some(local)) = (&request, self.shards.get(&shard)) {
+        if let (Request::Read(read), Some(local)) = (&request, self.shard(shard)) {
             fail::fail_point!("stale-read", |_| Ok(local.read_local(read)));
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let is_write = matches!(request, Request::Write(_));
-        let replicas = self.config.topology.replicas(shard);
+        let replicas = self.serving_replicas(shard);
         let mut backoff = RETRY_BACKOFF;
         let mut hint: Option<NodeId> = None;
         let mut attempt = 0usize;
         loop {
-            let local = self.shards.get(&shard);
+            let local = self.shard(shard);
             // Whom to ask: a fresh hint, else the leader this node knows of,
             // else (for a shard without a local replica) each replica in turn.
             let target = hint
@@ -262,8 +298,8 @@ impl Node {
 
     /// Executes `request` only if this node leads `shard`: for clients that
     /// route to leaders themselves and want to hear when they got it wrong.
-    pub async fn execute_here(&self, shard: GroupId, request: Request) -> Result<Answer> {
-        match self.shards.get(&shard) {
+    pub async fn execute_here(&self, shard: u64, request: Request) -> Result<Answer> {
+        match self.shard(shard) {
             Some(local) => local.execute(request).await,
             None => Err(Error::NotLeader { shard, leader: None }),
         }
@@ -272,8 +308,8 @@ impl Node {
     /// Answers `read` at the asked consistency: weaker levels are served by
     /// this node's replica when it may, the rest by the leader (here, or
     /// forwarded unless `direct`).
-    pub async fn read(&self, shard: GroupId, read: Read, consistency: Consistency, direct: bool) -> Result<Answer> {
-        let local = self.shards.get(&shard);
+    pub async fn read(&self, shard: u64, read: Read, consistency: Consistency, direct: bool) -> Result<Answer> {
+        let local = self.shard(shard);
         let request = match consistency {
             Consistency::Linearizable => Request::Read(read),
             Consistency::ReadIndex => Request::ReadIndex(read),
@@ -293,10 +329,10 @@ impl Node {
         }
     }
 
-    async fn forward(&self, node: NodeId, shard: GroupId, request: &Request, deadline: Instant) -> Result<Answer> {
+    async fn forward(&self, node: NodeId, shard: u64, request: &Request, deadline: Instant) -> Result<Answer> {
         let mut client = self.peers.client(node)?;
         let mut call = tonic::Request::new(ForwardRequest {
-            group_id: shard,
+            group_id: group_id(self.primary, shard),
             payload: wire::encode(request)?,
         });
         call.set_timeout(deadline.saturating_duration_since(Instant::now()));
@@ -326,7 +362,7 @@ impl Node {
     pub async fn shutdown(&self) {
         for shard in self.shards.values() {
             if let Err(err) = shard.raft().shutdown().await {
-                tracing::warn!(shard = shard.id, cause = %err, "raft group did not stop cleanly");
+                tracing::warn!(group = shard.group, cause = %err, "raft group did not stop cleanly");
             }
         }
         if let Err(err) = self.storage.sync() {
@@ -340,7 +376,7 @@ impl Node {
     pub fn fatal(&self) -> Option<Error> {
         self.shards.values().find_map(|shard| {
             shard.metrics().running_state.err().map(|e| Error::Fatal {
-                shard: shard.id,
+                shard: shard.shard,
                 detail: e.to_string(),
             })
         })

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{User, Users};
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply, Write};
+use crate::placement::shard_of_group;
 use crate::raft::state_machine::Applied;
 use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
 
@@ -70,8 +71,10 @@ pub fn now_ms() -> u64 {
 
 /// One shard's group on this node.
 pub struct Shard {
-    /// The shard (and group) id.
-    pub id: GroupId,
+    /// The group's id (see [`crate::placement`]).
+    pub group: GroupId,
+    /// The shard the group replicates.
+    pub shard: u64,
     node: NodeId,
     raft: Raft,
     applied: Arc<RwLock<Applied>>,
@@ -86,10 +89,11 @@ pub struct Shard {
 
 impl Shard {
     /// Wraps a started group.
-    pub fn new(id: GroupId, node: NodeId, raft: Raft, applied: Arc<RwLock<Applied>>, snapshot_dir: PathBuf) -> Self {
+    pub fn new(group: GroupId, node: NodeId, raft: Raft, applied: Arc<RwLock<Applied>>, snapshot_dir: PathBuf) -> Self {
         let lease = Duration::from_millis(raft.config().election_timeout_min);
         Shard {
-            id,
+            group,
+            shard: shard_of_group(group),
             node,
             lease,
             raft,
@@ -182,14 +186,14 @@ impl Shard {
                 served_by: self.node,
             }),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(Error::NotLeader {
-                shard: self.id,
+                shard: self.shard,
                 leader: forward.leader_id,
             }),
             Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
-                Err(Error::Indeterminate { shard: self.id })
+                Err(Error::Indeterminate { shard: self.shard })
             }
             Err(err) => Err(Error::Fatal {
-                shard: self.id,
+                shard: self.shard,
                 detail: err.to_string(),
             }),
         }
@@ -261,16 +265,16 @@ impl Shard {
             Ok(_) => {}
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
                 return Err(Error::NotLeader {
-                    shard: self.id,
+                    shard: self.shard,
                     leader: forward.leader_id,
                 });
             }
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
-                return Err(Error::NoLeader { shard: self.id });
+                return Err(Error::NoLeader { shard: self.shard });
             }
             Err(err) => {
                 return Err(Error::Fatal {
-                    shard: self.id,
+                    shard: self.shard,
                     detail: err.to_string(),
                 });
             }

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use fixtures::{Resp, Value, free_port, server_binary, signal};
 
-/// A first port whose node ports (+0, +2, +10, +12, +20, +22) are all free.
-fn free_base() -> u16 {
+/// A first port whose ports for `nodes` nodes (+0, +2, +10, +12, …) are
+/// all free.
+fn free_base(nodes: u16) -> u16 {
     loop {
         let base = free_port();
-        let all_free = [0, 2, 10, 12, 20, 22]
-            .iter()
+        let all_free = (0..nodes)
+            .flat_map(|i| [10 * i, 10 * i + 2])
             .all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off)).is_ok());
         if all_free {
             return base;
@@ -23,11 +24,12 @@ fn free_base() -> u16 {
     }
 }
 
-fn start_dev(dir: &std::path::Path, port: u16) -> (std::process::Child, Vec<String>) {
+fn start_dev(dir: &std::path::Path, port: u16, shape: &[&str]) -> (std::process::Child, Vec<String>) {
     let mut child = Command::new(server_binary("cairn-server"))
         .args(["dev", "--dir"])
         .arg(dir)
         .args(["--port", &port.to_string()])
+        .args(shape)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -62,8 +64,8 @@ fn wait_for_set(addr: SocketAddr, key: &str, value: &str) {
 #[test]
 fn t70_dev_cluster_starts_stops_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_base();
-    let (mut dev, table) = start_dev(dir.path(), port);
+    let port = free_base(3);
+    let (mut dev, table) = start_dev(dir.path(), port, &[]);
     let table = table.join("\n");
     for node in 1..=3 {
         assert!(
@@ -93,7 +95,7 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
     }
 
     // Same directory again: same cluster, same data.
-    let (mut dev, _) = start_dev(dir.path(), port);
+    let (mut dev, _) = start_dev(dir.path(), port, &[]);
     wait_for_set(first, "another", "1");
     let mut client = Resp::connect(SocketAddr::from(([127, 0, 0, 1], port + 20)));
     assert_eq!(client.cmd(&["GET", "dev-key"]).text().as_deref(), Some("kept"));
@@ -109,5 +111,125 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("already holds a cluster of 3 zones"), "{stderr}");
+    assert!(
+        stderr.contains("already holds a cluster of 1 region of 3 zones"),
+        "{stderr}"
+    );
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The `cairn_shard<n>:` fields of `INFO replication` on `addr`, by shard.
+fn replication(addr: SocketAddr) -> Vec<String> {
+    let info = Resp::connect(addr).cmd(&["INFO", "replication"]).text().unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cairn_shard"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primary() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_base(7);
+    let shape = ["--regions", "2", "--zones", "3", "--witness", "--shards", "2"];
+    let (mut dev, table) = start_dev(dir.path(), port, &shape);
+    let table = table.join("\n");
+    for (node, region) in [(1, "region1"), (4, "region2"), (6, "region2"), (7, "witness")] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{node} ")))
+            .unwrap_or_else(|| panic!("node {node} missing: {table}"));
+        assert!(row.contains(region), "{row}");
+    }
+    assert!(table.contains("primary region: region1"), "{table}");
+
+    // Every node takes writes: the secondary region's and the witness
+    // forward them to the primary region.
+    let secondary = loopback(port + 30);
+    let witness = loopback(port + 60);
+    wait_for_set(secondary, "from-secondary", "1");
+    wait_for_set(witness, "from-witness", "2");
+    let mut primary = Resp::connect(loopback(port));
+    assert_eq!(primary.cmd(&["GET", "from-secondary"]).text().as_deref(), Some("1"));
+    assert_eq!(primary.cmd(&["GET", "from-witness"]).text().as_deref(), Some("2"));
+    assert_eq!(
+        Resp::connect(secondary).cmd(&["GET", "from-witness"]).text().as_deref(),
+        Some("2")
+    );
+
+    // Cluster-aware clients are sent to the primary region's nodes only.
+    let Value::Array(Some(ranges)) = Resp::connect(secondary).cmd(&["CLUSTER", "SLOTS"]) else {
+        panic!("CLUSTER SLOTS did not answer an array");
+    };
+    let primary_ports: Vec<i64> = [0, 10, 20].iter().map(|off| i64::from(port + off)).collect();
+    for range in ranges {
+        let Value::Array(Some(fields)) = range else {
+            panic!("bad range")
+        };
+        for node in &fields[2..] {
+            let Value::Array(Some(node)) = node else {
+                panic!("bad node")
+            };
+            assert!(
+                matches!(node[1], Value::Int(p) if primary_ports.contains(&p)),
+                "{node:?}"
+            );
+        }
+    }
+
+    // The secondary region runs its own groups of every shard, with a
+    // leader of its own; the witness holds none.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let groups = replication(secondary);
+        let led_in_region = groups.len() == 2
+            && groups
+                .iter()
+                .all(|g| ["leader=4,", "leader=5,", "leader=6,"].iter().any(|l| g.contains(l)));
+        if led_in_region {
+            assert!(groups[0].contains("group=65536"), "{groups:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "secondary groups have no leader: {groups:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(replication(witness).is_empty());
+
+    signal(dev.id(), "INT");
+    assert!(dev.wait().unwrap().success());
+
+    let out = Command::new(server_binary("cairn-server"))
+        .args(["dev", "--dir"])
+        .arg(dir.path())
+        .args(["--regions", "3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already holds a cluster of 2 regions of 3 zones and a witness, 2 shards"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn t72_dev_refuses_a_shape_that_cannot_keep_a_majority() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, reason) in [
+        (["--zones", "2"], "has 2 zones"),
+        (["--regions", "0"], "--regions must be between 1 and 9, got 0"),
+    ] {
+        let out = Command::new(server_binary("cairn-server"))
+            .args(["dev", "--dir"])
+            .arg(dir.path().join("cluster"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(!dir.path().join("cluster/topology.toml").exists(), "nothing written");
+    }
 }

@@ -46,8 +46,8 @@ impl RaftService {
 
     fn shard(&self, group: u64) -> Result<&Shard, Status> {
         self.node
-            .shard(group)
-            .ok_or_else(|| Status::not_found(format!("node {} holds no replica of shard {group}", self.node.id())))
+            .group(group)
+            .ok_or_else(|| Status::not_found(format!("node {} holds no replica of group {group}", self.node.id())))
     }
 
     /// Decodes the request, runs it on the group, encodes `Result<_, String>`.
@@ -135,7 +135,7 @@ impl RaftRpc for RaftService {
         let node = self.node.clone();
         let replies = raft.stream_append(requests).map(move |result| {
             let arrival = lock(&arrivals).pop_front();
-            if let (Ok(Ok(_)), Some((at, leader_commit)), Some(shard)) = (&result, arrival, node.shard(group)) {
+            if let (Ok(Ok(_)), Some((at, leader_commit)), Some(shard)) = (&result, arrival, node.group(group)) {
                 shard.note_leader_contact(at, leader_commit);
             }
             let answer: Result<StreamAppendResult, String> = result.map_err(|fatal| fatal.to_string());
@@ -203,7 +203,7 @@ impl RaftRpc for RaftService {
 
     async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
         let request = request.into_inner();
-        let answer = match self.node.shard(request.group_id) {
+        let answer = match self.node.group(request.group_id) {
             Some(shard) => {
                 let shard_request = wire::decode(&request.payload).map_err(status)?;
                 shard

@@ -153,11 +153,12 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             };
             let _ = write!(
                 out,
-                "cairn_shard{}:role={role},leader={},term={},applied={}\r\n",
-                shard.id,
+                "cairn_shard{}:role={role},leader={},term={},applied={},group={}\r\n",
+                shard.shard,
                 metrics.current_leader.unwrap_or(0),
                 metrics.current_term,
                 metrics.last_applied.as_ref().map_or(0, |l| l.index()),
+                shard.group,
             );
         }
         out.push_str("\r\n");

@@ -1,0 +1,179 @@
+//! Placement: which nodes hold which Raft group, read off the topology.
+//!
+//! A cluster has one or more data regions and at most one witness region.
+//! Every shard has one Raft group in every data region, with one voter per
+//! zone of that region, so Raft traffic never leaves a region. The group
+//! of shard `s` in the region at index `r` of `[[regions]]` is
+//! `r << 16 | s` ([`group_id`]): the log store's keys (`group ‖ index`)
+//! and the peer network (`RaftRequest.group_id`) carry it as they carry
+//! any group id. A topology that declares no regions has one, at index 0,
+//! so its groups are numbered as its shards.
+//!
+//! The primary region's groups take the writes; every node's read/write
+//! listener sends a shard's requests to its group there, whose voters are
+//! [`Topology::replicas`].
+//! Where a zone has several nodes, shards are dealt round-robin among them,
+//! and the preferred leaders rotate over the zones so that leaders start
+//! spread over the nodes.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::config::{RegionRole, RegionSpec, Topology};
+
+/// Position of a region in the topology's `[[regions]]` (0 when none are
+/// declared).
+pub type RegionIndex = u16;
+
+/// The Raft group of `shard` in region `region`.
+pub fn group_id(region: RegionIndex, shard: u64) -> u64 {
+    u64::from(region) << 16 | shard
+}
+
+/// The shard a group replicates.
+pub fn shard_of_group(group: u64) -> u64 {
+    group & 0xffff
+}
+
+impl Topology {
+    /// The regions, as declared; a topology that declares none has one
+    /// primary region, the one its nodes name.
+    pub fn region_specs(&self) -> Cow<'_, [RegionSpec]> {
+        if !self.regions.is_empty() {
+            return Cow::Borrowed(&self.regions);
+        }
+        let name = self.nodes.first().map_or_else(String::new, |n| n.region.clone());
+        Cow::Owned(vec![RegionSpec {
+            name,
+            role: RegionRole::Primary,
+        }])
+    }
+
+    /// The index of the region called `name`.
+    pub fn region_index(&self, name: &str) -> Option<RegionIndex> {
+        let position = self.region_specs().iter().position(|r| r.name == name)?;
+        RegionIndex::try_from(position).ok()
+    }
+
+    /// The region of node `id` and its role there.
+    pub fn region_of(&self, id: u64) -> Option<(RegionIndex, RegionRole)> {
+        let node = self.node(id)?;
+        let index = self.region_index(&node.region)?;
+        Some((index, self.region_specs()[usize::from(index)].role))
+    }
+
+    /// The index of the primary region (the one whose groups take writes).
+    pub fn primary_region(&self) -> RegionIndex {
+        let specs = self.region_specs();
+        let position = specs.iter().position(|r| r.role == RegionRole::Primary);
+        position.and_then(|p| RegionIndex::try_from(p).ok()).unwrap_or(0)
+    }
+
+    /// Zone name → node ids of that zone (sorted) in region `region`, zones
+    /// in name order.
+    pub fn zones(&self, region: RegionIndex) -> BTreeMap<&str, Vec<u64>> {
+        let Some(name) = self.region_specs().get(usize::from(region)).map(|r| r.name.clone()) else {
+            return BTreeMap::new();
+        };
+        let mut zones: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for node in self.nodes.iter().filter(|n| n.region == name) {
+            zones.entry(node.zone.as_str()).or_default().push(node.id);
+        }
+        for ids in zones.values_mut() {
+            ids.sort_unstable();
+        }
+        zones
+    }
+
+    /// The voters of `shard`'s group in region `region`: one node per zone.
+    pub fn replicas_in(&self, region: RegionIndex, shard: u64) -> Vec<u64> {
+        self.zones(region)
+            .values()
+            .map(|ids| ids[(shard as usize) % ids.len()])
+            .collect()
+    }
+
+    /// The voters of `shard`'s group in the primary region: the replicas
+    /// that serve it.
+    pub fn replicas(&self, shard: u64) -> Vec<u64> {
+        self.replicas_in(self.primary_region(), shard)
+    }
+
+    /// The node that should lead `shard`'s group in `region` when all are
+    /// healthy: zones take turns, so leaders are spread over the nodes.
+    pub fn preferred_leader(&self, region: RegionIndex, shard: u64) -> Option<u64> {
+        let replicas = self.replicas_in(region, shard);
+        (!replicas.is_empty()).then(|| replicas[(shard as usize) % replicas.len()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::config::NodeSpec;
+
+    fn node(id: u64, region: &str, zone: &str) -> NodeSpec {
+        NodeSpec {
+            id,
+            region: region.into(),
+            zone: zone.into(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16)),
+            resp_addr: SocketAddr::from(([127, 0, 0, 1], 6000 + id as u16)),
+        }
+    }
+
+    fn two_regions() -> Topology {
+        let role = |name: &str, role| RegionSpec {
+            name: name.into(),
+            role,
+        };
+        Topology {
+            cluster_name: "t".into(),
+            shards: 4,
+            regions: vec![
+                role("east", RegionRole::Secondary),
+                role("west", RegionRole::Primary),
+                role("witness", RegionRole::Witness),
+            ],
+            nodes: vec![
+                node(1, "east", "a"),
+                node(2, "east", "b"),
+                node(3, "east", "c"),
+                node(4, "west", "a"),
+                node(5, "west", "b"),
+                node(6, "west", "c"),
+                node(7, "witness", "a"),
+            ],
+        }
+    }
+
+    #[test]
+    fn each_region_has_its_own_groups_with_a_voter_per_zone() {
+        let topology = two_regions();
+        assert_eq!(topology.primary_region(), 1);
+        assert_eq!(topology.region_of(2), Some((0, RegionRole::Secondary)));
+        assert_eq!(topology.region_of(7), Some((2, RegionRole::Witness)));
+        assert_eq!(topology.replicas_in(0, 3), vec![1, 2, 3]);
+        assert_eq!(topology.replicas(3), vec![4, 5, 6], "the primary region serves");
+        assert_eq!(group_id(topology.primary_region(), 3), 65_539);
+        assert_eq!(shard_of_group(65_539), 3);
+        assert_ne!(group_id(0, 3), group_id(1, 3));
+        let leaders: BTreeSet<u64> = (0..3).filter_map(|s| topology.preferred_leader(1, s)).collect();
+        assert_eq!(leaders, BTreeSet::from([4, 5, 6]), "leaders spread over the region");
+        assert!(topology.preferred_leader(3, 0).is_none(), "no such region");
+    }
+
+    #[test]
+    fn a_topology_without_regions_is_one_primary_region_numbered_as_before() {
+        let mut topology = two_regions();
+        topology.regions.clear();
+        topology.nodes.truncate(3);
+        assert_eq!(topology.region_specs().len(), 1);
+        assert_eq!(topology.primary_region(), 0);
+        assert_eq!(group_id(topology.primary_region(), 5), 5);
+        assert_eq!(topology.replicas(1), vec![1, 2, 3]);
+    }
+}
