@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
-use cairn_server::config::{AuthOptions, ClientLimits, NodeFile, NodeSpec, RaftOptions, StorageOptions, Topology};
+use cairn_server::config::{
+    AuthOptions, ClientLimits, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, StorageOptions, Topology,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -73,6 +75,7 @@ impl Cluster {
                     zone: ((b'a' + i as u8) as char).to_string(),
                     grpc_addr: SocketAddr::new(net.address(id), grpc),
                     resp_addr: SocketAddr::new(net.address(id), resp),
+                    ro_addr: None,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -99,6 +102,7 @@ impl Cluster {
                 storage: StorageOptions::default(),
                 clients: ClientLimits::default(),
                 auth: AuthOptions::default(),
+                read_only: ReadOnlyOptions::default(),
             };
             std::fs::write(node_dir.join("node.toml"), toml_string(&file)?)?;
         }

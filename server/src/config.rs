@@ -87,6 +87,11 @@ pub struct NodeSpec {
     pub grpc_addr: SocketAddr,
     /// Redis-protocol (RESP) read/write listener.
     pub resp_addr: SocketAddr,
+    /// Redis-protocol read-only listener (optional): reads from this
+    /// node's replica within `[read_only]`'s staleness bound, writes
+    /// refused with `-READONLY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ro_addr: Option<SocketAddr>,
 }
 
 fn default_region() -> String {
@@ -186,6 +191,41 @@ pub struct AuthOptions {
     pub requirepass: Option<String>,
 }
 
+/// What the read-only listener does with a read its replica cannot show
+/// to be fresh enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PastBound {
+    /// Send it to the shard's leader, as the read/write listener would
+    /// (default).
+    #[default]
+    Forward,
+    /// Answer `-MASTERDOWN`, as a Redis replica with
+    /// `replica-serve-stale-data no` does.
+    Refuse,
+}
+
+/// The read-only listener's staleness bound.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadOnlyOptions {
+    /// Serve a read from the local replica only if it heard from its
+    /// leader within this many ms and had applied everything committed
+    /// then (default 1000).
+    pub max_staleness_ms: u64,
+    /// What to do past the bound (default `forward`).
+    pub past_bound: PastBound,
+}
+
+impl Default for ReadOnlyOptions {
+    fn default() -> Self {
+        ReadOnlyOptions {
+            max_staleness_ms: 1000,
+            past_bound: PastBound::Forward,
+        }
+    }
+}
+
 /// The node config file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +248,9 @@ pub struct NodeFile {
     /// Authentication of Redis-protocol clients.
     #[serde(default)]
     pub auth: AuthOptions,
+    /// The read-only listener's staleness bound.
+    #[serde(default)]
+    pub read_only: ReadOnlyOptions,
 }
 
 /// A fully loaded and validated node configuration.
@@ -225,6 +268,8 @@ pub struct NodeConfig {
     pub clients: ClientLimits,
     /// Authentication of Redis-protocol clients.
     pub auth: AuthOptions,
+    /// The read-only listener's staleness bound.
+    pub read_only: ReadOnlyOptions,
     /// The cluster layout.
     pub topology: Topology,
 }
@@ -246,6 +291,7 @@ impl NodeConfig {
             storage: file.storage,
             clients: file.clients,
             auth: file.auth,
+            read_only: file.read_only,
             topology,
         })
     }
@@ -287,6 +333,9 @@ impl NodeFile {
         }
         if r.snapshot_every == 0 {
             return Err(err("raft.snapshot_every", "must be greater than 0".into()));
+        }
+        if self.read_only.max_staleness_ms == 0 {
+            return Err(err("read_only.max_staleness_ms", "must be greater than 0".into()));
         }
         let c = &self.clients;
         if c.max_clients == 0 {
@@ -342,7 +391,12 @@ impl Topology {
             if node.zone.trim().is_empty() {
                 return Err(err(format!("nodes[{i}].zone"), "must not be empty".into()));
             }
-            for (key, addr) in [("grpc_addr", node.grpc_addr), ("resp_addr", node.resp_addr)] {
+            let listeners = [
+                ("grpc_addr", Some(node.grpc_addr)),
+                ("resp_addr", Some(node.resp_addr)),
+                ("ro_addr", node.ro_addr),
+            ];
+            for (key, addr) in listeners.into_iter().filter_map(|(k, a)| Some((k, a?))) {
                 if !addrs.insert(addr) {
                     return Err(err(
                         format!("nodes[{i}].{key}"),
@@ -517,6 +571,7 @@ resp_addr = "127.0.0.1:6003"
         );
         assert_eq!(config.storage, StorageOptions::default());
         assert_eq!(config.clients, ClientLimits::default());
+        assert_eq!(config.read_only, ReadOnlyOptions::default());
         assert_eq!(config.topology.shards, DEFAULT_SHARDS);
     }
 

@@ -14,8 +14,9 @@
 //! declares no regions. Nodes are numbered from 1 region by region, the
 //! witness last.
 //!
-//! Ports: node `i` (from 0) serves RESP on `port + 10·i` and gRPC on
-//! `port + 10·i + 2`; `port + 1` stays free for the read-only listener.
+//! Ports: node `i` (from 0) serves RESP on `port + 10·i` (the read/write
+//! listener), the read-only listener on `port + 10·i + 1` and gRPC on
+//! `port + 10·i + 2`.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,8 +29,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::config::{
-    AuthOptions, ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, RegionRole, RegionSpec, StorageOptions,
-    Topology,
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, RegionRole,
+    RegionSpec, StorageOptions, Topology,
 };
 use crate::error::{Error, Result};
 
@@ -163,6 +164,7 @@ pub fn topology(port: u16, shape: Shape) -> Result<Topology> {
                 region,
                 zone,
                 resp_addr: SocketAddr::new(localhost, base - 2),
+                ro_addr: Some(SocketAddr::new(localhost, base - 1)),
                 grpc_addr: SocketAddr::new(localhost, base),
             })
         })
@@ -234,6 +236,7 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             auth: AuthOptions {
                 requirepass: options.requirepass.clone(),
             },
+            read_only: ReadOnlyOptions::default(),
         };
         write_toml(&node_dir.join("node.toml"), &file)?;
     }
@@ -278,6 +281,11 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
         children.push(Running { id: node.id, child });
     }
     println!("{}", table(&topology, &dir, &children));
+    let first = &topology.nodes[0];
+    println!("read/write listener: {} (and every node's resp)", first.resp_addr);
+    if let Some(ro) = first.ro_addr {
+        println!("read-only listener:  {ro} (and every node's ro)");
+    }
     if !topology.regions.is_empty() {
         let primary = &topology.region_specs()[usize::from(topology.primary_region())];
         println!(
@@ -321,17 +329,18 @@ fn table(topology: &Topology, dir: &Path, children: &[Running]) -> String {
     let _ = writeln!(out, "Cairn dev cluster in {} ({})", dir.display(), Shape::of(topology));
     let _ = writeln!(
         out,
-        "{:<6} {:<9} {:<5} {:<16} {:<16} {:<8} dir",
-        "node", "region", "zone", "resp", "grpc", "pid"
+        "{:<6} {:<9} {:<5} {:<16} {:<16} {:<16} {:<8} dir",
+        "node", "region", "zone", "resp", "ro", "grpc", "pid"
     );
     for (node, running) in topology.nodes.iter().zip(children) {
         let _ = writeln!(
             out,
-            "{:<6} {:<9} {:<5} {:<16} {:<16} {:<8} {}",
+            "{:<6} {:<9} {:<5} {:<16} {:<16} {:<16} {:<8} {}",
             node.id,
             node.region,
             node.zone,
             node.resp_addr,
+            node.ro_addr.map_or("-".into(), |a| a.to_string()),
             node.grpc_addr,
             running.child.id().map_or("-".into(), |p| p.to_string()),
             dir.join(node_dir_name(node.id)).display()

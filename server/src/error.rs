@@ -87,6 +87,23 @@ pub enum Error {
         detail: String,
     },
 
+    /// A write reached the read-only listener.
+    #[error("the read-only listener takes no writes")]
+    ReadOnly,
+
+    /// The read-only listener's replica cannot show it is within the
+    /// staleness bound, and its config says to refuse.
+    #[error(
+        "shard {shard}'s replica here cannot show it is within read_only.max_staleness_ms = {bound_ms}, \
+         and read_only.past_bound is \"refuse\""
+    )]
+    PastStalenessBound {
+        /// The shard.
+        shard: u64,
+        /// The bound, in ms.
+        bound_ms: u64,
+    },
+
     /// A message between nodes could not be encoded or decoded.
     #[error("wire: {0}")]
     Wire(String),

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::acl::{ACL_SHARD, DEFAULT_USER, User};
-use crate::config::{NodeConfig, RegionRole};
+use crate::config::{NodeConfig, PastBound, ReadOnlyOptions, RegionRole};
 use crate::error::{Error, Result};
 use crate::keyspace::Read;
 use crate::placement::{RegionIndex, group_id};
@@ -326,6 +326,38 @@ impl Node {
             self.execute_here(shard, request).await
         } else {
             self.execute(shard, request).await
+        }
+    }
+
+    /// Executes `request` as the read-only listener does: a write is
+    /// refused; a read is answered by the local replica of the shard's
+    /// serving group if it can show it is within `options`' staleness
+    /// bound, by a lease read if this node leads that group, and otherwise
+    /// forwarded to the leader or refused, as `options` say.
+    ///
+    /// A secondary region's own groups are not read here yet: they hold
+    /// data only once the cross-region log feeds them, and their freshness
+    /// must then be measured against the primary's commits, not against
+    /// their own leader. Until then a node of another region forwards.
+    pub async fn execute_read_only(&self, shard: u64, request: Request, options: &ReadOnlyOptions) -> Result<Answer> {
+        let read = match request {
+            Request::Write(_) => return Err(Error::ReadOnly),
+            Request::Read(read) | Request::ReadIndex(read) => read,
+        };
+        let local = self.shard(shard);
+        let bound = Duration::from_millis(options.max_staleness_ms);
+        if let Some(answer) = local.and_then(|l| l.read_bounded(&read, bound)) {
+            return Ok(answer);
+        }
+        if local.is_some_and(|l| l.leader() == Some(self.id())) {
+            return self.execute_here(shard, Request::Read(read)).await;
+        }
+        match options.past_bound {
+            PastBound::Forward => self.execute(shard, Request::Read(read)).await,
+            PastBound::Refuse => Err(Error::PastStalenessBound {
+                shard,
+                bound_ms: options.max_staleness_ms,
+            }),
         }
     }
 

@@ -122,6 +122,7 @@ mod tests {
             zone: zone.into(),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16)),
             resp_addr: SocketAddr::from(([127, 0, 0, 1], 6000 + id as u16)),
+            ro_addr: None,
         }
     }
 

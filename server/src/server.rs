@@ -1,5 +1,6 @@
 //! Runs one node: binds its listeners, starts its Raft groups, serves gRPC
-//! and RESP, and stops in order.
+//! and RESP (the read/write listener, and the read-only one if the
+//! topology gives the node an `ro_addr`), and stops in order.
 //!
 //! Listeners are bound before anything else so that a port in use is
 //! reported at once, naming the address and the config key. Shutdown stops
@@ -37,6 +38,11 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let me = config.me().clone();
     let grpc_listener = bind(me.grpc_addr, "grpc_addr", me.id).await?;
     let resp_listener = bind(me.resp_addr, "resp_addr", me.id).await?;
+    let ro_listener = match me.ro_addr {
+        Some(addr) => Some(bind(addr, "ro_addr", me.id).await?),
+        None => None,
+    };
+    let read_only = config.read_only;
     let node = Arc::new(Node::start(config).await?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -44,9 +50,18 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let grpc = tokio::spawn(crate::grpc::serve(grpc_listener, node.clone(), async move {
         let _ = grpc_stop.wait_for(|stop| *stop).await;
     }));
-    let resp = tokio::spawn(crate::resp::server::run(resp_listener, node.clone(), stop_rx.clone()));
+    let resp = tokio::spawn(crate::resp::server::run(
+        resp_listener,
+        node.clone(),
+        None,
+        stop_rx.clone(),
+    ));
+    let ro = ro_listener.map(|listener| {
+        let serve = crate::resp::server::run(listener, node.clone(), Some(read_only), stop_rx.clone());
+        tokio::spawn(serve)
+    });
     let expiry = tokio::spawn(crate::expiry::run(node.clone(), stop_rx));
-    tracing::info!(node = me.id, resp = %me.resp_addr, grpc = %me.grpc_addr, "serving");
+    tracing::info!(node = me.id, resp = %me.resp_addr, ro = ?me.ro_addr, grpc = %me.grpc_addr, "serving");
 
     let health = async {
         let mut interval = tokio::time::interval(HEALTH_INTERVAL);
@@ -66,6 +81,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let _ = stop_tx.send(true);
     let _ = resp.await;
+    if let Some(ro) = ro {
+        let _ = ro.await;
+    }
     expiry.abort();
     // Peers keep their connections open; give in-flight calls a moment,
     // then stop serving regardless.

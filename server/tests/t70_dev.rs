@@ -10,13 +10,18 @@ use std::time::{Duration, Instant};
 
 use fixtures::{Resp, Value, free_port, server_binary, signal};
 
-/// A first port whose ports for `nodes` nodes (+0, +2, +10, +12, …) are
-/// all free.
+/// Held by each test while its dev cluster runs: a cluster's ports are
+/// only checked free when it is chosen, so two clusters starting at once
+/// could pick overlapping ranges.
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A first port whose ports for `nodes` nodes (+0, +1, +2, +10, +11, +12,
+/// …) are all free.
 fn free_base(nodes: u16) -> u16 {
     loop {
         let base = free_port();
         let all_free = (0..nodes)
-            .flat_map(|i| [10 * i, 10 * i + 2])
+            .flat_map(|i| [10 * i, 10 * i + 1, 10 * i + 2])
             .all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off)).is_ok());
         if all_free {
             return base;
@@ -63,15 +68,16 @@ fn wait_for_set(addr: SocketAddr, key: &str, value: &str) {
 
 #[test]
 fn t70_dev_cluster_starts_stops_and_resumes() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let port = free_base(3);
     let (mut dev, table) = start_dev(dir.path(), port, &[]);
     let table = table.join("\n");
     for node in 1..=3 {
-        assert!(
-            table.contains(&format!("127.0.0.1:{}", port + 10 * (node - 1))),
-            "{table}"
-        );
+        for listener in [0, 1] {
+            let addr = format!("127.0.0.1:{}", port + 10 * (node - 1) + listener);
+            assert!(table.contains(&addr), "{table}");
+        }
         assert!(dir.path().join(format!("node{node}/node.toml")).exists());
     }
     assert!(dir.path().join("topology.toml").exists());
@@ -132,6 +138,7 @@ fn replication(addr: SocketAddr) -> Vec<String> {
 
 #[test]
 fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primary() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let port = free_base(7);
     let shape = ["--regions", "2", "--zones", "3", "--witness", "--shards", "2"];
@@ -158,6 +165,16 @@ fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primar
     assert_eq!(
         Resp::connect(secondary).cmd(&["GET", "from-witness"]).text().as_deref(),
         Some("2")
+    );
+
+    // The read-only listener of a node without a replica of the primary's
+    // groups forwards reads, and refuses writes.
+    let mut secondary_ro = Resp::connect(loopback(port + 31));
+    assert_eq!(secondary_ro.cmd(&["GET", "from-witness"]).text().as_deref(), Some("2"));
+    let refused = secondary_ro.cmd(&["SET", "from-secondary", "3"]);
+    assert!(
+        matches!(&refused, Value::Error(e) if e.starts_with("READONLY")),
+        "{refused:?}"
     );
 
     // Cluster-aware clients are sent to the primary region's nodes only.

@@ -125,7 +125,7 @@ impl Connection {
                     Outcome::Reply(frame) => Some(futures::future::ready(frame).boxed()),
                     Outcome::Call(call) => {
                         let shared = self.shared.clone();
-                        Some(async move { call.run(&shared.node).await }.boxed())
+                        Some(async move { call.run(&shared).await }.boxed())
                     }
                     Outcome::Later(future) => Some(future),
                     Outcome::Close(frame) => {

@@ -15,7 +15,10 @@ use tokio::task::JoinSet;
 
 use super::clients::Registry;
 use super::connection::Connection;
+use crate::config::ReadOnlyOptions;
+use crate::error::Result;
 use crate::node::Node;
+use crate::shard::{Answer, Request};
 
 /// What every connection of a node shares.
 pub struct Shared {
@@ -33,10 +36,31 @@ pub struct Shared {
     pub connections: AtomicU64,
     /// The clients connected now.
     pub registry: Registry,
+    /// For the read-only listener, its staleness bound; `None` for the
+    /// read/write listener.
+    pub read_only: Option<ReadOnlyOptions>,
 }
 
-/// Serves RESP clients on `listener` until `stop` turns true.
-pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+impl Shared {
+    /// Runs `request` on `shard` as this listener does: on the shard's
+    /// leader, or as the read-only listener (see
+    /// [`Node::execute_read_only`]).
+    pub async fn execute(&self, shard: u64, request: Request) -> Result<Answer> {
+        match &self.read_only {
+            None => self.node.execute(shard, request).await,
+            Some(options) => self.node.execute_read_only(shard, request, options).await,
+        }
+    }
+}
+
+/// Serves RESP clients on `listener` until `stop` turns true; as the
+/// read-only listener when `read_only` is given.
+pub async fn run(
+    listener: TcpListener,
+    node: Arc<Node>,
+    read_only: Option<ReadOnlyOptions>,
+    mut stop: watch::Receiver<bool>,
+) {
     let shared = Arc::new(Shared {
         node,
         started: Instant::now(),
@@ -45,6 +69,7 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
         commands: AtomicU64::new(0),
         connections: AtomicU64::new(0),
         registry: Registry::default(),
+        read_only,
     });
     let mut connections = JoinSet::new();
     loop {

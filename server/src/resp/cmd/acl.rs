@@ -239,7 +239,7 @@ fn propose(shared: &Arc<Shared>, change: AclChange) -> Outcome {
     let shared = shared.clone();
     Outcome::Later(Box::pin(async move {
         let request = Request::Write(Write::new(WriteOp::Acl(change)));
-        match shared.node.execute(ACL_SHARD, request).await {
+        match shared.execute(ACL_SHARD, request).await {
             Ok(answer) => {
                 if let Some(shard) = shared.node.shard(ACL_SHARD) {
                     shard.wait_applied(answer.index, LOCAL_APPLY_WAIT).await;

@@ -163,10 +163,13 @@ fn slot_keys(shared: &Arc<Shared>, slot: &[u8], count: Option<&[u8]>) -> Outcome
         Some(_) => return Outcome::Reply(Frame::error("ERR Invalid number of keys")),
     };
     let counting = count.is_none();
-    let node = shared.node.clone();
+    let shared = shared.clone();
     Outcome::Later(Box::pin(async move {
-        let shard = node.slots().shard_of_slot(slot);
-        match node.execute(shard, Request::Read(Read::SlotKeys { slot, limit })).await {
+        let shard = shared.node.slots().shard_of_slot(slot);
+        match shared
+            .execute(shard, Request::Read(Read::SlotKeys { slot, limit }))
+            .await
+        {
             Ok(answer) => match answer.reply {
                 Reply::Keys(keys) if counting => Frame::Integer(keys.len() as i64),
                 Reply::Keys(keys) => Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),

@@ -15,9 +15,9 @@ pub static SPEC: Spec = Spec {
     step: 0,
     categories: &["@keyspace", "@read", "@fast"],
     run: |shared, _: &mut Client, _| {
-        let node = shared.node.clone();
+        let shared = shared.clone();
         Outcome::Later(Box::pin(async move {
-            match on_every_shard(&node, Request::Read(Read::DbSize)).await {
+            match on_every_shard(&shared, Request::Read(Read::DbSize)).await {
                 Ok(replies) => Frame::Integer(
                     replies
                         .into_iter()

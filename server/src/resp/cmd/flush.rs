@@ -21,9 +21,9 @@ pub static FLUSHDB: Spec = Spec {
             Some(mode) if args.len() == 2 && (mode == b"async" || mode == b"sync") => {}
             Some(_) => return Outcome::Reply(syntax_error()),
         }
-        let node = shared.node.clone();
+        let shared = shared.clone();
         Outcome::Later(Box::pin(async move {
-            match on_every_shard(&node, write(WriteOp::Flush)).await {
+            match on_every_shard(&shared, write(WriteOp::Flush)).await {
                 Ok(_) => Frame::ok(),
                 Err(frame) => frame,
             }

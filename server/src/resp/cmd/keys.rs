@@ -17,10 +17,10 @@ pub static SPEC: Spec = Spec {
     step: 0,
     categories: &["@keyspace", "@read", "@slow", "@dangerous"],
     run: |shared, _: &mut Client, mut args| {
-        let node = shared.node.clone();
+        let shared = shared.clone();
         let pattern = args.swap_remove(1);
         Outcome::Later(Box::pin(async move {
-            match on_every_shard(&node, Request::Read(Read::Keys { pattern })).await {
+            match on_every_shard(&shared, Request::Read(Read::Keys { pattern })).await {
                 Ok(replies) => Frame::Array(
                     replies
                         .into_iter()

@@ -58,7 +58,6 @@ use super::frame::{Frame, Protocol};
 use super::server::Shared;
 use crate::error::Error;
 use crate::keyspace::{KvError, Reply, Write, WriteOp};
-use crate::node::Node;
 use crate::shard::Request;
 
 /// One connected client's state.
@@ -150,9 +149,9 @@ pub struct Call {
 }
 
 impl Call {
-    /// Runs the request on the shard's leader.
-    pub async fn run(self, node: &Node) -> Frame {
-        match node.execute(self.shard, self.request).await {
+    /// Runs the request as the listener it came through does.
+    pub async fn run(self, shared: &Shared) -> Frame {
+        match shared.execute(self.shard, self.request).await {
             Ok(answer) => reply_frame(answer.reply, self.reply),
             Err(err) => error_frame(err),
         }
@@ -301,7 +300,13 @@ pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> 
         multi::fail(client);
         return Outcome::Reply(denied);
     }
+    if shared.read_only.is_some() && spec.flags.contains(&"write") {
+        multi::fail(client);
+        return Outcome::Reply(error_frame(Error::ReadOnly));
+    }
+    // The read-only listener answers from its own replica: no redirects.
     if client.cluster_aware
+        && shared.read_only.is_none()
         && let Some(moved) = moved(shared, spec, &args)
     {
         return Outcome::Reply(moved);
@@ -398,6 +403,9 @@ pub fn error_frame(err: Error) -> Frame {
             "CLUSTERDOWN shard {shard} has no reachable leader right now, try again"
         )),
         Error::Unreachable { .. } => Frame::error(format!("TRYAGAIN {err}")),
+        // Redis's words for a write sent to a replica.
+        Error::ReadOnly => Frame::error("READONLY You can't write against a read only replica."),
+        Error::PastStalenessBound { .. } => Frame::error(format!("MASTERDOWN {err}")),
         other => Frame::error(format!("ERR {other}")),
     }
 }
@@ -475,7 +483,7 @@ pub async fn fan_out(
     }
     let calls = by_shard.into_iter().map(|(shard, positions)| async move {
         let shard_keys = positions.iter().map(|&i| keys[i].clone()).collect();
-        match node.execute(shard, make(shard_keys)).await {
+        match shared.execute(shard, make(shard_keys)).await {
             Ok(answer) => match answer.reply {
                 Reply::Err(err) => Err(kv_error(err)),
                 reply => Ok((positions, reply)),
@@ -488,9 +496,9 @@ pub async fn fan_out(
 
 /// Runs `request` on every shard concurrently; the replies in shard order.
 /// Not atomic across shards.
-pub async fn on_every_shard(node: &Node, request: Request) -> Result<Vec<Reply>, Frame> {
-    let shards = 0..u64::from(node.slots().shards());
-    let calls = shards.map(|shard| node.execute(shard, request.clone()));
+pub async fn on_every_shard(shared: &Shared, request: Request) -> Result<Vec<Reply>, Frame> {
+    let shards = 0..u64::from(shared.node.slots().shards());
+    let calls = shards.map(|shard| shared.execute(shard, request.clone()));
     let answers = futures::future::try_join_all(calls).await.map_err(error_frame)?;
     answers
         .into_iter()

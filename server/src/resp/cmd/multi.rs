@@ -143,9 +143,9 @@ fn exec(shared: &Arc<Shared>, client: &mut Client) -> Outcome {
         steps,
         watched: watched.into_iter().map(|(_, key, seen)| (key, seen)).collect(),
     };
-    let node = shared.node.clone();
+    let shared = shared.clone();
     Outcome::Later(Box::pin(async move {
-        let answer = match node.execute(shard, Request::Write(Write::new(op))).await {
+        let answer = match shared.execute(shard, Request::Write(Write::new(op))).await {
             Ok(answer) => answer.reply,
             Err(err) => return error_frame(err),
         };
@@ -217,13 +217,13 @@ pub static WATCH: Spec = Spec {
         if client.transaction.is_some() {
             return Outcome::Reply(Frame::error("ERR WATCH inside MULTI is not allowed"));
         }
-        let node = shared.node.clone();
+        let shared = shared.clone();
         let watched = client.watched.clone();
         Outcome::Later(Box::pin(async move {
             for key in args.into_iter().skip(1) {
-                let shard = node.slots().shard_of_key(&key);
+                let shard = shared.node.slots().shard_of_key(&key);
                 let read = Read::Fingerprint { key: key.clone() };
-                match node.execute(shard, Request::Read(read)).await {
+                match shared.execute(shard, Request::Read(read)).await {
                     Ok(answer) => {
                         let seen = if let Reply::Int(n) = answer.reply { n } else { -1 };
                         watched.lock().expect("watch lock").push((shard, key, seen));

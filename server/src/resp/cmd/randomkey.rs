@@ -16,14 +16,14 @@ pub static SPEC: Spec = Spec {
     step: 0,
     categories: &["@keyspace", "@read", "@slow"],
     run: |shared, _: &mut Client, _| {
-        let node = shared.node.clone();
+        let shared = shared.clone();
         Outcome::Later(Box::pin(async move {
-            let shards = u64::from(node.slots().shards());
+            let shards = u64::from(shared.node.slots().shards());
             let first: u64 = rand::random();
             for i in 0..shards {
                 let shard = (first.wrapping_add(i)) % shards;
                 let read = Read::RandomKey { seed: rand::random() };
-                match node.execute(shard, Request::Read(read)).await {
+                match shared.execute(shard, Request::Read(read)).await {
                     Ok(answer) => {
                         if let Reply::Value(key) = answer.reply {
                             return Frame::Bulk(key);

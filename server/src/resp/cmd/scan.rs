@@ -67,9 +67,9 @@ pub static SPEC: Spec = Spec {
             Ok(options) => options,
             Err(frame) => return Outcome::Reply(frame),
         };
-        let node = shared.node.clone();
+        let shared = shared.clone();
         Outcome::Later(Box::pin(async move {
-            let shards = u64::from(node.slots().shards());
+            let shards = u64::from(shared.node.slots().shards());
             if options.shard >= shards {
                 return reply(0, Vec::new());
             }
@@ -79,7 +79,7 @@ pub static SPEC: Spec = Spec {
                 pattern: options.pattern,
                 type_name: options.type_name,
             };
-            let (keys, next) = match node.execute(options.shard, Request::Read(read)).await {
+            let (keys, next) = match shared.execute(options.shard, Request::Read(read)).await {
                 Ok(answer) => match answer.reply {
                     Reply::Scan { keys, next } => (keys, next),
                     Reply::Err(err) => return kv_error(err),
