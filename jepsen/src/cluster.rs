@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 use cairn_server::config::{
-    AuthOptions, ClientLimits, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, StorageOptions, Topology,
+    AuthOptions, ClientLimits, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, StorageOptions, Topology,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -103,6 +103,7 @@ impl Cluster {
                 clients: ClientLimits::default(),
                 auth: AuthOptions::default(),
                 read_only: ReadOnlyOptions::default(),
+                link_latency: LinkLatency::default(),
             };
             std::fs::write(node_dir.join("node.toml"), toml_string(&file)?)?;
         }

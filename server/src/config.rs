@@ -226,6 +226,41 @@ impl Default for ReadOnlyOptions {
     }
 }
 
+/// Latency added to this node's requests to other nodes, so that one
+/// machine shows the ordering of real distances (tens of ms between
+/// regions, about 1 ms between zones). A fault-injection knob for tests
+/// and `dev`: only a `cairn-server` built with the `failpoints` feature
+/// accepts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkLatency {
+    /// Added to each request to a node of another region, in ms.
+    pub between_regions_ms: u64,
+    /// Added to each request to a node of another zone of this region, in
+    /// ms.
+    pub between_zones_ms: u64,
+}
+
+impl LinkLatency {
+    /// Whether nothing is added.
+    pub fn is_none(&self) -> bool {
+        *self == LinkLatency::default()
+    }
+
+    /// Refuses a latency this build cannot inject, saying which build can.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.is_none() || cfg!(feature = "failpoints") {
+            Ok(())
+        } else {
+            Err(
+                "is a fault-injection knob: run cairn-server-failpoints (built by scripts/build-jepsen) \
+                 to use it"
+                    .into(),
+            )
+        }
+    }
+}
+
 /// The node config file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -251,6 +286,9 @@ pub struct NodeFile {
     /// The read-only listener's staleness bound.
     #[serde(default)]
     pub read_only: ReadOnlyOptions,
+    /// Latency injected into requests to other nodes (tests and `dev`).
+    #[serde(default, skip_serializing_if = "LinkLatency::is_none")]
+    pub link_latency: LinkLatency,
 }
 
 /// A fully loaded and validated node configuration.
@@ -270,6 +308,8 @@ pub struct NodeConfig {
     pub auth: AuthOptions,
     /// The read-only listener's staleness bound.
     pub read_only: ReadOnlyOptions,
+    /// Latency injected into requests to other nodes.
+    pub link_latency: LinkLatency,
     /// The cluster layout.
     pub topology: Topology,
 }
@@ -292,6 +332,7 @@ impl NodeConfig {
             clients: file.clients,
             auth: file.auth,
             read_only: file.read_only,
+            link_latency: file.link_latency,
             topology,
         })
     }
@@ -334,6 +375,7 @@ impl NodeFile {
         if r.snapshot_every == 0 {
             return Err(err("raft.snapshot_every", "must be greater than 0".into()));
         }
+        self.link_latency.check().map_err(|msg| err("link_latency", msg))?;
         if self.read_only.max_staleness_ms == 0 {
             return Err(err("read_only.max_staleness_ms", "must be greater than 0".into()));
         }

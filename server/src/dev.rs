@@ -29,8 +29,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::config::{
-    AuthOptions, ClientLimits, DEFAULT_SHARDS, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, RegionRole,
-    RegionSpec, StorageOptions, Topology,
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions,
+    RegionRole, RegionSpec, StorageOptions, Topology,
 };
 use crate::error::{Error, Result};
 
@@ -62,6 +62,9 @@ pub struct DevOptions {
     pub shards: Option<u16>,
     /// The `default` user's password, for a new cluster.
     pub requirepass: Option<String>,
+    /// Latency injected between zones and regions, for a new cluster
+    /// (only a `failpoints` build takes it).
+    pub link_latency: LinkLatency,
 }
 
 /// A node's directory name.
@@ -203,12 +206,14 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             || (options.witness && !shape.witness)
             || options.shards.is_some_and(|s| s != shape.shards)
             || options.port.is_some_and(|p| p != existing.nodes[0].resp_addr.port())
-            || options.requirepass.is_some();
+            || options.requirepass.is_some()
+            || !options.link_latency.is_none();
         if differs {
             return Err(Error::Config(format!(
                 "{} already holds a cluster of {shape}, first port {}; \
                  run without those flags to resume it (a password is changed in each \
-                 node.toml's [auth] section, or with ACL SETUSER), or use another --dir",
+                 node.toml's [auth] section, or with ACL SETUSER, a latency in its \
+                 [link_latency] section), or use another --dir",
                 dir.display(),
                 existing.nodes[0].resp_addr.port()
             )));
@@ -221,6 +226,10 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
         witness: options.witness,
         shards: options.shards.unwrap_or(DEFAULT_SHARDS),
     };
+    options
+        .link_latency
+        .check()
+        .map_err(|msg| Error::Config(format!("--region-latency-ms and --zone-latency-ms: {msg}")))?;
     let topology = topology(options.port.unwrap_or(DEFAULT_PORT), shape)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for node in &topology.nodes {
@@ -237,6 +246,7 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
                 requirepass: options.requirepass.clone(),
             },
             read_only: ReadOnlyOptions::default(),
+            link_latency: options.link_latency,
         };
         write_toml(&node_dir.join("node.toml"), &file)?;
     }

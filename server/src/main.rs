@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_server::config::NodeConfig;
+use cairn_server::config::{LinkLatency, NodeConfig};
 use cairn_server::dev::{self, DevOptions};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -56,6 +56,14 @@ enum Command {
         /// into every node's config when the cluster is created.
         #[arg(long)]
         requirepass: Option<String>,
+        /// Latency added to each request between regions, in ms (a fault
+        /// knob: cairn-server-failpoints only).
+        #[arg(long, default_value_t = 0)]
+        region_latency_ms: u64,
+        /// Latency added to each request between zones of a region, in ms
+        /// (a fault knob: cairn-server-failpoints only).
+        #[arg(long, default_value_t = 0)]
+        zone_latency_ms: u64,
     },
 }
 
@@ -98,6 +106,8 @@ async fn main() -> ExitCode {
                 witness,
                 shards,
                 requirepass,
+                region_latency_ms,
+                zone_latency_ms,
             }),
             _,
         ) => {
@@ -109,6 +119,10 @@ async fn main() -> ExitCode {
                 witness,
                 shards,
                 requirepass,
+                link_latency: LinkLatency {
+                    between_regions_ms: region_latency_ms,
+                    between_zones_ms: zone_latency_ms,
+                },
             };
             dev::run(options, shutdown_signal()).await
         }

@@ -124,7 +124,7 @@ impl Node {
 
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&dir.join("store"))?);
         let commit = GroupCommit::start(&storage).map_err(|e| Error::io(&dir, e))?;
-        let peers = Peers::new(&config.topology, config.id)?;
+        let peers = Peers::new(&config.topology, config.id, config.link_latency)?;
         let raft_config = Arc::new(crate::raft::openraft_config(
             &config.topology.cluster_name,
             &config.raft,
@@ -363,6 +363,7 @@ impl Node {
 
     async fn forward(&self, node: NodeId, shard: u64, request: &Request, deadline: Instant) -> Result<Answer> {
         let mut client = self.peers.client(node)?;
+        self.peers.travel(node).await;
         let mut call = tonic::Request::new(ForwardRequest {
             group_id: group_id(self.primary, shard),
             payload: wire::encode(request)?,

@@ -3,75 +3,18 @@
 
 mod fixtures;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fixtures::{Resp, Value, free_port, server_binary, signal};
-
-/// Held by each test while its dev cluster runs: a cluster's ports are
-/// only checked free when it is chosen, so two clusters starting at once
-/// could pick overlapping ranges.
-static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A first port whose ports for `nodes` nodes (+0, +1, +2, +10, +11, +12,
-/// …) are all free.
-fn free_base(nodes: u16) -> u16 {
-    loop {
-        let base = free_port();
-        let all_free = (0..nodes)
-            .flat_map(|i| [10 * i, 10 * i + 1, 10 * i + 2])
-            .all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-}
-
-fn start_dev(dir: &std::path::Path, port: u16, shape: &[&str]) -> (std::process::Child, Vec<String>) {
-    let mut child = Command::new(server_binary("cairn-server"))
-        .args(["dev", "--dir"])
-        .arg(dir)
-        .args(["--port", &port.to_string()])
-        .args(shape)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = Vec::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    while !lines.last().is_some_and(|l: &String| l.starts_with("try:")) {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "dev exited early: {lines:?}");
-        lines.push(line.trim_end().to_string());
-    }
-    // Keep draining stdout so the parent never blocks on a full pipe.
-    std::thread::spawn(move || for _ in out.lines() {});
-    (child, lines)
-}
-
-fn wait_for_set(addr: SocketAddr, key: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ok = Resp::try_connect(addr)
-            .and_then(|mut c| c.try_cmd(&["SET", key, value]).ok())
-            .is_some_and(|v| v == Value::Simple("OK".into()));
-        if ok {
-            return;
-        }
-        assert!(Instant::now() < deadline, "dev cluster not serving on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev, wait_for_set};
 
 #[test]
 fn t70_dev_cluster_starts_stops_and_resumes() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let port = free_base(3);
-    let (mut dev, table) = start_dev(dir.path(), port, &[]);
+    let (mut dev, table) = start_dev("cairn-server", dir.path(), port, &[]);
     let table = table.join("\n");
     for node in 1..=3 {
         for listener in [0, 1] {
@@ -101,7 +44,7 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
     }
 
     // Same directory again: same cluster, same data.
-    let (mut dev, _) = start_dev(dir.path(), port, &[]);
+    let (mut dev, _) = start_dev("cairn-server", dir.path(), port, &[]);
     wait_for_set(first, "another", "1");
     let mut client = Resp::connect(SocketAddr::from(([127, 0, 0, 1], port + 20)));
     assert_eq!(client.cmd(&["GET", "dev-key"]).text().as_deref(), Some("kept"));
@@ -142,7 +85,7 @@ fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primar
     let dir = tempfile::tempdir().unwrap();
     let port = free_base(7);
     let shape = ["--regions", "2", "--zones", "3", "--witness", "--shards", "2"];
-    let (mut dev, table) = start_dev(dir.path(), port, &shape);
+    let (mut dev, table) = start_dev("cairn-server", dir.path(), port, &shape);
     let table = table.join("\n");
     for (node, region) in [(1, "region1"), (4, "region2"), (6, "region2"), (7, "witness")] {
         let row = table

@@ -16,6 +16,10 @@
 //! Snapshots are streamed from their file in chunks, the first chunk
 //! carrying the vote and the snapshot metadata.
 //!
+//! With a [`LinkLatency`] configured (a fault-injection knob), every
+//! request to a node of another zone or region waits that long before it
+//! is sent: streamed appends one by one, a snapshot once.
+//!
 //! Transport failures become `Unreachable` (openraft backs off before the
 //! next attempt); a peer whose group has stopped answers with an error text,
 //! also reported as unreachable.
@@ -40,7 +44,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::config::Topology;
+use crate::config::{LinkLatency, Topology};
 use crate::error::{Error, Result};
 use crate::raft::snapshot_file::SnapshotFile;
 use crate::raft::typ::{
@@ -65,13 +69,26 @@ fn unreachable(e: &dyn std::fmt::Display) -> RpcError {
 #[derive(Clone)]
 pub struct Peers {
     clients: Arc<HashMap<NodeId, RaftClient<Channel>>>,
+    /// Injected latency per node (none for most).
+    delays: Arc<HashMap<NodeId, Duration>>,
 }
 
 impl Peers {
-    /// Lazily connected channels to every node of `topology` but `me`.
-    pub fn new(topology: &Topology, me: NodeId) -> Result<Self> {
+    /// Lazily connected channels to every node of `topology` but `me`,
+    /// each request to another zone or region delayed by `latency`.
+    pub fn new(topology: &Topology, me: NodeId, latency: LinkLatency) -> Result<Self> {
+        let my_spec = topology.node(me);
         let mut clients = HashMap::new();
+        let mut delays = HashMap::new();
         for node in topology.nodes.iter().filter(|n| n.id != me) {
+            let delay_ms = match my_spec {
+                Some(mine) if mine.region != node.region => latency.between_regions_ms,
+                Some(mine) if mine.zone != node.zone => latency.between_zones_ms,
+                _ => 0,
+            };
+            if delay_ms > 0 {
+                delays.insert(node.id, Duration::from_millis(delay_ms));
+            }
             let endpoint = Endpoint::from_shared(format!("http://{}", node.grpc_addr))
                 .map_err(|e| Error::Config(format!("node {}: bad grpc_addr: {e}", node.id)))?
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -82,7 +99,15 @@ impl Peers {
         }
         Ok(Peers {
             clients: Arc::new(clients),
+            delays: Arc::new(delays),
         })
+    }
+
+    /// Waits out the latency injected on the link to `node`, if any.
+    pub async fn travel(&self, node: NodeId) {
+        if let Some(delay) = self.delays.get(&node) {
+            tokio::time::sleep(*delay).await;
+        }
     }
 
     /// The client for `node`.
@@ -109,6 +134,7 @@ impl Peers {
     {
         let payload = wire::encode(rpc).map_err(|e| unreachable(&e))?;
         let client = self.client(target).map_err(|e| unreachable(&e))?;
+        self.travel(target).await;
         let mut request = tonic::Request::new(RaftRequest { group_id, payload });
         request.set_timeout(option.hard_ttl());
         let reply = call(client, request).await.map_err(|e| unreachable(&e))?;
@@ -151,19 +177,24 @@ impl Peers {
         let mut client = self.client(target).map_err(|e| unreachable(&e))?;
         // Requests sent and not answered yet.
         let unanswered = Arc::new(watch::Sender::new(0usize));
-        let requests = futures::stream::unfold((input, unanswered.clone()), move |(mut input, sent)| async move {
-            // See "Correctness" above: the next request is only asked of
-            // openraft once every request before it was answered.
-            let _ = sent.subscribe().wait_for(|n| *n == 0).await;
-            let rpc = input.next().await?;
-            sent.send_modify(|n| *n += 1);
-            // An unencodable request (none is: they are plain data) would
-            // reach the peer empty, fail to decode there, and end the stream.
-            let request = RaftRequest {
-                group_id,
-                payload: wire::encode(&rpc).unwrap_or_default(),
-            };
-            Some((request, (input, sent)))
+        let peers = self.clone();
+        let requests = futures::stream::unfold((input, unanswered.clone()), move |(mut input, sent)| {
+            let peers = peers.clone();
+            async move {
+                // See "Correctness" above: the next request is only asked of
+                // openraft once every request before it was answered.
+                let _ = sent.subscribe().wait_for(|n| *n == 0).await;
+                let rpc = input.next().await?;
+                peers.travel(target).await;
+                sent.send_modify(|n| *n += 1);
+                // An unencodable request (none is: they are plain data) would
+                // reach the peer empty, fail to decode there, and end the stream.
+                let request = RaftRequest {
+                    group_id,
+                    payload: wire::encode(&rpc).unwrap_or_default(),
+                };
+                Some((request, (input, sent)))
+            }
         });
         let mut request = tonic::Request::new(requests);
         request.metadata_mut().insert(GROUP_METADATA, group_id.into());
@@ -245,6 +276,7 @@ impl Peers {
             |e: &dyn std::fmt::Display| StreamingError::Unreachable(Unreachable::from_string(e.to_string()));
         let header = wire::encode(&(vote, snapshot.meta.clone())).map_err(|e| unreachable(&e))?;
         let mut client = self.client(target).map_err(|e| unreachable(&e))?;
+        self.travel(target).await;
         let path = snapshot.snapshot.path.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
         let reader = tokio::spawn(async move {
