@@ -4,10 +4,9 @@
 mod fixtures;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev, wait_for_set};
+use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, start_dev, stop_dev, wait_for_set};
 
 #[test]
 fn t70_dev_cluster_starts_stops_and_resumes() {
@@ -34,8 +33,7 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
         .collect();
 
     // Ctrl-C stops every child.
-    signal(dev.id(), "INT");
-    assert!(dev.wait().unwrap().success());
+    stop_dev(&mut dev);
     for pid in &pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
@@ -48,18 +46,10 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
     wait_for_set(first, "another", "1");
     let mut client = Resp::connect(SocketAddr::from(([127, 0, 0, 1], port + 20)));
     assert_eq!(client.cmd(&["GET", "dev-key"]).text().as_deref(), Some("kept"));
-    signal(dev.id(), "INT");
-    assert!(dev.wait().unwrap().success());
+    stop_dev(&mut dev);
 
     // Asking for a different shape on an existing directory is refused.
-    let out = Command::new(server_binary("cairn-server"))
-        .args(["dev", "--dir"])
-        .arg(dir.path())
-        .args(["--zones", "5"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = dev_refusal(dir.path(), &["--zones", "5"]);
     assert!(
         stderr.contains("already holds a cluster of 1 region of 3 zones"),
         "{stderr}"
@@ -158,16 +148,9 @@ fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primar
     }
     assert!(replication(witness).is_empty());
 
-    signal(dev.id(), "INT");
-    assert!(dev.wait().unwrap().success());
+    stop_dev(&mut dev);
 
-    let out = Command::new(server_binary("cairn-server"))
-        .args(["dev", "--dir"])
-        .arg(dir.path())
-        .args(["--regions", "3"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = dev_refusal(dir.path(), &["--regions", "3"]);
     assert!(
         stderr.contains("already holds a cluster of 2 regions of 3 zones and a witness, 2 shards"),
         "{stderr}"
@@ -181,14 +164,7 @@ fn t72_dev_refuses_a_shape_that_cannot_keep_a_majority() {
         (["--zones", "2"], "has 2 zones"),
         (["--regions", "0"], "--regions must be between 1 and 9, got 0"),
     ] {
-        let out = Command::new(server_binary("cairn-server"))
-            .args(["dev", "--dir"])
-            .arg(dir.path().join("cluster"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = dev_refusal(&dir.path().join("cluster"), &args);
         assert!(stderr.contains(reason), "{args:?}: {stderr}");
         assert!(!dir.path().join("cluster/topology.toml").exists(), "nothing written");
     }

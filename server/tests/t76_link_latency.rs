@@ -6,10 +6,9 @@
 mod fixtures;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev, wait_for_set};
+use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, start_dev, stop_dev, wait_for_set};
 
 const LATENCY_MS: u64 = 60;
 
@@ -42,21 +41,16 @@ fn t76_a_write_through_another_region_waits_the_injected_latency() {
             "a write forwarded across regions took {took:?}, less than the injected {LATENCY_MS} ms"
         );
     }
-    signal(dev.id(), "INT");
-    assert!(dev.wait().unwrap().success());
+    stop_dev(&mut dev);
 }
 
 #[test]
 fn t77_the_build_users_run_refuses_the_latency_knob() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(server_binary("cairn-server"))
-        .args(["dev", "--dir"])
-        .arg(dir.path().join("cluster"))
-        .args(["--regions", "2", "--region-latency-ms", "5"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = dev_refusal(
+        &dir.path().join("cluster"),
+        &["--regions", "2", "--region-latency-ms", "5"],
+    );
     assert!(
         stderr.contains("--region-latency-ms") && stderr.contains("cairn-server-failpoints"),
         "{stderr}"
