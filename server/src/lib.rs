@@ -12,7 +12,7 @@
 //! ```
 //!
 //! `config`, `placement` and `slot` are shared vocabulary; `server` wires a node's
-//! listeners and background work (`expiry`) together; `dev` runs a whole
+//! listeners and background work (`expiry`, `users_refresh`) together; `dev` runs a whole
 //! local cluster as child processes.
 
 pub mod acl;
@@ -30,6 +30,7 @@ pub mod server;
 pub mod sessions;
 pub mod shard;
 pub mod storage;
+pub mod users_refresh;
 pub mod wire;
 
 pub use cairn_proto::slot;

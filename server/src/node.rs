@@ -19,17 +19,17 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cairn_proto::raft::ForwardRequest;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::acl::{ACL_SHARD, DEFAULT_USER, User};
+use crate::acl::{ACL_SHARD, DEFAULT_USER, User, Users};
 use crate::config::{NodeConfig, PastBound, ReadOnlyOptions, RegionRole};
 use crate::error::{Error, Result};
-use crate::keyspace::Read;
+use crate::keyspace::{Read, Reply};
 use crate::placement::{RegionIndex, group_id};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, Peers};
@@ -109,6 +109,9 @@ pub struct Node {
     /// The `default` user as this node's config describes it, until the
     /// replicated users table has one.
     default_user: Arc<User>,
+    /// The users table as last fetched from the ACL shard's leader, for a
+    /// node that holds no replica of its serving group.
+    fetched_users: RwLock<Option<Users>>,
     /// Held for the life of the node: the exclusive lock on the data dir.
     _lock: File,
 }
@@ -175,6 +178,7 @@ impl Node {
             peers,
             storage,
             default_user,
+            fetched_users: RwLock::default(),
             _lock: lock,
         })
     }
@@ -221,16 +225,44 @@ impl Node {
     }
 
     /// The user of this name, as this node's replica of the users table
-    /// has it; `default` is this node's own until the table has one.
-    /// (A node without a replica of [`ACL_SHARD`] knows `default` only.)
+    /// has it (or, without a replica, the table last fetched: see
+    /// [`Node::fetch_users`]); `default` is this node's own until the
+    /// table has one.
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
-        let replicated = self.shard(ACL_SHARD).and_then(|shard| shard.user(name));
+        let replicated = match self.shard(ACL_SHARD) {
+            Some(shard) => shard.user(name),
+            None => self.fetched_users.read().expect("users lock").as_ref()?.get(name),
+        };
         replicated.or_else(|| (name == DEFAULT_USER).then(|| self.default_user.clone()))
+    }
+
+    /// Whether this node reads the users from the ACL shard's leader
+    /// rather than from a replica of its own.
+    pub fn fetches_users(&self) -> bool {
+        self.shard(ACL_SHARD).is_none()
+    }
+
+    /// Reads the users table from [`ACL_SHARD`]'s leader (linearizably)
+    /// and keeps it, for a node without a replica of that shard.
+    pub async fn fetch_users(&self) -> Result<()> {
+        let answer = self.execute(ACL_SHARD, Request::Users).await?;
+        if let Reply::Users(users) = answer.reply {
+            *self.fetched_users.write().expect("users lock") = Some(users);
+        }
+        Ok(())
     }
 
     /// Every user by name, `default` included.
     pub fn users(&self) -> Vec<(String, Arc<User>)> {
-        let table = self.shard(ACL_SHARD).map(Shard::users).unwrap_or_default();
+        let table = match self.shard(ACL_SHARD) {
+            Some(shard) => shard.users(),
+            None => self
+                .fetched_users
+                .read()
+                .expect("users lock")
+                .clone()
+                .unwrap_or_default(),
+        };
         let mut users: BTreeMap<String, Arc<User>> = table.iter().map(|(n, u)| (n.clone(), u.clone())).collect();
         users
             .entry(DEFAULT_USER.to_string())
@@ -342,6 +374,7 @@ impl Node {
     pub async fn execute_read_only(&self, shard: u64, request: Request, options: &ReadOnlyOptions) -> Result<Answer> {
         let read = match request {
             Request::Write(_) => return Err(Error::ReadOnly),
+            Request::Users => return self.execute(shard, Request::Users).await,
             Request::Read(read) | Request::ReadIndex(read) => read,
         };
         let local = self.shard(shard);
@@ -379,7 +412,7 @@ impl Node {
             Err(status) => {
                 return Err(match request {
                     Request::Write(_) => Error::Indeterminate { shard },
-                    Request::Read(_) | Request::ReadIndex(_) => Error::Unreachable {
+                    Request::Read(_) | Request::ReadIndex(_) | Request::Users => Error::Unreachable {
                         node,
                         detail: status.message().to_string(),
                     },

@@ -60,7 +60,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         let serve = crate::resp::server::run(listener, node.clone(), Some(read_only), stop_rx.clone());
         tokio::spawn(serve)
     });
-    let expiry = tokio::spawn(crate::expiry::run(node.clone(), stop_rx));
+    let expiry = tokio::spawn(crate::expiry::run(node.clone(), stop_rx.clone()));
+    let users = tokio::spawn(crate::users_refresh::run(node.clone(), stop_rx));
     tracing::info!(node = me.id, resp = %me.resp_addr, ro = ?me.ro_addr, grpc = %me.grpc_addr, "serving");
 
     let health = async {
@@ -85,6 +86,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         let _ = ro.await;
     }
     expiry.abort();
+    users.abort();
     // Peers keep their connections open; give in-flight calls a moment,
     // then stop serving regardless.
     match tokio::time::timeout(GRPC_DRAIN, grpc).await {

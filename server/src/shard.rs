@@ -49,6 +49,8 @@ pub enum Request {
     Read(Read),
     /// A linearizable read confirmed by a ReadIndex round (no clock trusted).
     ReadIndex(Read),
+    /// The users table, read linearizably (from [`crate::acl::ACL_SHARD`]).
+    Users,
 }
 
 /// The answer to a [`Request`], with where it came from.
@@ -175,6 +177,7 @@ impl Shard {
             Request::Write(write) => self.write(write).await,
             Request::Read(read) => self.read(&read, ReadPolicy::LeaseRead).await,
             Request::ReadIndex(read) => self.read(&read, ReadPolicy::ReadIndex).await,
+            Request::Users => self.read_users().await,
         }
     }
 
@@ -251,9 +254,30 @@ impl Shard {
     }
 
     async fn read(&self, read: &Read, policy: ReadPolicy) -> Result<Answer> {
+        self.linearize(policy).await?;
+        Ok(self.read_local(read))
+    }
+
+    /// The users table, read as a linearizable read is (for nodes that
+    /// hold no replica of the ACL shard).
+    async fn read_users(&self) -> Result<Answer> {
+        self.linearize(ReadPolicy::LeaseRead).await?;
+        let applied = self.applied.read().expect("state lock");
+        Ok(Answer {
+            reply: Reply::Users(applied.users.clone()),
+            index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
+            served_by: self.node,
+        })
+    }
+
+    /// Proves that this node leads and that everything committed before
+    /// the call is applied: with the lease alone while it clearly holds
+    /// (see [`Shard::holds_lease`]), else through openraft's linearizer
+    /// (`policy`; a lease read whose lease lapsed falls back to ReadIndex).
+    async fn linearize(&self, policy: ReadPolicy) -> Result<()> {
         let lease = matches!(policy, ReadPolicy::LeaseRead);
         if lease && self.holds_lease() {
-            return Ok(self.read_local(read));
+            return Ok(());
         }
         let confirmed = match self.raft.ensure_linearizable(policy).await {
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) if lease => {
@@ -262,28 +286,18 @@ impl Shard {
             other => other,
         };
         match confirmed {
-            Ok(_) => {}
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
-                return Err(Error::NotLeader {
-                    shard: self.shard,
-                    leader: forward.leader_id,
-                });
-            }
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => Err(Error::NotLeader {
+                shard: self.shard,
+                leader: forward.leader_id,
+            }),
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
-                return Err(Error::NoLeader { shard: self.shard });
+                Err(Error::NoLeader { shard: self.shard })
             }
-            Err(err) => {
-                return Err(Error::Fatal {
-                    shard: self.shard,
-                    detail: err.to_string(),
-                });
-            }
+            Err(err) => Err(Error::Fatal {
+                shard: self.shard,
+                detail: err.to_string(),
+            }),
         }
-        let applied = self.applied.read().expect("state lock");
-        Ok(Answer {
-            reply: applied.keyspace.read(read, now_ms()),
-            index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
-            served_by: self.node,
-        })
     }
 }

@@ -100,6 +100,22 @@ fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primar
         Some("2")
     );
 
+    // A user made through a secondary node logs in there at once, and on
+    // the witness within its refresh: nodes without a replica of the
+    // users' shard read the table from its leader.
+    let ok = Value::Simple("OK".into());
+    let mut via_secondary = Resp::connect(secondary);
+    let setuser = ["ACL", "SETUSER", "alice", "on", ">pw", "~*", "+@all"];
+    assert_eq!(via_secondary.cmd(&setuser), ok);
+    assert_eq!(via_secondary.cmd(&["AUTH", "alice", "pw"]), ok);
+    let mut at_witness = Resp::connect(witness);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while at_witness.cmd(&["AUTH", "alice", "pw"]) != ok {
+        assert!(Instant::now() < deadline, "the witness never learned of alice");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(Resp::connect(loopback(port)).cmd(&["AUTH", "alice", "pw"]), ok);
+
     // The read-only listener of a node without a replica of the primary's
     // groups forwards reads, and refuses writes.
     let mut secondary_ro = Resp::connect(loopback(port + 31));

@@ -10,7 +10,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::acl::AclChange;
+use crate::acl::{AclChange, Users};
 use crate::sessions::SessionTag;
 
 /// The longest string a key may hold (Redis's `proto-max-bulk-len`).
@@ -434,6 +434,8 @@ pub enum Reply {
     },
     /// A deterministic command failure.
     Err(KvError),
+    /// The users table ([`crate::shard::Request::Users`]).
+    Users(Users),
 }
 
 /// Bits of a scan position; a `SCAN` cursor is the shard above them.

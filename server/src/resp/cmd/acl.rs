@@ -233,16 +233,23 @@ fn del_user(shared: &Arc<Shared>, args: &[Bytes]) -> Outcome {
 const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// Writes a change to the users through [`ACL_SHARD`]'s log, and answers
-/// once this node's replica has it too, so an `AUTH` right after, on the
-/// same node, sees the change.
+/// once this node's replica has it too (or, on a node without one, once it
+/// fetched the table again), so an `AUTH` right after, on the same node,
+/// sees the change.
 fn propose(shared: &Arc<Shared>, change: AclChange) -> Outcome {
     let shared = shared.clone();
     Outcome::Later(Box::pin(async move {
         let request = Request::Write(Write::new(WriteOp::Acl(change)));
         match shared.execute(ACL_SHARD, request).await {
             Ok(answer) => {
-                if let Some(shard) = shared.node.shard(ACL_SHARD) {
-                    shard.wait_applied(answer.index, LOCAL_APPLY_WAIT).await;
+                match shared.node.shard(ACL_SHARD) {
+                    Some(shard) => {
+                        shard.wait_applied(answer.index, LOCAL_APPLY_WAIT).await;
+                    }
+                    None => {
+                        // Best effort: the background refresh retries.
+                        let _ = shared.node.fetch_users().await;
+                    }
                 }
                 reply_frame(answer.reply, |reply| match reply {
                     crate::keyspace::Reply::Int(n) => Frame::Integer(n),

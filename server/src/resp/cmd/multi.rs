@@ -71,15 +71,27 @@ pub fn fail(client: &mut Client) {
 /// Queues a command of an open transaction.
 pub fn queue(shared: &Arc<Shared>, client: &mut Client, spec: &Spec, args: Vec<Bytes>) -> Outcome {
     let item = match (spec.run)(shared, client, args) {
-        Outcome::Call(Call { shard, request, reply }) => {
-            let step = match request {
-                Request::Write(write) => Step::Write(write.op),
-                Request::Read(read) | Request::ReadIndex(read) => Step::Read(read),
-            };
-            Queued::Step { shard, step, reply }
-        }
+        Outcome::Call(Call {
+            shard,
+            request: Request::Write(write),
+            reply,
+        }) => Queued::Step {
+            shard,
+            step: Step::Write(write.op),
+            reply,
+        },
+        Outcome::Call(Call {
+            shard,
+            request: Request::Read(read) | Request::ReadIndex(read),
+            reply,
+        }) => Queued::Step {
+            shard,
+            step: Step::Read(read),
+            reply,
+        },
         Outcome::Reply(frame) => Queued::Ready(frame),
-        Outcome::Later(_) => {
+        // Anything but one keyspace step on one shard.
+        Outcome::Later(_) | Outcome::Call(_) => {
             fail(client);
             return Outcome::Reply(Frame::error(format!(
                 "ERR '{}' cannot be part of a transaction here: its keys span shards or it reads the whole keyspace",
