@@ -148,6 +148,10 @@ fn t60_cli_speaks_like_redis_cli() {
         out.contains("shard") && out.lines().count() >= 1 + 1 + 3 + 1 + 4,
         "{out}"
     );
+    assert!(
+        out.contains("role") && out.contains("primary"),
+        "each node's region role: {out}"
+    );
 
     let (ok, _, err) = cli(&["-p", "1", "PING"]);
     assert!(

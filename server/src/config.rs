@@ -57,6 +57,17 @@ pub enum RegionRole {
     Witness,
 }
 
+impl RegionRole {
+    /// The name as the topology file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegionRole::Primary => "primary",
+            RegionRole::Secondary => "secondary",
+            RegionRole::Witness => "witness",
+        }
+    }
+}
+
 /// One region of the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -51,6 +51,12 @@ fn status_of(node: &Node) -> StatusReply {
             zone: n.zone.clone(),
             grpc_addr: n.grpc_addr.to_string(),
             resp_addr: n.resp_addr.to_string(),
+            ro_addr: n.ro_addr.map(|a| a.to_string()).unwrap_or_default(),
+            region_role: topology
+                .region_of(n.id)
+                .map(|(_, role)| role.name())
+                .unwrap_or_default()
+                .into(),
         })
         .collect();
     let slots = node.slots();

@@ -364,11 +364,15 @@ fn admin(args: &Args) -> ExitCode {
         "cluster {} (answered by node {})",
         status.cluster_name, status.answered_by
     );
-    println!("{:<6}{:<10}{:<8}{:<24}{:<24}", "node", "region", "zone", "resp", "grpc");
+    println!(
+        "{:<6}{:<10}{:<11}{:<6}{:<22}{:<22}{:<22}",
+        "node", "region", "role", "zone", "resp", "ro", "grpc"
+    );
     for n in &status.nodes {
+        let ro = if n.ro_addr.is_empty() { "-" } else { &n.ro_addr };
         println!(
-            "{:<6}{:<10}{:<8}{:<24}{:<24}",
-            n.id, n.region, n.zone, n.resp_addr, n.grpc_addr
+            "{:<6}{:<10}{:<11}{:<6}{:<22}{:<22}{:<22}",
+            n.id, n.region, n.region_role, n.zone, n.resp_addr, ro, n.grpc_addr
         );
     }
     println!(
