@@ -10,9 +10,12 @@
 //! written as 40 hex digits. Asking for the slot map (or sending
 //! `READONLY`/`READWRITE`) marks the connection cluster-aware: from then on
 //! a command for a shard led elsewhere gets `-MOVED slot host:port` instead
-//! of being forwarded (see [`super::dispatch`]).
+//! of being forwarded (see [`super::dispatch`]). On the read-only
+//! listener the addresses given are the nodes' read-only listeners, so a
+//! cluster client that starts there stays on them (and is never moved).
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{Client, Outcome, Spec, error_frame, parse_int};
@@ -40,11 +43,23 @@ fn spec_of(shared: &Shared, id: u64) -> Option<&NodeSpec> {
     shared.node.config().topology.node(id)
 }
 
+/// Where a client of this listener reaches `node`: its read-only
+/// listener for a client of the read-only listener (where it has one), so
+/// that a cluster client stays on read-only listeners; else its RESP
+/// address.
+fn listener_of(shared: &Shared, node: &NodeSpec) -> SocketAddr {
+    match (&shared.read_only, node.ro_addr) {
+        (Some(_), Some(ro)) => ro,
+        _ => node.resp_addr,
+    }
+}
+
 /// `[ip, port, id]` of a node (`CLUSTER SLOTS`).
-fn slot_node(node: &NodeSpec) -> Frame {
+fn slot_node(shared: &Shared, node: &NodeSpec) -> Frame {
+    let addr = listener_of(shared, node);
     Frame::Array(vec![
-        Frame::bulk(node.resp_addr.ip().to_string()),
-        Frame::Integer(node.resp_addr.port().into()),
+        Frame::bulk(addr.ip().to_string()),
+        Frame::Integer(addr.port().into()),
         Frame::bulk(node_id(node.id)),
     ])
 }
@@ -58,7 +73,7 @@ fn slots(shared: &Shared) -> Frame {
             let leader = master(shared, shard);
             let mut entry = vec![Frame::Integer(first.into()), Frame::Integer(last.into())];
             let ordered = std::iter::once(leader).chain(topology.replicas(shard).into_iter().filter(|&n| n != leader));
-            entry.extend(ordered.filter_map(|n| spec_of(shared, n)).map(slot_node));
+            entry.extend(ordered.filter_map(|n| spec_of(shared, n)).map(|n| slot_node(shared, n)));
             Frame::Array(entry)
         })
         .collect();
@@ -83,11 +98,12 @@ fn shards(shared: &Shared) -> Frame {
                 .filter_map(|n| spec_of(shared, n))
                 .map(|n| {
                     let role = if n.id == leader { "master" } else { "replica" };
+                    let addr = listener_of(shared, n);
                     Frame::Map(vec![
                         (Frame::bulk("id"), Frame::bulk(node_id(n.id))),
-                        (Frame::bulk("port"), Frame::Integer(n.resp_addr.port().into())),
-                        (Frame::bulk("ip"), Frame::bulk(n.resp_addr.ip().to_string())),
-                        (Frame::bulk("endpoint"), Frame::bulk(n.resp_addr.ip().to_string())),
+                        (Frame::bulk("port"), Frame::Integer(addr.port().into())),
+                        (Frame::bulk("ip"), Frame::bulk(addr.ip().to_string())),
+                        (Frame::bulk("endpoint"), Frame::bulk(addr.ip().to_string())),
                         (Frame::bulk("role"), Frame::bulk(role)),
                         (Frame::bulk("replication-offset"), Frame::Integer(applied as i64)),
                         (Frame::bulk("health"), Frame::bulk("online")),
@@ -116,7 +132,7 @@ fn nodes(shared: &Shared) -> Frame {
             out,
             "{} {}@{} {flags} - 0 0 0 connected",
             node_id(node.id),
-            node.resp_addr,
+            listener_of(shared, node),
             node.grpc_addr.port()
         );
         for shard in (0..u64::from(map.shards())).filter(|&s| master(shared, s) == node.id) {
