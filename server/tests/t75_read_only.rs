@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cairn_server::config::{PastBound, ReadOnlyOptions};
 use cairn_server::slot::SlotMap;
-use fixtures::{Cluster, Resp, Value};
+use fixtures::{Cluster, Resp, Value, slot_ports};
 
 /// A client of node `id`'s read-only listener.
 fn read_only(cluster: &Cluster, id: u64) -> Resp {
@@ -62,26 +62,14 @@ fn t75_the_read_only_listener_reads_every_replica_and_refuses_writes() {
     }
     // A cluster client that starts at a read-only listener is told of
     // read-only listeners only.
-    let ro_ports: Vec<i64> = cluster
+    let ro_ports: Vec<u16> = cluster
         .topology
         .nodes
         .iter()
-        .map(|n| i64::from(n.ro_addr.unwrap().port()))
+        .map(|n| n.ro_addr.unwrap().port())
         .collect();
-    let Value::Array(Some(ranges)) = read_only(&cluster, 1).cmd(&["CLUSTER", "SLOTS"]) else {
-        panic!("CLUSTER SLOTS did not answer an array");
-    };
-    for range in ranges {
-        let Value::Array(Some(fields)) = range else {
-            panic!("bad range")
-        };
-        for node in &fields[2..] {
-            let Value::Array(Some(node)) = node else {
-                panic!("bad node")
-            };
-            assert!(matches!(node[1], Value::Int(p) if ro_ports.contains(&p)), "{node:?}");
-        }
-    }
+    let listed = slot_ports(&mut read_only(&cluster, 1));
+    assert!(listed.iter().all(|p| ro_ports.contains(p)), "{listed:?}");
 
     let mut rw = cluster.client(2);
     assert_eq!(rw.cmd(&["GET", "greeting"]).text().as_deref(), Some("hello"));
