@@ -67,7 +67,7 @@ fn status_of(node: &Node) -> StatusReply {
                 shard: id,
                 first_slot: first_slot.into(),
                 last_slot: last_slot.into(),
-                voters: topology.replicas(id),
+                voters: node.serving_replicas(id).to_vec(),
                 ..Default::default()
             };
             if let Some(shard) = node.shard(id) {

@@ -36,7 +36,7 @@ fn master(shared: &Shared, shard: u64) -> u64 {
     let node = &shared.node;
     node.shard(shard)
         .and_then(|s| s.leader())
-        .unwrap_or_else(|| node.config().topology.replicas(shard)[0])
+        .unwrap_or_else(|| node.serving_replicas(shard)[0])
 }
 
 fn spec_of(shared: &Shared, id: u64) -> Option<&NodeSpec> {
@@ -66,13 +66,13 @@ fn slot_node(shared: &Shared, node: &NodeSpec) -> Frame {
 
 fn slots(shared: &Shared) -> Frame {
     let map = shared.node.slots();
-    let topology = &shared.node.config().topology;
     let ranges = (0..u64::from(map.shards()))
         .map(|shard| {
             let (first, last) = map.slot_range(shard);
             let leader = master(shared, shard);
             let mut entry = vec![Frame::Integer(first.into()), Frame::Integer(last.into())];
-            let ordered = std::iter::once(leader).chain(topology.replicas(shard).into_iter().filter(|&n| n != leader));
+            let replicas = shared.node.serving_replicas(shard).iter().copied();
+            let ordered = std::iter::once(leader).chain(replicas.filter(|&n| n != leader));
             entry.extend(ordered.filter_map(|n| spec_of(shared, n)).map(|n| slot_node(shared, n)));
             Frame::Array(entry)
         })
@@ -82,7 +82,6 @@ fn slots(shared: &Shared) -> Frame {
 
 fn shards(shared: &Shared) -> Frame {
     let map = shared.node.slots();
-    let topology = &shared.node.config().topology;
     let entries = (0..u64::from(map.shards()))
         .map(|shard| {
             let (first, last) = map.slot_range(shard);
@@ -92,10 +91,11 @@ fn shards(shared: &Shared) -> Frame {
                 .shard(shard)
                 .and_then(|s| s.metrics().last_applied)
                 .map_or(0, |l| l.index());
-            let nodes = topology
-                .replicas(shard)
-                .into_iter()
-                .filter_map(|n| spec_of(shared, n))
+            let nodes = shared
+                .node
+                .serving_replicas(shard)
+                .iter()
+                .filter_map(|&n| spec_of(shared, n))
                 .map(|n| {
                     let role = if n.id == leader { "master" } else { "replica" };
                     let addr = listener_of(shared, n);
