@@ -32,8 +32,10 @@ const READONLY: &str = "READONLY You can't write against a read only replica.";
 
 #[test]
 fn t75_the_read_only_listener_reads_every_replica_and_refuses_writes() {
+    // A bound far above the leader's heartbeat (100 ms), so that a busy
+    // machine's scheduling delays stay well inside it.
     let options = ReadOnlyOptions {
-        max_staleness_ms: 500,
+        max_staleness_ms: 2000,
         past_bound: PastBound::Refuse,
     };
     let mut cluster = Cluster::start_read_only(3, 2, options);
@@ -88,13 +90,15 @@ fn t75_the_read_only_listener_reads_every_replica_and_refuses_writes() {
     assert_eq!(ro.cmd(&["GET", "greeting"]).text().as_deref(), Some("hello"));
     let refused = eventually(&mut ro, &["GET", "greeting"], |v| matches!(v, Value::Error(_)));
     let refused_after = cut_off.elapsed();
+    // The bound counts from the last message of the leader, at most a
+    // few heartbeats before the cut.
     assert!(
-        refused_after >= Duration::from_millis(250),
+        refused_after >= Duration::from_millis(1000),
         "refused {refused_after:?} after the cut: sooner than the bound allows"
     );
     let Value::Error(message) = refused else { unreachable!() };
     assert!(
-        message.starts_with("MASTERDOWN") && message.contains("read_only.max_staleness_ms = 500"),
+        message.starts_with("MASTERDOWN") && message.contains("read_only.max_staleness_ms = 2000"),
         "{message}"
     );
 }
