@@ -16,8 +16,12 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Log filter when `RUST_LOG` is not set: Cairn's own events, and only
-/// warnings from openraft (its info level narrates every election).
-const DEFAULT_LOG: &str = "info,openraft=warn";
+/// warnings from openraft (its info level narrates every election), less
+/// those its replication and heartbeats repeat several times a second for
+/// each group while a peer is down (`INFO replication` and `cairn-cli admin
+/// status` show which peers lead and follow).
+const DEFAULT_LOG: &str = "info,openraft=warn,openraft::replication=error,\
+                           openraft::engine::handler::replication_handler=error,openraft::core::heartbeat=error";
 
 /// Cairn: a Redis-protocol key-value store where every write goes through Raft.
 #[derive(Parser)]

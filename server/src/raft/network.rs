@@ -21,7 +21,8 @@
 //! is sent: streamed appends one by one, a snapshot once.
 //!
 //! Transport failures become `Unreachable` (openraft backs off before the
-//! next attempt); a peer whose group has stopped answers with an error text,
+//! next request of a stream, and a stream that cannot be opened is
+//! reported only after a pause); a peer whose group has stopped answers with an error text,
 //! also reported as unreachable.
 
 use std::collections::HashMap;
@@ -57,6 +58,8 @@ use crate::wire;
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The pause before reporting that an append stream could not be opened.
+const REOPEN_PAUSE: Duration = Duration::from_millis(250);
 /// The metadata key that names the group of an `AppendStream` call.
 pub const GROUP_METADATA: &str = "cairn-group";
 
@@ -198,11 +201,20 @@ impl Peers {
         });
         let mut request = tonic::Request::new(requests);
         request.metadata_mut().insert(GROUP_METADATA, group_id.into());
-        let replies = tokio::time::timeout(option.hard_ttl(), client.append_stream(request))
+        let opened = tokio::time::timeout(option.hard_ttl(), client.append_stream(request))
             .await
-            .map_err(|_| unreachable(&format!("append stream to node {target} not opened in time")))?
-            .map_err(|e| unreachable(&e))?
-            .into_inner();
+            .map_err(|_| unreachable(&format!("append stream to node {target} not opened in time")))?;
+        let replies = match opened {
+            Ok(replies) => replies.into_inner(),
+            Err(status) => {
+                // openraft opens the next stream at once (its backoff paces
+                // the requests of an open stream only): without this pause a
+                // stopped peer, refusing connections, would cost a busy loop
+                // of connection attempts and warnings per group.
+                tokio::time::sleep(REOPEN_PAUSE).await;
+                return Err(unreachable(&status));
+            }
+        };
         let results = replies.map(move |reply| {
             unanswered.send_modify(|n| *n = n.saturating_sub(1));
             let reply = reply.map_err(|e| unreachable(&e))?;
