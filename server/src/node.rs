@@ -231,7 +231,9 @@ impl Node {
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
         let replicated = match self.shard(ACL_SHARD) {
             Some(shard) => shard.user(name),
-            None => self.fetched_users.read().expect("users lock").as_ref()?.get(name),
+            // Before the first fetch only `default` is known, as this
+            // node's config describes it.
+            None => self.fetched_users.read().expect("users lock").as_ref().and_then(|u| u.get(name)),
         };
         replicated.or_else(|| (name == DEFAULT_USER).then(|| self.default_user.clone()))
     }
