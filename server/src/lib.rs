@@ -11,9 +11,10 @@
 //!               └─ storage (the Storage trait; RocksDB behind it)
 //! ```
 //!
-//! `config`, `placement` and `slot` are shared vocabulary; `server` wires a node's
-//! listeners and background work (`expiry`, `users_refresh`) together; `dev` runs a whole
-//! local cluster as child processes.
+//! `config`, `placement` and `slot` are shared vocabulary; `xlog` is the
+//! cross-region log as the state machine keeps it; `server` wires a node's
+//! listeners and background work (`expiry`, `users_refresh`, `shipping`)
+//! together; `dev` runs a whole local cluster as child processes.
 
 pub mod acl;
 pub mod config;
@@ -29,8 +30,10 @@ pub mod resp;
 pub mod server;
 pub mod sessions;
 pub mod shard;
+pub mod shipping;
 pub mod storage;
 pub mod users_refresh;
 pub mod wire;
+pub mod xlog;
 
 pub use cairn_proto::slot;

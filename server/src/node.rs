@@ -30,7 +30,7 @@ use crate::acl::{ACL_SHARD, DEFAULT_USER, User, Users};
 use crate::config::{NodeConfig, PastBound, ReadOnlyOptions, RegionRole};
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply};
-use crate::placement::{RegionIndex, group_id};
+use crate::placement::{RegionIndex, group_id, shard_of_group};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, Peers};
 use crate::raft::state_machine::StateMachine;
@@ -102,8 +102,12 @@ pub struct Node {
     shards: BTreeMap<GroupId, Shard>,
     /// The primary region, whose groups serve every shard.
     primary: RegionIndex,
-    /// The voters of each shard's serving group, by shard.
-    serving_replicas: Vec<Vec<NodeId>>,
+    /// This node's region.
+    region: RegionIndex,
+    /// Its role.
+    role: RegionRole,
+    /// The voters of every group of every data region.
+    replicas: BTreeMap<GroupId, Vec<NodeId>>,
     peers: Peers,
     storage: Arc<dyn Storage>,
     /// The `default` user as this node's config describes it, until the
@@ -137,6 +141,8 @@ impl Node {
         let topology = &config.topology;
         let (region, role) = topology.region_of(config.id).expect("validated at load");
         let holds_data = role != RegionRole::Witness;
+        let primary = topology.primary_region();
+        let ships = topology.region_specs().iter().any(|r| r.role != RegionRole::Primary);
         let mut shards = BTreeMap::new();
         for shard in (0..u64::from(slots.shards())).filter(|_| holds_data) {
             let replicas = topology.replicas_in(region, shard);
@@ -146,7 +152,8 @@ impl Node {
             let group = group_id(region, shard);
             // A node belongs to one region, so its shard numbers name its
             // groups uniquely on its disk.
-            let state_machine = StateMachine::open(dir.join("snapshots").join(format!("shard-{shard}")))?;
+            let snapshots = dir.join("snapshots").join(format!("shard-{shard}"));
+            let state_machine = StateMachine::open(snapshots, ships && region == primary)?;
             let applied = state_machine.applied();
             let snapshot_dir = state_machine.dir().to_path_buf();
             let log_store = LogStore::new(storage.clone(), group, config.storage.fsync, commit.clone());
@@ -167,14 +174,20 @@ impl Node {
         }
         tracing::info!(node = config.id, region, groups = shards.len(), dir = %dir.display(), "node started");
         let default_user = Arc::new(User::default_user(config.auth.requirepass.as_deref()));
-        let primary = topology.primary_region();
-        let serving_replicas = (0..u64::from(slots.shards())).map(|s| topology.replicas(s)).collect();
+        let regions = topology.region_specs().len() as RegionIndex;
+        let replicas = (0..regions)
+            .flat_map(|r| (0..u64::from(slots.shards())).map(move |s| (r, s)))
+            .map(|(r, s)| (group_id(r, s), topology.replicas_in(r, s)))
+            .filter(|(_, replicas)| !replicas.is_empty())
+            .collect();
         Ok(Node {
             config,
             slots,
             shards,
             primary,
-            serving_replicas,
+            region,
+            role,
+            replicas,
             peers,
             storage,
             default_user,
@@ -211,7 +224,22 @@ impl Node {
 
     /// The voters of the group serving `shard`.
     pub fn serving_replicas(&self, shard: u64) -> &[NodeId] {
-        self.serving_replicas.get(shard as usize).map_or(&[], Vec::as_slice)
+        self.replicas_of(group_id(self.primary, shard))
+    }
+
+    /// The voters of group `group` (none for a group no region has).
+    pub fn replicas_of(&self, group: GroupId) -> &[NodeId] {
+        self.replicas.get(&group).map_or(&[], Vec::as_slice)
+    }
+
+    /// The primary region.
+    pub fn primary(&self) -> RegionIndex {
+        self.primary
+    }
+
+    /// This node's region and its role.
+    pub fn region(&self) -> (RegionIndex, RegionRole) {
+        (self.region, self.role)
     }
 
     /// Every local replica.
@@ -233,7 +261,12 @@ impl Node {
             Some(shard) => shard.user(name),
             // Before the first fetch only `default` is known, as this
             // node's config describes it.
-            None => self.fetched_users.read().expect("users lock").as_ref().and_then(|u| u.get(name)),
+            None => self
+                .fetched_users
+                .read()
+                .expect("users lock")
+                .as_ref()
+                .and_then(|u| u.get(name)),
         };
         replicated.or_else(|| (name == DEFAULT_USER).then(|| self.default_user.clone()))
     }
@@ -281,14 +314,24 @@ impl Node {
         if let (Request::Read(read), Some(local)) = (&request, self.shard(shard)) {
             fail::fail_point!("stale-read", |_| Ok(local.read_local(read)));
         }
+        self.execute_in(group_id(self.primary, shard), request).await
+    }
+
+    /// Executes `request` on the leader of group `group` (of any region),
+    /// wherever it is.
+    pub async fn execute_in(&self, group: GroupId, request: Request) -> Result<Answer> {
+        let shard = shard_of_group(group);
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let is_write = matches!(request, Request::Write(_));
-        let replicas = self.serving_replicas(shard);
+        let replicas = self.replicas_of(group);
+        if replicas.is_empty() {
+            return Err(Error::NoLeader { shard });
+        }
         let mut backoff = RETRY_BACKOFF;
         let mut hint: Option<NodeId> = None;
         let mut attempt = 0usize;
         loop {
-            let local = self.shard(shard);
+            let local = self.group(group);
             // Whom to ask: a fresh hint, else the leader this node knows of,
             // else (for a shard without a local replica) each replica in turn.
             let target = hint
@@ -301,7 +344,7 @@ impl Node {
                     Some(local) => local.execute(request.clone()).await,
                     None => Err(Error::NoLeader { shard }),
                 },
-                Some(node) => self.forward(node, shard, &request, deadline).await,
+                Some(node) => self.forward(node, group, &request, deadline).await,
                 None => Err(Error::NoLeader { shard }),
             };
             let err = match result {
@@ -364,23 +407,26 @@ impl Node {
     }
 
     /// Executes `request` as the read-only listener does: a write is
-    /// refused; a read is answered by the local replica of the shard's
-    /// serving group if it can show it is within `options`' staleness
-    /// bound, by a lease read if this node leads that group, and otherwise
-    /// forwarded to the leader or refused, as `options` say.
-    ///
-    /// A secondary region's own groups are not read here yet: they hold
-    /// data only once the cross-region log feeds them, and their freshness
-    /// must then be measured against the primary's commits, not against
-    /// their own leader. Until then a node of another region forwards.
+    /// refused; a read is answered by this node's replica when it can show
+    /// it is within `options`' staleness bound — a primary region's replica
+    /// by its leader's contact (or a lease read if it leads), a secondary
+    /// region's by the primary's clock its cross-region log carries — and
+    /// otherwise forwarded to the primary's leader or refused, as `options`
+    /// say.
     pub async fn execute_read_only(&self, shard: u64, request: Request, options: &ReadOnlyOptions) -> Result<Answer> {
         let read = match request {
             Request::Write(_) => return Err(Error::ReadOnly),
             Request::Users => return self.execute(shard, Request::Users).await,
             Request::Read(read) | Request::ReadIndex(read) => read,
         };
-        let local = self.shard(shard);
         let bound = Duration::from_millis(options.max_staleness_ms);
+        if self.role == RegionRole::Secondary {
+            let local = self.group(group_id(self.region, shard));
+            if let Some(answer) = local.and_then(|l| l.read_fresh(&read, bound)) {
+                return Ok(answer);
+            }
+        }
+        let local = self.shard(shard);
         if let Some(answer) = local.and_then(|l| l.read_bounded(&read, bound)) {
             return Ok(answer);
         }
@@ -396,11 +442,12 @@ impl Node {
         }
     }
 
-    async fn forward(&self, node: NodeId, shard: u64, request: &Request, deadline: Instant) -> Result<Answer> {
+    async fn forward(&self, node: NodeId, group: GroupId, request: &Request, deadline: Instant) -> Result<Answer> {
+        let shard = shard_of_group(group);
         let mut client = self.peers.client(node)?;
         self.peers.travel(node).await;
         let mut call = tonic::Request::new(ForwardRequest {
-            group_id: group_id(self.primary, shard),
+            group_id: group,
             payload: wire::encode(request)?,
         });
         call.set_timeout(deadline.saturating_duration_since(Instant::now()));

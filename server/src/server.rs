@@ -61,7 +61,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         tokio::spawn(serve)
     });
     let expiry = tokio::spawn(crate::expiry::run(node.clone(), stop_rx.clone()));
-    let users = tokio::spawn(crate::users_refresh::run(node.clone(), stop_rx));
+    let users = tokio::spawn(crate::users_refresh::run(node.clone(), stop_rx.clone()));
+    let shipping = tokio::spawn(crate::shipping::run(node.clone(), stop_rx));
     tracing::info!(node = me.id, resp = %me.resp_addr, ro = ?me.ro_addr, grpc = %me.grpc_addr, "serving");
 
     let health = async {
@@ -87,6 +88,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     expiry.abort();
     users.abort();
+    shipping.abort();
     // Peers keep their connections open; give in-flight calls a moment,
     // then stop serving regardless.
     match tokio::time::timeout(GRPC_DRAIN, grpc).await {

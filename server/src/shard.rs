@@ -18,11 +18,18 @@
 //! then (so it misses at most the writes of that window, plus the one-way
 //! network delay of the leader's message).
 //!
+//! A replica of a secondary region's group is read with
+//! [`Shard::read_fresh`]: its freshness is the primary's clock carried by
+//! the cross-region log (see [`crate::xlog`]). The leader of a primary
+//! region's group keeps what it shipped to each destination region
+//! ([`Shard::progress`], written by [`crate::shipping`]).
+//!
 //! Anything else is [`Error::NotLeader`] with the leader this node knows of,
 //! so the caller ([`crate::node::Node`]) forwards it. A write whose entry was
 //! appended but then discarded by a leader change is [`Error::Indeterminate`]:
 //! it may yet commit, so it must not be retried blindly.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,9 +43,10 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{User, Users};
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply, Write};
-use crate::placement::shard_of_group;
+use crate::placement::{RegionIndex, shard_of_group};
 use crate::raft::state_machine::Applied;
 use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
+use crate::xlog::{Lag, Progress, Since};
 
 /// A request for one shard, as executed locally or forwarded to its leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +95,8 @@ pub struct Shard {
     /// When the leader's last successful append arrived, and the commit
     /// index it carried.
     leader_contact: Mutex<Option<(Instant, u64)>>,
+    /// What this node, leading, shipped to each destination region.
+    progress: Mutex<BTreeMap<RegionIndex, Progress>>,
 }
 
 impl Shard {
@@ -102,6 +112,7 @@ impl Shard {
             applied,
             snapshot_dir,
             leader_contact: Mutex::new(None),
+            progress: Mutex::default(),
         }
     }
 
@@ -169,6 +180,62 @@ impl Shard {
     /// Number of keys held in memory.
     pub fn key_count(&self) -> usize {
         self.applied.read().expect("state lock").keyspace.len()
+    }
+
+    /// The gseq of the last write applied here, and the primary's clock as
+    /// of which this replica holds every write (a secondary's; 0 before
+    /// its first complete batch).
+    pub fn xlog_position(&self) -> (u64, u64) {
+        let applied = self.applied.read().expect("state lock");
+        (applied.xlog.gseq(), applied.xlog.fresh_ms())
+    }
+
+    /// The cross-region log's records after `acked` (see
+    /// [`crate::xlog::Xlog::since`]).
+    pub fn xlog_since(&self, acked: u64, max_bytes: usize) -> Since {
+        self.applied.read().expect("state lock").xlog.since(acked, max_bytes)
+    }
+
+    /// The oldest record the cross-region log still holds, if any.
+    pub fn xlog_oldest(&self) -> Option<u64> {
+        self.applied
+            .read()
+            .expect("state lock")
+            .xlog
+            .window()
+            .next()
+            .map(|r| r.gseq)
+    }
+
+    /// The index of the last log entry applied here.
+    pub fn applied_index(&self) -> u64 {
+        let applied = self.applied.read().expect("state lock");
+        applied.last_applied.as_ref().map_or(0, |id| id.index())
+    }
+
+    /// What a destination that acknowledged `acked` lacks now.
+    pub fn xlog_lag(&self, acked: u64) -> Lag {
+        self.applied.read().expect("state lock").xlog.lag(acked, now_ms())
+    }
+
+    /// What was shipped to each destination region, as this node last
+    /// led the group.
+    pub fn progress(&self) -> BTreeMap<RegionIndex, Progress> {
+        self.progress.lock().expect("progress lock").clone()
+    }
+
+    /// Records what was shipped to `region`.
+    pub fn set_progress(&self, region: RegionIndex, progress: Progress) {
+        self.progress.lock().expect("progress lock").insert(region, progress);
+    }
+
+    /// Reads this replica's memory if it held every write the primary had
+    /// applied `bound` ago, by the primary's clock (see [`crate::xlog`]);
+    /// `None` when it cannot tell.
+    pub fn read_fresh(&self, read: &Read, bound: Duration) -> Option<Answer> {
+        let (_, fresh_ms) = self.xlog_position();
+        let within = fresh_ms > 0 && now_ms().saturating_sub(fresh_ms) <= bound.as_millis() as u64;
+        within.then(|| self.read_local(read))
     }
 
     /// Executes `request` here; [`Error::NotLeader`] if this node does not lead.

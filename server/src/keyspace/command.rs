@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclChange, Users};
 use crate::sessions::SessionTag;
+use crate::xlog::Record;
 
 /// The longest string a key may hold (Redis's `proto-max-bulk-len`).
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -200,6 +201,22 @@ pub enum WriteOp {
     /// applied by the state machine to its [`crate::acl::Users`], not to
     /// keys.
     Acl(AclChange),
+    /// Records of the primary region's cross-region log, shipped to a
+    /// secondary region's group (see [`crate::xlog`]); applied by the state
+    /// machine in gseq order. Replies the gseq applied after them.
+    Xlog {
+        /// The records, oldest first.
+        records: Vec<Record>,
+        /// The primary's clock as of which the records hold every write it
+        /// had applied (0: the batch does not reach the primary's head).
+        as_of_ms: u64,
+    },
+    /// Drop the cross-region log's records up to and including `through`
+    /// (every destination acknowledged them).
+    XlogTrim {
+        /// The last gseq dropped.
+        through: u64,
+    },
 }
 
 /// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
@@ -250,7 +267,7 @@ impl WriteOp {
                 })
                 .chain(watched.iter().map(|(key, _)| key))
                 .collect(),
-            WriteOp::Flush | WriteOp::Acl(_) => Vec::new(),
+            WriteOp::Flush | WriteOp::Acl(_) | WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
     }
@@ -278,6 +295,8 @@ impl fmt::Display for Write {
             WriteOp::PurgeExpired { .. } => "purge-expired",
             WriteOp::IncrByFloat { .. } => "incrbyfloat",
             WriteOp::Acl(_) => "acl",
+            WriteOp::Xlog { .. } => "xlog",
+            WriteOp::XlogTrim { .. } => "xlog-trim",
         };
         write!(f, "{name}@{}", self.now_ms)
     }

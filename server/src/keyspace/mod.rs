@@ -617,9 +617,10 @@ impl Keyspace {
                         .collect(),
                 )
             }
-            // Applied to the users by the state machine, never queued in
-            // a transaction; nothing to do to keys.
-            WriteOp::Acl(_) => Reply::Ok,
+            // Applied by the state machine (to the users, or to the
+            // cross-region log), never queued in a transaction; nothing to
+            // do to keys.
+            WriteOp::Acl(_) | WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } => Reply::Ok,
             WriteOp::Flush => {
                 self.map.clear();
                 self.deadlines.clear();

@@ -4,8 +4,9 @@
 //! `len (u32 LE) ‖ crc32 (u32 LE) ‖ payload`. The first block holds the
 //! snapshot metadata, the following blocks hold up to [`BLOCK_BYTES`] of
 //! records each (strings, and hashes in blocks of their own), then blocks
-//! of client sessions (see [`crate::sessions`]),
-//! and a final block holds the record count, so a truncated
+//! of client sessions (see [`crate::sessions`]), the users, the shard's
+//! position in the cross-region log and its untrimmed records (see
+//! [`crate::xlog`]), and a final block holds the record count, so a truncated
 //! file is detected as surely as a flipped bit. Every error names the file
 //! and the byte offset of the bad block.
 //!
@@ -24,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::keyspace::{Data, Keyspace, Value};
 use crate::raft::typ::SnapshotMeta;
 use crate::sessions::{ClientSession, Sessions};
+use crate::xlog::{Record, Xlog};
 
 const MAGIC: &[u8; 8] = b"CAIRNSN1";
 /// Records are grouped into blocks of about this many bytes.
@@ -47,6 +49,8 @@ pub struct Contents {
     pub sessions: Sessions,
     /// The users (in [`crate::acl::ACL_SHARD`]'s snapshots).
     pub users: Users,
+    /// The cross-region log: position and untrimmed records.
+    pub xlog: Xlog,
 }
 
 /// What a snapshot holds, borrowed from a shard's live state: it is
@@ -59,19 +63,32 @@ pub struct View<'a> {
     pub sessions: &'a Sessions,
     /// The users.
     pub users: &'a Users,
+    /// The cross-region log.
+    pub xlog: &'a Xlog,
 }
 
 /// Sessions per block; a session holds at most a few thousand small replies.
 const SESSIONS_PER_BLOCK: usize = 64;
+/// Cross-region log records per block.
+const XLOG_RECORDS_PER_BLOCK: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 enum Block {
     Meta(SnapshotMeta),
     Records(Strings),
-    End { records: u64 },
+    End {
+        records: u64,
+    },
     Sessions(Vec<(u64, ClientSession)>),
     Hashes(Hashes),
     Users(Vec<(String, User)>),
+    /// The position in the cross-region log (absent from older files:
+    /// nothing applied has a gseq then).
+    XlogPosition {
+        gseq: u64,
+        fresh_ms: u64,
+    },
+    XlogRecords(Vec<Record>),
 }
 
 struct BlockWriter {
@@ -145,6 +162,16 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
         .collect();
     if !users.is_empty() {
         writer.put(&Block::Users(users))?;
+    }
+    writer.put(&Block::XlogPosition {
+        gseq: contents.xlog.gseq(),
+        fresh_ms: contents.xlog.fresh_ms(),
+    })?;
+    // Records share their payloads with the live log: cloning one costs
+    // a reference count, not a copy.
+    let window: Vec<Record> = contents.xlog.window().cloned().collect();
+    for chunk in window.chunks(XLOG_RECORDS_PER_BLOCK) {
+        writer.put(&Block::XlogRecords(chunk.to_vec()))?;
     }
     writer.put(&Block::End { records: count })?;
     Ok(writer.out)
@@ -255,6 +282,7 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
     };
     let mut contents = Contents::default();
     let mut count = 0u64;
+    let (mut gseq, mut fresh_ms, mut window) = (0, 0, Vec::new());
     loop {
         let start = reader.offset;
         match reader.next()? {
@@ -281,7 +309,12 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
                     contents.users.restore(name, user);
                 }
             }
-            Block::End { records } if records == count => return Ok((meta, contents)),
+            Block::XlogPosition { gseq: g, fresh_ms: f } => (gseq, fresh_ms) = (g, f),
+            Block::XlogRecords(records) => window.extend(records),
+            Block::End { records } if records == count => {
+                contents.xlog = Xlog::restored(gseq, fresh_ms, window);
+                return Ok((meta, contents));
+            }
             Block::End { records } => {
                 return Err(reader.corrupt(start, format!("end block counts {records} records, file holds {count}")));
             }
@@ -302,6 +335,7 @@ mod tests {
             keyspace: &contents.keyspace,
             sessions: &contents.sessions,
             users: &contents.users,
+            xlog: &contents.xlog,
         }
     }
 
@@ -349,6 +383,12 @@ mod tests {
             ],
             base: User::default(),
         });
+        contents.xlog = Xlog::new(true);
+        for i in 0..600u64 {
+            contents.xlog.append(i, || Bytes::from(i.to_string()));
+        }
+        contents.xlog.trim(10);
+        contents.xlog.fresh_as_of(77);
         contents
     }
 
@@ -369,6 +409,11 @@ mod tests {
         assert_eq!(back.sessions.len(), 100);
         assert_eq!(back.users, original.users);
         assert!(back.users.get("app").is_some_and(|u| u.accepts(b"pw")));
+        assert_eq!((back.xlog.gseq(), back.xlog.fresh_ms()), (600, 77));
+        assert!(
+            back.xlog.window().eq(original.xlog.window()),
+            "the untrimmed records 11..=600"
+        );
         let mut restored = back.sessions;
         let repeat = SessionTag {
             client: 3,

@@ -14,7 +14,11 @@
 //! # Correctness
 //!
 //! Apply is deterministic: it depends only on the entry and the keyspace
-//! (see [`crate::keyspace`]); no clock, no randomness, no I/O.
+//! (see [`crate::keyspace`]); no clock, no randomness, no I/O. Every client
+//! write applied gets the shard's next gseq, and a group that ships to other
+//! regions keeps it as a record of its cross-region log; a secondary
+//! region's group applies such records, shipped to it as entries of its own
+//! log, in gseq order (see [`crate::xlog`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,10 +30,12 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use crate::acl::Users;
 use crate::error::{Error, Result};
-use crate::keyspace::{Keyspace, Reply, WriteOp};
+use crate::keyspace::{Keyspace, Reply, Write, WriteOp};
 use crate::raft::snapshot_file::{self, Contents, SnapshotFile, View};
 use crate::raft::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::sessions::Sessions;
+use crate::wire;
+use crate::xlog::{Accept, Record, Xlog};
 
 /// How many snapshot files a shard keeps.
 const SNAPSHOTS_KEPT: usize = 2;
@@ -43,6 +49,8 @@ pub struct Applied {
     pub sessions: Sessions,
     /// The users ([`crate::acl::ACL_SHARD`] only; empty elsewhere).
     pub users: Users,
+    /// The shard's cross-region log.
+    pub xlog: Xlog,
     /// The last log entry applied.
     pub last_applied: Option<LogId>,
     /// The last membership applied.
@@ -65,11 +73,17 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// A state machine whose snapshots live in `dir` (created if missing).
-    pub fn open(dir: PathBuf) -> Result<Self> {
+    /// A state machine whose snapshots live in `dir` (created if missing),
+    /// keeping its applied writes as cross-region log records when
+    /// `keeps_xlog` (a primary region's group with somewhere to ship to).
+    pub fn open(dir: PathBuf, keeps_xlog: bool) -> Result<Self> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let applied = Applied {
+            xlog: Xlog::new(keeps_xlog),
+            ..Applied::default()
+        };
         Ok(StateMachine {
-            applied: Arc::default(),
+            applied: Arc::new(RwLock::new(applied)),
             dir,
             current: Arc::default(),
         })
@@ -137,6 +151,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 keyspace: &applied.keyspace,
                 sessions: &applied.sessions,
                 users: &applied.users,
+                xlog: &applied.xlog,
             };
             let encoded = snapshot_file::encode(&meta, contents)?;
             (meta, encoded)
@@ -174,23 +189,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let reply = {
                 let mut applied = self.applied.write().expect("state lock");
                 applied.last_applied = Some(entry.log_id);
-                match &entry.payload {
+                match entry.payload {
                     EntryPayload::Blank => Reply::Ok,
-                    EntryPayload::Normal(write) => {
-                        let Applied {
-                            keyspace,
-                            sessions,
-                            users,
-                            ..
-                        } = &mut *applied;
-                        match (&write.op, write.session) {
-                            (WriteOp::Acl(change), _) => users.apply(change),
-                            (_, Some(tag)) => sessions.apply(tag, write.now_ms, || keyspace.apply(write)),
-                            (_, None) => keyspace.apply(write),
-                        }
-                    }
+                    EntryPayload::Normal(write) => apply_write(&mut applied, write),
                     EntryPayload::Membership(membership) => {
-                        applied.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         Reply::Ok
                     }
                 }
@@ -243,6 +246,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.keyspace = contents.keyspace;
             applied.sessions = contents.sessions;
             applied.users = contents.users;
+            let keeps = applied.xlog.keeps();
+            applied.xlog = contents.xlog.keeping(keeps);
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
         }
@@ -292,4 +297,67 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             None => Ok(None),
         }
     }
+}
+
+/// Applies a write of the group's log: a client write (numbered in the
+/// cross-region log), a batch of shipped records, or a trim of the log.
+fn apply_write(applied: &mut Applied, write: Write) -> Reply {
+    match &write.op {
+        WriteOp::Xlog { records, as_of_ms } => apply_records(applied, records, *as_of_ms),
+        WriteOp::XlogTrim { through } => {
+            applied.xlog.trim(*through);
+            Reply::Ok
+        }
+        _ => {
+            let reply = apply_client_write(applied, &write);
+            applied.xlog.append(write.now_ms, || {
+                wire::encode(&write).expect("a write that was decoded encodes again")
+            });
+            reply
+        }
+    }
+}
+
+/// Applies a client write to the keys, sessions and users, as the primary
+/// region did when it was proposed.
+fn apply_client_write(applied: &mut Applied, write: &Write) -> Reply {
+    let Applied {
+        keyspace,
+        sessions,
+        users,
+        ..
+    } = applied;
+    match (&write.op, write.session) {
+        (WriteOp::Acl(change), _) => users.apply(change),
+        (_, Some(tag)) => sessions.apply(tag, write.now_ms, || keyspace.apply(write)),
+        (_, None) => keyspace.apply(write),
+    }
+}
+
+/// Applies shipped records in gseq order, skipping those already applied
+/// and stopping at a gap, a bad checksum or an undecodable write (the
+/// shipper sends again from the gseq replied). Marks the replica fresh as
+/// of `as_of_ms` when it then holds every record of the batch.
+fn apply_records(applied: &mut Applied, records: &[Record], as_of_ms: u64) -> Reply {
+    for record in records {
+        match applied.xlog.accept(record) {
+            Accept::Duplicate => continue,
+            Accept::Refuse => break,
+            Accept::Next => {}
+        }
+        let write: Write = match wire::decode(&record.payload) {
+            Ok(write) => write,
+            Err(err) => {
+                tracing::error!(gseq = record.gseq, cause = %err, "shipped record not applied");
+                break;
+            }
+        };
+        apply_client_write(applied, &write);
+        applied.xlog.applied(record.clone());
+    }
+    let holds_all = records.last().is_none_or(|r| r.gseq <= applied.xlog.gseq());
+    if holds_all && as_of_ms > 0 {
+        applied.xlog.fresh_as_of(as_of_ms);
+    }
+    Reply::Int(applied.xlog.gseq() as i64)
 }

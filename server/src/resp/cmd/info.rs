@@ -9,6 +9,13 @@
 //! `keyspace` counts the keys held by this node's local replicas of shards
 //! it leads (and, for shards led elsewhere, the local replica's count), so
 //! `INFO` never waits on the network.
+//!
+//! `replication` has a line per local group (`cairn_shard<n>`: its Raft
+//! role and position, its gseq in the cross-region log and, on a secondary
+//! region's replica, how far behind the primary's clock it is), and on the
+//! leader of a primary group a line per destination region
+//! (`cairn_xlog<n>`: shipped and acknowledged gseq, and the lag in records,
+//! bytes and milliseconds).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -17,8 +24,10 @@ use std::sync::atomic::Ordering;
 use super::hello::REDIS_VERSION;
 use super::{Client, Outcome, Spec};
 use crate::config::Fsync;
+use crate::node::Node;
 use crate::resp::frame::Frame;
 use crate::resp::server::Shared;
+use crate::shard::{Shard, now_ms};
 
 /// `INFO`.
 pub static SPEC: Spec = Spec {
@@ -151,15 +160,23 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             } else {
                 "follower"
             };
+            let (gseq, fresh_ms) = shard.xlog_position();
             let _ = write!(
                 out,
-                "cairn_shard{}:role={role},leader={},term={},applied={},group={}\r\n",
+                "cairn_shard{}:role={role},leader={},term={},applied={},group={},gseq={gseq}",
                 shard.shard,
                 metrics.current_leader.unwrap_or(0),
                 metrics.current_term,
                 metrics.last_applied.as_ref().map_or(0, |l| l.index()),
                 shard.group,
             );
+            if fresh_ms > 0 {
+                let _ = write!(out, ",fresh_lag_ms={}", now_ms().saturating_sub(fresh_ms));
+            }
+            out.push_str("\r\n");
+            if role == "leader" {
+                xlog_lines(&mut out, node, shard);
+            }
         }
         out.push_str("\r\n");
     }
@@ -179,4 +196,29 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
         out.truncate(out.len() - 2);
     }
     out
+}
+
+/// One line per destination region the shard's log ships to (written by
+/// its leader): what was shipped and acknowledged, and what the
+/// destination lacks in records, bytes and milliseconds.
+fn xlog_lines(out: &mut String, node: &Node, shard: &Shard) {
+    let regions = node.config().topology.region_specs();
+    for (region, progress) in shard.progress() {
+        let lag = shard.xlog_lag(progress.acked);
+        let _ = write!(
+            out,
+            "cairn_xlog{}:region={},shipped={},acked={},lag_records={},lag_bytes={},lag_ms={}",
+            shard.shard,
+            regions.get(usize::from(region)).map_or("?", |r| r.name.as_str()),
+            progress.shipped,
+            progress.acked,
+            lag.records,
+            lag.bytes,
+            lag.ms,
+        );
+        if let Some(why) = &progress.stuck {
+            let _ = write!(out, ",stuck={}", why.replace([',', '\r', '\n'], " "));
+        }
+        out.push_str("\r\n");
+    }
 }

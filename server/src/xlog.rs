@@ -1,0 +1,351 @@
+//! The cross-region log of one shard: every write the primary region's
+//! group applied, numbered, so that other regions can apply the same
+//! writes in the same order.
+//!
+//! Applying a client write in a group assigns it the shard's next *gseq*
+//! (global sequence number). A group of the primary region that has
+//! somewhere to ship to also keeps the write as a [`Record`] — its gseq, the
+//! primary's clock when it was proposed, the encoded write and a crc32 of
+//! it — in a window of untrimmed records. A secondary region's group
+//! applies records only in gseq order, each exactly once
+//! ([`Xlog::accept`]), so shipping may repeat records or restart anywhere
+//! at or below what the destination holds.
+//!
+//! The window is part of the state machine: every replica of the group
+//! holds the same records (apply is deterministic), it is written into
+//! snapshots with the keyspace, and a restarted replica rebuilds it by
+//! re-applying its log over its snapshot. So a new leader ships from where
+//! the old one stopped, whichever replica it is, and nothing here needs its
+//! own fsync. Records leave the window only through a replicated trim
+//! (`WriteOp::XlogTrim`), once every destination acknowledged them.
+//!
+//! A secondary replica's freshness is the primary's clock: [`Xlog::fresh_ms`]
+//! is the primary leader's time at which it had applied nothing this
+//! replica lacks (the shipper says so with each batch that reaches its
+//! head). Its own leader's heartbeats say nothing about the primary.
+//!
+//! This module knows records as bytes; the state machine encodes and
+//! decodes the writes in them (see [`crate::raft::state_machine`]).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// One write of the cross-region log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Its place in the shard's sequence, from 1.
+    pub gseq: u64,
+    /// The primary's clock (ms since the Unix epoch) when it was proposed.
+    pub proposed_ms: u64,
+    /// The write, encoded.
+    pub payload: Bytes,
+    /// crc32 of `payload`.
+    pub crc32: u32,
+}
+
+impl Record {
+    /// A record of `payload` at `gseq`, with its checksum.
+    pub fn new(gseq: u64, proposed_ms: u64, payload: Bytes) -> Self {
+        let crc32 = crc32fast::hash(&payload);
+        Record {
+            gseq,
+            proposed_ms,
+            payload,
+            crc32,
+        }
+    }
+
+    /// Whether the payload still matches its checksum.
+    pub fn intact(&self) -> bool {
+        crc32fast::hash(&self.payload) == self.crc32
+    }
+}
+
+/// What a replica does with a shipped record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// It is the next one: apply it.
+    Next,
+    /// It is already applied: skip it.
+    Duplicate,
+    /// Records are missing before it, or it is corrupt: stop here (the
+    /// shipper sends again from what the replica acknowledges).
+    Refuse,
+}
+
+/// What a destination lacks, as far as the window can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lag {
+    /// Records not yet acknowledged.
+    pub records: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// How long ago the oldest of them was proposed (0 when none is).
+    pub ms: u64,
+}
+
+/// Records after a destination's acknowledged gseq.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Since {
+    /// The next records, oldest first (empty when the destination has
+    /// them all), and whether they reach the head of the log.
+    Records {
+        /// The records.
+        records: Vec<Record>,
+        /// Whether the last of them is the newest applied.
+        complete: bool,
+    },
+    /// The destination needs records the window no longer holds.
+    Trimmed,
+    /// The destination claims records this log never had.
+    Ahead,
+}
+
+/// A group's position in the cross-region log, and the window of records
+/// it keeps for shipping.
+#[derive(Debug, Default, Clone)]
+pub struct Xlog {
+    /// Whether applied writes are kept as records (a primary group with
+    /// destinations); set when the state machine opens, never snapshotted.
+    keeps: bool,
+    /// The gseq of the last write applied.
+    gseq: u64,
+    /// The primary's clock as of which this replica holds every write (a
+    /// secondary's; 0 until the first complete batch).
+    fresh_ms: u64,
+    /// Untrimmed records, gseqs `gseq - window.len() + 1 ..= gseq`.
+    window: VecDeque<Record>,
+}
+
+impl Xlog {
+    /// An empty log that keeps records when `keeps`.
+    pub fn new(keeps: bool) -> Self {
+        Xlog {
+            keeps,
+            ..Xlog::default()
+        }
+    }
+
+    /// A log as a snapshot holds it (see [`Xlog::window`]), keeping
+    /// records until [`Xlog::keeping`] says otherwise.
+    pub fn restored(gseq: u64, fresh_ms: u64, window: Vec<Record>) -> Self {
+        Xlog {
+            keeps: true,
+            gseq,
+            fresh_ms,
+            window: window.into(),
+        }
+    }
+
+    /// This log, keeping records from now on only when `keeps`.
+    pub fn keeping(mut self, keeps: bool) -> Self {
+        self.keeps = keeps;
+        if !keeps {
+            self.window.clear();
+        }
+        self
+    }
+
+    /// Whether applied writes are kept as records.
+    pub fn keeps(&self) -> bool {
+        self.keeps
+    }
+
+    /// The gseq of the last write applied.
+    pub fn gseq(&self) -> u64 {
+        self.gseq
+    }
+
+    /// The primary's clock as of which every write is applied here.
+    pub fn fresh_ms(&self) -> u64 {
+        self.fresh_ms
+    }
+
+    /// The untrimmed records, oldest first.
+    pub fn window(&self) -> impl ExactSizeIterator<Item = &Record> {
+        self.window.iter()
+    }
+
+    /// Numbers a write applied here (on the primary), keeping it as a
+    /// record if this log keeps any; `payload` encodes it, and is called
+    /// only then.
+    pub fn append(&mut self, proposed_ms: u64, payload: impl FnOnce() -> Bytes) {
+        self.gseq += 1;
+        if self.keeps {
+            self.window.push_back(Record::new(self.gseq, proposed_ms, payload()));
+        }
+    }
+
+    /// What to do with a shipped record.
+    pub fn accept(&self, record: &Record) -> Accept {
+        if record.gseq <= self.gseq {
+            Accept::Duplicate
+        } else if record.gseq == self.gseq + 1 && record.intact() {
+            Accept::Next
+        } else {
+            Accept::Refuse
+        }
+    }
+
+    /// Notes that the shipped `record` was applied here.
+    pub fn applied(&mut self, record: Record) {
+        self.gseq = record.gseq;
+        if self.keeps {
+            self.window.push_back(record);
+        }
+    }
+
+    /// Notes that the primary had applied nothing this replica lacks at
+    /// its clock's `as_of_ms`.
+    pub fn fresh_as_of(&mut self, as_of_ms: u64) {
+        self.fresh_ms = self.fresh_ms.max(as_of_ms);
+    }
+
+    /// Drops the records up to and including `through`.
+    pub fn trim(&mut self, through: u64) {
+        while self.window.front().is_some_and(|r| r.gseq <= through) {
+            self.window.pop_front();
+        }
+    }
+
+    /// The records after `acked`, up to about `max_bytes` of payload (at
+    /// least one record when there is any).
+    pub fn since(&self, acked: u64, max_bytes: usize) -> Since {
+        if acked > self.gseq {
+            return Since::Ahead;
+        }
+        let first = self.gseq + 1 - self.window.len() as u64;
+        if acked + 1 < first {
+            return Since::Trimmed;
+        }
+        let mut bytes = 0;
+        let records: Vec<Record> = self
+            .window
+            .range((acked + 1 - first) as usize..)
+            .take_while(|r| {
+                let fits = bytes == 0 || bytes + r.payload.len() <= max_bytes;
+                bytes += r.payload.len();
+                fits
+            })
+            .cloned()
+            .collect();
+        let complete = records.last().map_or(acked, |r| r.gseq) == self.gseq;
+        Since::Records { records, complete }
+    }
+
+    /// What a destination that acknowledged `acked` lacks, at `now_ms`.
+    pub fn lag(&self, acked: u64, now_ms: u64) -> Lag {
+        let unacked = self.window.iter().filter(|r| r.gseq > acked);
+        let mut lag = Lag {
+            records: self.gseq.saturating_sub(acked),
+            ..Lag::default()
+        };
+        for (i, record) in unacked.enumerate() {
+            if i == 0 {
+                lag.ms = now_ms.saturating_sub(record.proposed_ms);
+            }
+            lag.bytes += record.payload.len() as u64;
+        }
+        lag
+    }
+}
+
+/// A destination as the shipping leader last heard from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The highest gseq sent.
+    pub shipped: u64,
+    /// The highest gseq the destination acknowledged applying.
+    pub acked: u64,
+    /// Why shipping is stuck, if it is.
+    pub stuck: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(n: u64) -> Xlog {
+        let mut log = Xlog::new(true);
+        for i in 1..=n {
+            log.append(1000 + i, || Bytes::from(vec![i as u8; 10]));
+        }
+        log
+    }
+
+    fn gseqs(since: Since) -> (Vec<u64>, bool) {
+        match since {
+            Since::Records { records, complete } => (records.iter().map(|r| r.gseq).collect(), complete),
+            other => panic!("expected records, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_log_that_keeps_nothing_still_numbers_writes() {
+        let mut log = Xlog::new(false);
+        log.append(1, || unreachable!("nothing is encoded when nothing is kept"));
+        log.append(2, || unreachable!("nothing is encoded when nothing is kept"));
+        assert_eq!(log.gseq(), 2);
+        assert_eq!(log.window().len(), 0);
+    }
+
+    #[test]
+    fn since_gives_the_records_after_the_ack_within_the_byte_budget() {
+        let log = log_of(5);
+        assert_eq!(gseqs(log.since(0, 1 << 20)), (vec![1, 2, 3, 4, 5], true));
+        assert_eq!(gseqs(log.since(2, 25)), (vec![3, 4], false));
+        assert_eq!(gseqs(log.since(2, 1)), (vec![3], false), "at least one record");
+        assert_eq!(gseqs(log.since(5, 1 << 20)), (vec![], true));
+        assert_eq!(log.since(6, 1 << 20), Since::Ahead);
+    }
+
+    #[test]
+    fn trimmed_records_are_no_longer_shipped() {
+        let mut log = log_of(5);
+        log.trim(3);
+        assert_eq!(log.window().len(), 2);
+        assert_eq!(log.since(2, 1 << 20), Since::Trimmed);
+        assert_eq!(gseqs(log.since(3, 1 << 20)), (vec![4, 5], true));
+        log.trim(9);
+        assert_eq!(gseqs(log.since(5, 1 << 20)), (vec![], true));
+    }
+
+    #[test]
+    fn records_are_applied_once_in_order_and_only_when_intact() {
+        let source = log_of(3);
+        let records: Vec<Record> = source.window().cloned().collect();
+        let mut copy = Xlog::new(false);
+        assert_eq!(copy.accept(&records[1]), Accept::Refuse, "a gap");
+        assert_eq!(copy.accept(&records[0]), Accept::Next);
+        copy.applied(records[0].clone());
+        assert_eq!(copy.accept(&records[0]), Accept::Duplicate);
+        let mut corrupt = records[1].clone();
+        corrupt.payload = Bytes::from_static(b"flipped");
+        assert_eq!(copy.accept(&corrupt), Accept::Refuse, "a bad checksum");
+        assert_eq!(copy.accept(&records[1]), Accept::Next);
+    }
+
+    #[test]
+    fn lag_counts_unacknowledged_records_bytes_and_age() {
+        let log = log_of(4);
+        assert_eq!(
+            log.lag(1, 1010),
+            Lag {
+                records: 3,
+                bytes: 30,
+                ms: 8
+            }
+        );
+        assert_eq!(log.lag(4, 1010), Lag::default());
+    }
+
+    #[test]
+    fn freshness_only_moves_forward() {
+        let mut log = Xlog::new(false);
+        log.fresh_as_of(50);
+        log.fresh_as_of(40);
+        assert_eq!(log.fresh_ms(), 50);
+    }
+}

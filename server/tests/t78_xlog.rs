@@ -1,0 +1,241 @@
+//! The cross-region log: every write applied in the primary region reaches
+//! the secondary region's groups, in order and once, through leader
+//! changes on both sides and the secondary region's outage, and a
+//! secondary node's read-only listener serves it within its staleness
+//! bound by the primary's clock.
+
+mod fixtures;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev};
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Ports of dev node `node` (from 1): its read/write and read-only
+/// listeners.
+fn listeners(base: u16, node: u16) -> (SocketAddr, SocketAddr) {
+    let port = base + 10 * (node - 1);
+    (loopback(port), loopback(port + 1))
+}
+
+/// The dev cluster and the nodes the test started again itself, stopped
+/// when the test ends, passed or failed.
+struct Processes {
+    dev: Child,
+    restarted: Vec<Child>,
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.restarted {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        signal(self.dev.id(), "INT");
+        let _ = self.dev.wait();
+    }
+}
+
+/// `kill -9` a dev node.
+fn kill(dir: &Path, node: u16) {
+    let pid = std::fs::read_to_string(dir.join(format!("node{node}/pid"))).unwrap();
+    signal(pid.trim().parse().unwrap(), "KILL");
+}
+
+/// Starts a dev node again from its own config, as a child of the test.
+fn restart(dir: &Path, node: u16) -> Child {
+    let node_dir = dir.join(format!("node{node}"));
+    let log = std::fs::File::create(node_dir.join("restart.log")).unwrap();
+    Command::new(server_binary("cairn-server"))
+        .arg("--config")
+        .arg(node_dir.join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// A connection to `addr` once it listens (within 30 s).
+fn connect_when_up(addr: SocketAddr) -> Resp {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(client) = Resp::try_connect(addr) {
+            return client;
+        }
+        assert!(Instant::now() < deadline, "{addr} never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes `keys` through `addr` (retrying while a leader is elected).
+fn write_keys(addr: SocketAddr, keys: std::ops::Range<u32>) {
+    let mut client = connect_when_up(addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in keys {
+        let (key, value) = (format!("key-{i}"), format!("value-{i}"));
+        while client.cmd(&["SET", &key, &value]) != Value::Simple("OK".into()) {
+            assert!(Instant::now() < deadline, "SET {key} through {addr} never succeeded");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Waits until `addr` (a read-only listener) answers every key of `keys`
+/// with its value.
+fn wait_for_keys(addr: SocketAddr, keys: std::ops::Range<u32>) {
+    let mut client = connect_when_up(addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in keys {
+        let (key, value) = (format!("key-{i}"), format!("value-{i}"));
+        loop {
+            let got = client.cmd(&["GET", &key]);
+            if got.text().as_deref() == Some(value.as_str()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{addr} never served {key}: {got:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The `cairn_xlog<n>` lines of `INFO replication` on `addr`.
+fn shipping(addr: SocketAddr) -> Vec<String> {
+    let info = Resp::connect(addr).cmd(&["INFO", "replication"]).text().unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cairn_xlog"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lines for every shard, asked of each primary node (each reports
+/// the shards it leads).
+fn shipping_lines(base: u16, nodes: &[u16]) -> Vec<String> {
+    nodes.iter().flat_map(|&n| shipping(listeners(base, n).0)).collect()
+}
+
+/// The value of `field` in an INFO line (`…,field=value,…`).
+fn field<'a>(line: &'a str, field: &str) -> &'a str {
+    line.split([':', ','])
+        .find_map(|kv| kv.strip_prefix(field).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+}
+
+#[test]
+fn t78_writes_reach_the_secondary_region_in_order_through_failures() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(6);
+    let shape = ["--regions", "2", "--zones", "3", "--shards", "2"];
+    let (dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
+    let mut processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+
+    // Every kind of write arrives, with the result the primary computed.
+    let (primary, _) = listeners(base, 2);
+    write_keys(primary, 0..200);
+    let mut client = connect_when_up(primary);
+    for _ in 0..5 {
+        client.cmd(&["INCR", "counter"]);
+    }
+    client.cmd(&["HSET", "hash", "f", "v", "g", "w"]);
+    client.cmd(&["DEL", "key-0"]);
+    client.cmd(&["APPEND", "key-1", "+more"]);
+    let (_, secondary_ro) = listeners(base, 4);
+    wait_for_keys(secondary_ro, 2..200);
+    let mut reader = Resp::connect(secondary_ro);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reader.cmd(&["GET", "counter"]).text().as_deref() != Some("5") {
+        assert!(Instant::now() < deadline, "the counter never reached 5 in region2");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(reader.cmd(&["GET", "key-0"]), Value::Bulk(None));
+    assert_eq!(reader.cmd(&["GET", "key-1"]).text().as_deref(), Some("value-1+more"));
+    assert_eq!(reader.cmd(&["HGET", "hash", "g"]).text().as_deref(), Some("w"));
+
+    // Each primary leader reports its shard shipped and acknowledged, with
+    // nothing left behind.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = shipping_lines(base, &[1, 2, 3]);
+        let caught_up = lines.len() == 2
+            && lines.iter().all(|l| {
+                field(l, "region") == "region2"
+                    && field(l, "acked") == field(l, "shipped")
+                    && field(l, "lag_records") == "0"
+            });
+        if caught_up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "shipping never caught up: {lines:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A new primary leader ships from where the old one stopped, and a new
+    // secondary leader takes over applying.
+    kill(dir.path(), 1);
+    kill(dir.path(), 4);
+    write_keys(primary, 200..400);
+    wait_for_keys(listeners(base, 5).1, 2..400);
+
+    // With the whole secondary region down, the primary keeps taking
+    // writes and holds them for it; back, the region catches up.
+    kill(dir.path(), 5);
+    kill(dir.path(), 6);
+    write_keys(primary, 400..500);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = shipping_lines(base, &[2, 3]);
+        let behind: u64 = lines
+            .iter()
+            .map(|l| field(l, "lag_records").parse::<u64>().unwrap())
+            .sum();
+        if behind >= 100 && lines.iter().any(|l| l.contains("stuck=")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outage never showed: {lines:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Node 4 comes back refusing reads past its bound rather than
+    // forwarding them.
+    let config = dir.path().join("node4/node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let refusing = text.replace("past_bound = \"forward\"", "past_bound = \"refuse\"");
+    assert_ne!(text, refusing, "dev's node file sets past_bound");
+    std::fs::write(&config, refusing).unwrap();
+    for node in [4, 5, 6] {
+        processes.restarted.push(restart(dir.path(), node));
+    }
+    wait_for_keys(secondary_ro, 2..500);
+
+    // Cut off from the primary region, the secondary serves what it has
+    // until its bound passes, then refuses.
+    for node in [2, 3] {
+        kill(dir.path(), node);
+    }
+    let cut = Instant::now();
+    let mut reader = Resp::connect(secondary_ro);
+    let deadline = cut + Duration::from_secs(10);
+    loop {
+        match reader.cmd(&["GET", "key-450"]) {
+            Value::Error(e) if e.starts_with("MASTERDOWN") => break,
+            other => assert_eq!(other.text().as_deref(), Some("value-450")),
+        }
+        assert!(Instant::now() < deadline, "the secondary never refused past its bound");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        cut.elapsed() >= Duration::from_millis(900),
+        "refused after {:?}",
+        cut.elapsed()
+    );
+    drop(processes);
+}
