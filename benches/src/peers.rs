@@ -263,6 +263,9 @@ pub async fn cairn_dev(dir: &Path, shards: Option<u16>) -> anyhow::Result<CairnD
         cluster_dir.display().to_string(),
         "--port".into(),
         port.to_string(),
+        // One region: the peers compared are single-region stores.
+        "--regions".into(),
+        "1".into(),
     ];
     if let Some(shards) = shards {
         args.extend(["--shards".into(), shards.to_string()]);

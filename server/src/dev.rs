@@ -10,8 +10,11 @@
 //!
 //! The cluster has `--regions` data regions of `--zones` zones, one node per
 //! zone, and with `--witness` one witness node; the first region is the
-//! primary. One region without a witness is a plain cluster whose topology
-//! declares no regions. Nodes are numbered from 1 region by region, the
+//! primary, the others are secondaries fed by the cross-region log. Without
+//! either flag a new cluster has 2 regions and a witness (7 nodes); naming
+//! `--regions` asks for exactly that many, with a witness only if
+//! `--witness` is given too. One region without a witness is a plain
+//! cluster whose topology declares no regions. Nodes are numbered from 1 region by region, the
 //! witness last.
 //!
 //! Ports: node `i` (from 0) serves RESP on `port + 10·i` (the read/write
@@ -38,8 +41,9 @@ use crate::error::{Error, Result};
 pub const DEFAULT_PORT: u16 = 6379;
 /// Default number of zones per region (one node each).
 pub const DEFAULT_ZONES: usize = 3;
-/// Default number of data regions.
-pub const DEFAULT_REGIONS: usize = 1;
+/// Default number of data regions (with a witness, unless `--regions` is
+/// given).
+pub const DEFAULT_REGIONS: usize = 2;
 /// Most data regions `dev` starts.
 const MAX_REGIONS: usize = 9;
 /// How long children get to stop before they are killed.
@@ -220,10 +224,14 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
         }
         return Ok(existing);
     }
+    let (regions, witness) = match options.regions {
+        Some(regions) => (regions, options.witness),
+        None => (DEFAULT_REGIONS, true),
+    };
     let shape = Shape {
-        regions: options.regions.unwrap_or(DEFAULT_REGIONS),
+        regions,
         zones: options.zones.unwrap_or(DEFAULT_ZONES),
-        witness: options.witness,
+        witness,
         shards: options.shards.unwrap_or(DEFAULT_SHARDS),
     };
     options

@@ -44,13 +44,15 @@ enum Command {
         /// RESP port of the first node [default: 6379].
         #[arg(long)]
         port: Option<u16>,
-        /// Number of data regions; the first is the primary [default: 1].
+        /// Number of data regions; the first is the primary [default: 2,
+        /// with a witness; given, a witness only with --witness].
         #[arg(long)]
         regions: Option<usize>,
         /// Number of zones per data region, one node each [default: 3].
         #[arg(long)]
         zones: Option<usize>,
-        /// Add a witness region of one node.
+        /// Add a witness region of one node (the default when --regions is
+        /// not given).
         #[arg(long)]
         witness: bool,
         /// Number of shards [default: 8].

@@ -14,20 +14,33 @@ use fixtures::{
 fn t70_dev_cluster_starts_stops_and_resumes() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let port = free_base(3);
+    // The default shape: 2 regions of 3 zones and a witness.
+    let port = free_base(7);
     let (mut dev, table) = start_dev("cairn-server", dir.path(), port, &[]);
     let table = table.join("\n");
-    for node in 1..=3 {
+    for node in 1..=7 {
         for listener in [0, 1] {
             let addr = format!("127.0.0.1:{}", port + 10 * (node - 1) + listener);
             assert!(table.contains(&addr), "{table}");
         }
         assert!(dir.path().join(format!("node{node}/node.toml")).exists());
     }
+    assert!(
+        table.contains("(2 regions of 3 zones and a witness, 8 shards)"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("read/write listener: 127.0.0.1:{port}")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("read-only listener:  127.0.0.1:{}", port + 1)),
+        "{table}"
+    );
     assert!(dir.path().join("topology.toml").exists());
     let first = SocketAddr::from(([127, 0, 0, 1], port));
     wait_for_set(first, "dev-key", "kept");
-    let pids: Vec<u32> = (1..=3)
+    let pids: Vec<u32> = (1..=7)
         .map(|n| {
             let text = std::fs::read_to_string(dir.path().join(format!("node{n}/pid"))).unwrap();
             text.trim().parse().unwrap()
@@ -53,9 +66,11 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
     // Asking for a different shape on an existing directory is refused.
     let stderr = dev_refusal(dir.path(), &["--zones", "5"]);
     assert!(
-        stderr.contains("already holds a cluster of 1 region of 3 zones"),
+        stderr.contains("already holds a cluster of 2 regions of 3 zones and a witness"),
         "{stderr}"
     );
+    let stderr = dev_refusal(dir.path(), &["--regions", "1"]);
+    assert!(stderr.contains("already holds a cluster of 2 regions"), "{stderr}");
 }
 
 fn loopback(port: u16) -> SocketAddr {
