@@ -2,7 +2,8 @@
 //! the secondary region's groups, in order and once, through leader
 //! changes on both sides and the secondary region's outage, and a
 //! secondary node's read-only listener serves it within its staleness
-//! bound by the primary's clock.
+//! bound by the primary's clock; t79 measures how far behind it is
+//! under load.
 
 mod fixtures;
 
@@ -238,4 +239,87 @@ fn t78_writes_reach_the_secondary_region_in_order_through_failures() {
         cut.elapsed()
     );
     drop(processes);
+}
+
+/// Latency injected between regions in [`t79_read_only_lag_under_load`].
+const REGION_LATENCY_MS: u64 = 30;
+
+/// How long after a write was acknowledged a secondary region's read-only
+/// listener serves it, while another client keeps writing, with
+/// [`REGION_LATENCY_MS`] between regions and 1 ms between zones. Prints
+/// what it measured (the issue's target: p99 under 100 ms plus the
+/// injected latency); asserts only that every write arrived.
+#[test]
+fn t79_read_only_lag_under_load() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(6);
+    let latency = REGION_LATENCY_MS.to_string();
+    let shape = [
+        "--regions",
+        "2",
+        "--zones",
+        "3",
+        "--shards",
+        "2",
+        "--region-latency-ms",
+        &latency,
+        "--zone-latency-ms",
+        "1",
+    ];
+    let (dev, _) = start_dev("cairn-server-failpoints", dir.path(), base, &shape);
+    let _processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (primary, _) = listeners(base, 1);
+    let (_, secondary_ro) = listeners(base, 4);
+    write_keys(primary, 0..1);
+    wait_for_keys(secondary_ro, 0..1);
+
+    // The load: pipelines of 32 writes, back to back, until the probe ends.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut client = connect_when_up(primary);
+            let mut written = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch: Vec<Vec<String>> = (0..32)
+                    .map(|i| vec!["SET".into(), format!("load-{i}"), written.to_string()])
+                    .collect();
+                let commands: Vec<Vec<&str>> = batch.iter().map(|c| c.iter().map(String::as_str).collect()).collect();
+                client.raw_pipeline(&commands);
+                written += 32;
+            }
+            written
+        })
+    };
+
+    let mut writer = connect_when_up(primary);
+    let mut reader = connect_when_up(secondary_ro);
+    let mut lags = Vec::new();
+    for i in 0..200 {
+        let value = i.to_string();
+        assert_eq!(writer.cmd(&["SET", "probe", &value]), Value::Simple("OK".into()));
+        let acknowledged = Instant::now();
+        let deadline = acknowledged + Duration::from_secs(10);
+        while reader.cmd(&["GET", "probe"]).text().as_deref() != Some(value.as_str()) {
+            assert!(Instant::now() < deadline, "probe {i} never reached region2");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        lags.push(acknowledged.elapsed());
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = loader.join().unwrap();
+    lags.sort();
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+    println!(
+        "read-only lag in region2, {REGION_LATENCY_MS} ms between regions, under {written} background writes: \
+         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} probes",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        lags.len()
+    );
 }
