@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::Context;
 use cairn_server::config::{
     AuthOptions, ClientLimits, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, StorageOptions, Topology,
+    XlogOptions,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -103,6 +104,7 @@ impl Cluster {
                 clients: ClientLimits::default(),
                 auth: AuthOptions::default(),
                 read_only: ReadOnlyOptions::default(),
+                xlog: XlogOptions::default(),
                 link_latency: LinkLatency::default(),
             };
             std::fs::write(node_dir.join("node.toml"), toml_string(&file)?)?;

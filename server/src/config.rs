@@ -237,6 +237,23 @@ impl Default for ReadOnlyOptions {
     }
 }
 
+/// The cross-region log of a primary region's groups (see [`crate::xlog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XlogOptions {
+    /// The most records a shard keeps for destinations that have not
+    /// acknowledged them; past it the oldest are trimmed, and a
+    /// destination that still needed them is resynced from a copy of the
+    /// shard (default 100000).
+    pub max_records: u64,
+}
+
+impl Default for XlogOptions {
+    fn default() -> Self {
+        XlogOptions { max_records: 100_000 }
+    }
+}
+
 /// Latency added to this node's requests to other nodes, so that one
 /// machine shows the ordering of real distances (tens of ms between
 /// regions, about 1 ms between zones). A fault-injection knob for tests
@@ -297,6 +314,9 @@ pub struct NodeFile {
     /// The read-only listener's staleness bound.
     #[serde(default)]
     pub read_only: ReadOnlyOptions,
+    /// The cross-region log's bound.
+    #[serde(default)]
+    pub xlog: XlogOptions,
     /// Latency injected into requests to other nodes (tests and `dev`).
     #[serde(default, skip_serializing_if = "LinkLatency::is_none")]
     pub link_latency: LinkLatency,
@@ -319,6 +339,8 @@ pub struct NodeConfig {
     pub auth: AuthOptions,
     /// The read-only listener's staleness bound.
     pub read_only: ReadOnlyOptions,
+    /// The cross-region log's bound.
+    pub xlog: XlogOptions,
     /// Latency injected into requests to other nodes.
     pub link_latency: LinkLatency,
     /// The cluster layout.
@@ -343,6 +365,7 @@ impl NodeConfig {
             clients: file.clients,
             auth: file.auth,
             read_only: file.read_only,
+            xlog: file.xlog,
             link_latency: file.link_latency,
             topology,
         })
@@ -389,6 +412,9 @@ impl NodeFile {
         self.link_latency.check().map_err(|msg| err("link_latency", msg))?;
         if self.read_only.max_staleness_ms == 0 {
             return Err(err("read_only.max_staleness_ms", "must be greater than 0".into()));
+        }
+        if self.xlog.max_records == 0 {
+            return Err(err("xlog.max_records", "must be greater than 0".into()));
         }
         let c = &self.clients;
         if c.max_clients == 0 {

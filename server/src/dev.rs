@@ -33,7 +33,7 @@ use tokio::process::{Child, Command};
 
 use crate::config::{
     AuthOptions, ClientLimits, DEFAULT_SHARDS, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions,
-    RegionRole, RegionSpec, StorageOptions, Topology,
+    RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
 };
 use crate::error::{Error, Result};
 
@@ -254,6 +254,7 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
                 requirepass: options.requirepass.clone(),
             },
             read_only: ReadOnlyOptions::default(),
+            xlog: XlogOptions::default(),
             link_latency: options.link_latency,
         };
         write_toml(&node_dir.join("node.toml"), &file)?;

@@ -44,6 +44,7 @@ use crate::acl::{User, Users};
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply, Write};
 use crate::placement::{RegionIndex, shard_of_group};
+use crate::raft::snapshot_file::{self, View};
 use crate::raft::state_machine::Applied;
 use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
 use crate::xlog::{Lag, Progress, Since};
@@ -194,6 +195,25 @@ impl Shard {
     /// [`crate::xlog::Xlog::since`]).
     pub fn xlog_since(&self, acked: u64, max_bytes: usize) -> Since {
         self.applied.read().expect("state lock").xlog.since(acked, max_bytes)
+    }
+
+    /// A copy of the shard's keys, sessions and users in parts of about
+    /// `max_part` bytes, and the gseq it is as of: what a destination of
+    /// the cross-region log is resynced from.
+    pub fn xlog_image(&self, max_part: usize) -> std::io::Result<(u64, Vec<bytes::Bytes>)> {
+        let applied = self.applied.read().expect("state lock");
+        let view = View {
+            keyspace: &applied.keyspace,
+            sessions: &applied.sessions,
+            users: &applied.users,
+            xlog: &applied.xlog,
+        };
+        Ok((applied.xlog.gseq(), snapshot_file::image(view, max_part)?))
+    }
+
+    /// How many records the cross-region log holds.
+    pub fn xlog_kept(&self) -> usize {
+        self.applied.read().expect("state lock").xlog.window().len()
     }
 
     /// The oldest record the cross-region log still holds, if any.

@@ -21,10 +21,14 @@
 //! can tell it is fresh.
 //!
 //! Once every destination acknowledged records, the leader trims them from
-//! the log through its own group ([`WriteOp::XlogTrim`]). A destination that
-//! needs records already trimmed, or claims more than the log has, is
-//! reported as stuck in [`crate::shard::Shard::progress`] (`INFO
-//! replication`): bringing it back needs a resync, which is not built yet.
+//! the log through its own group ([`WriteOp::XlogTrim`]); it trims the
+//! oldest anyway once the log holds more than `[xlog] max_records`, so a
+//! region that is down costs bounded memory. A destination that needs
+//! records already trimmed, or claims more than the log has, is resynced:
+//! the leader sends it a copy of the shard as of its current gseq
+//! ([`WriteOp::XlogReset`], in parts of up to [`MAX_BATCH_BYTES`]), then
+//! ships from there. Why a destination does not progress is kept in
+//! [`crate::shard::Shard::progress`] (`INFO replication`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +41,7 @@ use crate::config::RegionRole;
 use crate::keyspace::{Reply, Write, WriteOp};
 use crate::node::Node;
 use crate::placement::{RegionIndex, group_id};
+use crate::raft::typ::GroupId;
 use crate::shard::{Request, Shard, now_ms};
 use crate::xlog::{Progress, Since};
 
@@ -75,6 +80,7 @@ pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
                 shard,
                 region,
                 destinations: destinations.len(),
+                max_records: node.config().xlog.max_records,
                 stop: stop.clone(),
             };
             tasks.spawn(shipper.run());
@@ -89,6 +95,8 @@ struct Shipper {
     shard: u64,
     region: RegionIndex,
     destinations: usize,
+    /// `[xlog] max_records`.
+    max_records: u64,
     stop: watch::Receiver<bool>,
 }
 
@@ -112,16 +120,20 @@ impl Shipper {
             let (records, complete) = match acked.map(|a| shard.xlog_since(a, MAX_BATCH_BYTES)) {
                 None => (Vec::new(), false),
                 Some(Since::Records { records, complete }) => (records, complete),
-                Some(Since::Trimmed) => {
-                    self.stuck(shard, acked, "needs records already trimmed; a resync is needed");
-                    acked = None;
-                    self.pause(RETRY).await;
-                    continue;
-                }
-                Some(Since::Ahead) => {
-                    self.stuck(shard, acked, "holds records this log never had; a resync is needed");
-                    acked = None;
-                    self.pause(RETRY).await;
+                Some(since @ (Since::Trimmed | Since::Ahead)) => {
+                    let why = match since {
+                        Since::Trimmed => "needed records already trimmed",
+                        _ => "held records this log never had",
+                    };
+                    self.stuck(shard, acked, &format!("resyncing: it {why}"));
+                    acked = match self.resync(&node, shard, target, why).await {
+                        Ok(gseq) => Some(gseq),
+                        Err(err) => {
+                            self.stuck(shard, None, &format!("resync failed: {err}"));
+                            self.pause(RETRY).await;
+                            None
+                        }
+                    };
                     continue;
                 }
             };
@@ -151,50 +163,84 @@ impl Shipper {
                             stuck: None,
                         };
                         shard.set_progress(self.region, progress);
-                        if self.trim(shard, &mut trimmed).await {
-                            trimmed = Instant::now();
-                        }
                     }
                     other => {
                         self.stuck(shard, acked, &format!("answered {other:?}"));
                         acked = None;
-                        self.pause(RETRY).await;
                     }
                 },
                 Err(err) => {
                     tracing::debug!(shard = self.shard, region = self.region, cause = %err, "shipping paused");
                     self.stuck(shard, acked, &err.to_string());
                     acked = None;
-                    self.pause(RETRY).await;
                 }
+            }
+            // Also when the destination is unreachable: the bound holds
+            // while a region is down.
+            self.trim(shard, &mut trimmed).await;
+            if acked.is_none() {
+                self.pause(RETRY).await;
             }
         }
     }
 
-    /// Trims the records every destination acknowledged, when enough of
-    /// them piled up or a while passed since `trimmed`; whether it did.
-    async fn trim(&self, shard: &Shard, trimmed: &mut Instant) -> bool {
-        let progress = shard.progress();
-        if progress.len() < self.destinations {
-            return false;
-        }
-        let through = progress.values().map(|p| p.acked).min().unwrap_or(0);
-        let Some(oldest) = shard.xlog_oldest() else {
-            return false;
-        };
-        let due = through >= oldest + TRIM_BATCH || (through >= oldest && trimmed.elapsed() >= TRIM_EVERY);
-        if !due {
-            return false;
-        }
-        let trim = Request::Write(Write::new(WriteOp::XlogTrim { through }));
-        match shard.execute(trim).await {
-            Ok(_) => true,
-            Err(err) => {
-                tracing::debug!(shard = self.shard, cause = %err, "xlog not trimmed");
-                *trimmed = Instant::now();
-                false
+    /// Sends the destination a copy of the shard, part by part; the gseq it
+    /// then holds.
+    async fn resync(&self, node: &Node, shard: &Shard, target: GroupId, why: &str) -> Result<u64, String> {
+        let (gseq, parts) = shard.xlog_image(MAX_BATCH_BYTES).map_err(|e| e.to_string())?;
+        tracing::warn!(
+            shard = self.shard,
+            region = self.region,
+            gseq,
+            parts = parts.len(),
+            "resyncing a destination: it {why}"
+        );
+        let count = parts.len();
+        for (part, image) in parts.into_iter().enumerate() {
+            let last = part + 1 == count;
+            let reset = WriteOp::XlogReset {
+                gseq,
+                part: part as u32,
+                last,
+                image,
+            };
+            let answer = node
+                .execute_in(target, Request::Write(Write::new(reset)))
+                .await
+                .map_err(|e| e.to_string())?;
+            match answer.reply {
+                Reply::Ok if !last => {}
+                Reply::Int(held) if last && held as u64 == gseq => return Ok(gseq),
+                other => return Err(format!("part {part} of {count} answered {other:?}")),
             }
         }
+        Err("a copy of no parts".into())
+    }
+
+    /// Trims the records every destination acknowledged, and any beyond
+    /// the newest `[xlog] max_records`, when enough of them piled up or a
+    /// while passed since `trimmed`.
+    async fn trim(&self, shard: &Shard, trimmed: &mut Instant) {
+        let Some(oldest) = shard.xlog_oldest() else {
+            return;
+        };
+        let progress = shard.progress();
+        let acked_by_all = if progress.len() < self.destinations {
+            0
+        } else {
+            progress.values().map(|p| p.acked).min().unwrap_or(0)
+        };
+        let (head, _) = shard.xlog_position();
+        let through = acked_by_all.max(head.saturating_sub(self.max_records));
+        let due = through >= oldest + TRIM_BATCH || (through >= oldest && trimmed.elapsed() >= TRIM_EVERY);
+        if !due {
+            return;
+        }
+        let trim = Request::Write(Write::new(WriteOp::XlogTrim { through }));
+        if let Err(err) = shard.execute(trim).await {
+            tracing::debug!(shard = self.shard, cause = %err, "xlog not trimmed");
+        }
+        *trimmed = Instant::now();
     }
 
     /// Notes why shipping to this destination does not progress.

@@ -117,6 +117,8 @@ pub struct Xlog {
     fresh_ms: u64,
     /// Untrimmed records, gseqs `gseq - window.len() + 1 ..= gseq`.
     window: VecDeque<Record>,
+    /// A resync under way: the gseq it brings, and the part expected next.
+    resetting: Option<(u64, u32)>,
 }
 
 impl Xlog {
@@ -130,12 +132,13 @@ impl Xlog {
 
     /// A log as a snapshot holds it (see [`Xlog::window`]), keeping
     /// records until [`Xlog::keeping`] says otherwise.
-    pub fn restored(gseq: u64, fresh_ms: u64, window: Vec<Record>) -> Self {
+    pub fn restored(gseq: u64, fresh_ms: u64, resetting: Option<(u64, u32)>, window: Vec<Record>) -> Self {
         Xlog {
             keeps: true,
             gseq,
             fresh_ms,
             window: window.into(),
+            resetting,
         }
     }
 
@@ -180,7 +183,9 @@ impl Xlog {
 
     /// What to do with a shipped record.
     pub fn accept(&self, record: &Record) -> Accept {
-        if record.gseq <= self.gseq {
+        if self.resetting.is_some() {
+            Accept::Refuse
+        } else if record.gseq <= self.gseq {
             Accept::Duplicate
         } else if record.gseq == self.gseq + 1 && record.intact() {
             Accept::Next
@@ -194,6 +199,39 @@ impl Xlog {
         self.gseq = record.gseq;
         if self.keeps {
             self.window.push_back(record);
+        }
+    }
+
+    /// The resync under way, if any: the gseq it brings and the part
+    /// expected next.
+    pub fn resetting(&self) -> Option<(u64, u32)> {
+        self.resetting
+    }
+
+    /// Whether `part` of a resync to `gseq` is the one expected: part 0
+    /// always is (it starts the resync over), any other only right after
+    /// the one before it. Marks it taken when it is.
+    pub fn take_part(&mut self, gseq: u64, part: u32) -> bool {
+        let expected = part == 0 || self.resetting == Some((gseq, part));
+        if expected {
+            self.resetting = Some((gseq, part + 1));
+            self.window.clear();
+            self.fresh_ms = 0;
+        }
+        expected
+    }
+
+    /// Ends the resync: this replica now holds everything up to `gseq`.
+    pub fn finish_reset(&mut self, gseq: u64) {
+        self.resetting = None;
+        self.gseq = gseq;
+    }
+
+    /// Stops a resync whose part could not be read: every part is refused
+    /// until the next part 0.
+    pub fn abort_reset(&mut self) {
+        if let Some((gseq, _)) = self.resetting {
+            self.resetting = Some((gseq, u32::MAX));
         }
     }
 
@@ -339,6 +377,26 @@ mod tests {
             }
         );
         assert_eq!(log.lag(4, 1010), Lag::default());
+    }
+
+    #[test]
+    fn a_resync_takes_its_parts_in_order_and_refuses_records_meanwhile() {
+        let source = log_of(3);
+        let records: Vec<Record> = source.window().cloned().collect();
+        let mut copy = Xlog::new(false);
+        copy.fresh_as_of(5);
+        assert!(!copy.take_part(40, 1), "a resync starts with part 0");
+        assert!(copy.take_part(40, 0));
+        assert_eq!(copy.fresh_ms(), 0, "not fresh while resyncing");
+        assert_eq!(copy.accept(&records[0]), Accept::Refuse);
+        assert!(!copy.take_part(40, 2), "part 1 comes first");
+        assert!(copy.take_part(40, 1));
+        copy.abort_reset();
+        assert!(!copy.take_part(40, 2), "refused after an abort");
+        assert!(copy.take_part(41, 0), "until the next part 0");
+        copy.finish_reset(41);
+        assert_eq!((copy.gseq(), copy.resetting()), (41, None));
+        assert_eq!(copy.accept(&records[0]), Accept::Duplicate);
     }
 
     #[test]

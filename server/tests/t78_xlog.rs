@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev};
+use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev, stop_dev};
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -322,4 +322,73 @@ fn t79_read_only_lag_under_load() {
         at(1.0),
         lags.len()
     );
+}
+
+/// A secondary region that was down while more writes than the window
+/// keeps were made comes back resynced from a copy of each shard, and
+/// follows the log again after it; the window stays bounded meanwhile.
+#[test]
+fn t78_a_region_behind_the_window_is_resynced() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(2);
+    let shape = ["--regions", "2", "--zones", "1", "--shards", "1"];
+    let (mut dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
+    stop_dev(&mut dev);
+    // The primary keeps at most 50 records.
+    let config = dir.path().join("node1/node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let bounded = text.replace("max_records = 100000", "max_records = 50");
+    assert_ne!(text, bounded, "dev's node file sets max_records");
+    std::fs::write(&config, bounded).unwrap();
+    let (dev, _) = start_dev("cairn-server", dir.path(), base, &[]);
+    let mut processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (primary, _) = listeners(base, 1);
+    let (_, secondary_ro) = listeners(base, 2);
+    write_keys(primary, 0..20);
+    wait_for_keys(secondary_ro, 0..20);
+
+    kill(dir.path(), 2);
+    write_keys(primary, 20..400);
+    let mut client = connect_when_up(primary);
+    client.cmd(&["DEL", "key-3"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = shipping(primary);
+        let kept: u64 = lines.first().map_or(u64::MAX, |l| field(l, "kept").parse().unwrap());
+        if kept <= 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the window was never trimmed: {lines:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Node 2 comes back answering only from its own replica.
+    let config = dir.path().join("node2/node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("past_bound = \"forward\"", "past_bound = \"refuse\""),
+    )
+    .unwrap();
+    processes.restarted.push(restart(dir.path(), 2));
+    wait_for_keys(secondary_ro, 4..400);
+    let mut reader = connect_when_up(secondary_ro);
+    assert_eq!(
+        reader.cmd(&["GET", "key-3"]),
+        Value::Bulk(None),
+        "deleted before the copy"
+    );
+    assert_eq!(reader.cmd(&["GET", "key-1"]).text().as_deref(), Some("value-1"));
+    write_keys(primary, 400..450);
+    wait_for_keys(secondary_ro, 400..450);
+    let lines = shipping(primary);
+    assert!(
+        lines.iter().all(|l| !l.contains("stuck=")),
+        "still stuck after the resync: {lines:?}"
+    );
+    drop(processes);
 }

@@ -212,10 +212,26 @@ pub enum WriteOp {
         as_of_ms: u64,
     },
     /// Drop the cross-region log's records up to and including `through`
-    /// (every destination acknowledged them).
+    /// (every destination acknowledged them, or the window is full).
     XlogTrim {
         /// The last gseq dropped.
         through: u64,
+    },
+    /// One part of a copy of the primary's shard, resyncing a secondary
+    /// region's group that needs records the cross-region log no longer
+    /// holds (see [`crate::xlog`]). Part 0 empties the replica; the last
+    /// part sets its gseq. Replies the gseq after the last part, `Ok`
+    /// after another taken part, `Nil` for a part out of order.
+    XlogReset {
+        /// The gseq the copy is as of.
+        gseq: u64,
+        /// Which part, from 0.
+        part: u32,
+        /// Whether it is the last.
+        last: bool,
+        /// Blocks of keys, sessions and users (see
+        /// [`crate::raft::snapshot_file::image`]).
+        image: Bytes,
     },
 }
 
@@ -267,7 +283,11 @@ impl WriteOp {
                 })
                 .chain(watched.iter().map(|(key, _)| key))
                 .collect(),
-            WriteOp::Flush | WriteOp::Acl(_) | WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } => Vec::new(),
+            WriteOp::Flush
+            | WriteOp::Acl(_)
+            | WriteOp::Xlog { .. }
+            | WriteOp::XlogTrim { .. }
+            | WriteOp::XlogReset { .. } => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
     }
@@ -297,6 +317,7 @@ impl fmt::Display for Write {
             WriteOp::Acl(_) => "acl",
             WriteOp::Xlog { .. } => "xlog",
             WriteOp::XlogTrim { .. } => "xlog-trim",
+            WriteOp::XlogReset { .. } => "xlog-reset",
         };
         write!(f, "{name}@{}", self.now_ms)
     }

@@ -620,7 +620,7 @@ impl Keyspace {
             // Applied by the state machine (to the users, or to the
             // cross-region log), never queued in a transaction; nothing to
             // do to keys.
-            WriteOp::Acl(_) | WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } => Reply::Ok,
+            WriteOp::Acl(_) | WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } | WriteOp::XlogReset { .. } => Reply::Ok,
             WriteOp::Flush => {
                 self.map.clear();
                 self.deadlines.clear();

@@ -89,6 +89,11 @@ enum Block {
         fresh_ms: u64,
     },
     XlogRecords(Vec<Record>),
+    /// A resync from the primary is under way (see [`crate::xlog`]).
+    XlogResetting {
+        gseq: u64,
+        next_part: u32,
+    },
 }
 
 struct BlockWriter {
@@ -127,6 +132,26 @@ fn flush(writer: &mut BlockWriter, records: &mut Strings, hashes: &mut Hashes) -
 pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8>> {
     let mut writer = BlockWriter { out: MAGIC.to_vec() };
     writer.put(&Block::Meta(meta.clone()))?;
+    let count = put_state(&mut writer, contents)?;
+    writer.put(&Block::XlogPosition {
+        gseq: contents.xlog.gseq(),
+        fresh_ms: contents.xlog.fresh_ms(),
+    })?;
+    if let Some((gseq, next_part)) = contents.xlog.resetting() {
+        writer.put(&Block::XlogResetting { gseq, next_part })?;
+    }
+    // Records share their payloads with the live log: cloning one costs
+    // a reference count, not a copy.
+    let window: Vec<Record> = contents.xlog.window().cloned().collect();
+    for chunk in window.chunks(XLOG_RECORDS_PER_BLOCK) {
+        writer.put(&Block::XlogRecords(chunk.to_vec()))?;
+    }
+    writer.put(&Block::End { records: count })?;
+    Ok(writer.out)
+}
+
+/// Writes the blocks of the keys, sessions and users; how many keys.
+fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u64> {
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut count = 0u64;
@@ -146,11 +171,11 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
             }
         }
         if bytes >= BLOCK_BYTES {
-            flush(&mut writer, &mut records, &mut hashes)?;
+            flush(writer, &mut records, &mut hashes)?;
             bytes = 0;
         }
     }
-    flush(&mut writer, &mut records, &mut hashes)?;
+    flush(writer, &mut records, &mut hashes)?;
     let sessions: Vec<(u64, ClientSession)> = contents.sessions.iter().map(|(c, s)| (*c, s.clone())).collect();
     for chunk in sessions.chunks(SESSIONS_PER_BLOCK) {
         writer.put(&Block::Sessions(chunk.to_vec()))?;
@@ -163,18 +188,108 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
     if !users.is_empty() {
         writer.put(&Block::Users(users))?;
     }
-    writer.put(&Block::XlogPosition {
-        gseq: contents.xlog.gseq(),
-        fresh_ms: contents.xlog.fresh_ms(),
-    })?;
-    // Records share their payloads with the live log: cloning one costs
-    // a reference count, not a copy.
-    let window: Vec<Record> = contents.xlog.window().cloned().collect();
-    for chunk in window.chunks(XLOG_RECORDS_PER_BLOCK) {
-        writer.put(&Block::XlogRecords(chunk.to_vec()))?;
+    Ok(count)
+}
+
+/// A shard's keys, sessions and users as blocks, in parts of whole blocks
+/// of about `max_part` bytes at most (one part at least): the copy a
+/// destination of the cross-region log is resynced from, one part per
+/// entry of its log (see [`restore_part`]).
+pub fn image(contents: View<'_>, max_part: usize) -> std::io::Result<Vec<Bytes>> {
+    let mut writer = BlockWriter { out: Vec::new() };
+    put_state(&mut writer, contents)?;
+    let encoded = Bytes::from(writer.out);
+    let mut parts = Vec::new();
+    let (mut start, mut at) = (0, 0);
+    while at < encoded.len() {
+        let len = u32::from_le_bytes(encoded[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let end = at + 8 + len;
+        if end - start > max_part && at > start {
+            parts.push(encoded.slice(start..at));
+            start = at;
+        }
+        at = end;
     }
-    writer.put(&Block::End { records: count })?;
-    Ok(writer.out)
+    if start < encoded.len() || parts.is_empty() {
+        parts.push(encoded.slice(start..));
+    }
+    Ok(parts)
+}
+
+/// Where restored keys, sessions and users go.
+pub struct Target<'a> {
+    /// The keys.
+    pub keyspace: &'a mut Keyspace,
+    /// The sessions.
+    pub sessions: &'a mut Sessions,
+    /// The users.
+    pub users: &'a mut Users,
+}
+
+/// Restores a part made by [`image`] into `into`; a bad block is named by
+/// its offset in the part.
+pub fn restore_part(part: &[u8], into: &mut Target<'_>) -> std::result::Result<(), String> {
+    let mut at = 0;
+    while at < part.len() {
+        if part.len() - at < 8 {
+            return Err(format!("block at {at} is truncated"));
+        }
+        let len = u32::from_le_bytes(part[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let stored = u32::from_le_bytes(part[at + 4..at + 8].try_into().expect("4 bytes"));
+        let payload = part
+            .get(at + 8..at + 8 + len)
+            .ok_or_else(|| format!("block at {at} is truncated"))?;
+        let block = decode_block(payload, stored).map_err(|e| format!("block at {at}: {e}"))?;
+        restore(block, into);
+        at += 8 + len;
+    }
+    Ok(())
+}
+
+/// Puts a block of keys, sessions or users into `into`; how many keys it
+/// held (other blocks are left alone).
+fn restore(block: Block, into: &mut Target<'_>) -> u64 {
+    match block {
+        Block::Records(records) => {
+            let count = records.len() as u64;
+            for (key, data, expire_at_ms) in records {
+                into.keyspace.restore(&key, Value::string(&data, expire_at_ms));
+            }
+            count
+        }
+        Block::Hashes(hashes) => {
+            let count = hashes.len() as u64;
+            for (key, fields, expire_at_ms) in hashes {
+                let value = Value::new(Data::Hash(Box::new(fields.into_iter().collect())), expire_at_ms);
+                into.keyspace.restore(&key, value);
+            }
+            count
+        }
+        Block::Sessions(sessions) => {
+            for (client, session) in sessions {
+                into.sessions.restore(client, session);
+            }
+            0
+        }
+        Block::Users(users) => {
+            for (name, user) in users {
+                into.users.restore(name, user);
+            }
+            0
+        }
+        _ => 0,
+    }
+}
+
+/// Checks a block's payload against its stored crc32 and decodes it.
+fn decode_block(payload: &[u8], stored: u32) -> std::result::Result<Block, String> {
+    let actual = crc32fast::hash(payload);
+    if actual != stored {
+        return Err(format!(
+            "crc32 mismatch (stored {stored:#010x}, computed {actual:#010x})"
+        ));
+    }
+    postcard::from_bytes(payload).map_err(|e| format!("undecodable block: {e}"))
 }
 
 /// Writes an encoded snapshot to `path` (via a temporary file, fsynced,
@@ -253,14 +368,7 @@ impl BlockReader {
         }
         let mut payload = vec![0u8; len];
         self.read_exact(&mut payload)?;
-        let actual = crc32fast::hash(&payload);
-        if actual != stored {
-            return Err(self.corrupt(
-                start,
-                format!("crc32 mismatch (stored {stored:#010x}, computed {actual:#010x})"),
-            ));
-        }
-        postcard::from_bytes(&payload).map_err(|e| self.corrupt(start, format!("undecodable block: {e}")))
+        decode_block(&payload, stored).map_err(|detail| self.corrupt(start, detail))
     }
 }
 
@@ -282,43 +390,29 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
     };
     let mut contents = Contents::default();
     let mut count = 0u64;
-    let (mut gseq, mut fresh_ms, mut window) = (0, 0, Vec::new());
+    let (mut gseq, mut fresh_ms, mut resetting, mut window) = (0, 0, None, Vec::new());
     loop {
         let start = reader.offset;
         match reader.next()? {
-            Block::Records(records) => {
-                for (key, data, expire_at_ms) in records {
-                    contents.keyspace.restore(&key, Value::string(&data, expire_at_ms));
-                    count += 1;
-                }
-            }
-            Block::Hashes(hashes) => {
-                for (key, fields, expire_at_ms) in hashes {
-                    let value = Value::new(Data::Hash(Box::new(fields.into_iter().collect())), expire_at_ms);
-                    contents.keyspace.restore(&key, value);
-                    count += 1;
-                }
-            }
-            Block::Sessions(sessions) => {
-                for (client, session) in sessions {
-                    contents.sessions.restore(client, session);
-                }
-            }
-            Block::Users(users) => {
-                for (name, user) in users {
-                    contents.users.restore(name, user);
-                }
-            }
             Block::XlogPosition { gseq: g, fresh_ms: f } => (gseq, fresh_ms) = (g, f),
+            Block::XlogResetting { gseq, next_part } => resetting = Some((gseq, next_part)),
             Block::XlogRecords(records) => window.extend(records),
             Block::End { records } if records == count => {
-                contents.xlog = Xlog::restored(gseq, fresh_ms, window);
+                contents.xlog = Xlog::restored(gseq, fresh_ms, resetting, window);
                 return Ok((meta, contents));
             }
             Block::End { records } => {
                 return Err(reader.corrupt(start, format!("end block counts {records} records, file holds {count}")));
             }
             Block::Meta(_) => return Err(reader.corrupt(start, "second metadata block".into())),
+            block => {
+                let mut into = Target {
+                    keyspace: &mut contents.keyspace,
+                    sessions: &mut contents.sessions,
+                    users: &mut contents.users,
+                };
+                count += restore(block, &mut into);
+            }
         }
     }
 }
@@ -422,6 +516,40 @@ mod tests {
         };
         assert_eq!(restored.apply(repeat, 0, || Reply::Nil), Reply::Ok);
         assert!(!dir.path().join("s.tmp").exists());
+    }
+
+    #[test]
+    fn an_image_in_parts_restores_the_same_keys_sessions_and_users() {
+        let original = contents(3000);
+        let parts = image(view(&original), 100 * 1024).unwrap();
+        assert!(parts.len() > 2, "{} parts", parts.len());
+        assert!(
+            parts.iter().all(|p| p.len() <= 100 * 1024),
+            "whole blocks, each under the bound"
+        );
+        let mut back = Contents::default();
+        let mut into = Target {
+            keyspace: &mut back.keyspace,
+            sessions: &mut back.sessions,
+            users: &mut back.users,
+        };
+        for part in &parts {
+            restore_part(part, &mut into).unwrap();
+        }
+        let mut flipped = parts[1].to_vec();
+        flipped[20] ^= 1;
+        let err = restore_part(&flipped, &mut into).unwrap_err();
+        assert!(err.contains("block at 0") && err.contains("crc32"), "{err}");
+
+        assert_eq!(back.keyspace.len(), original.keyspace.len());
+        for (k, v) in original.keyspace.iter() {
+            assert_eq!(back.keyspace.iter().find(|(bk, _)| *bk == k).unwrap().1, v);
+        }
+        assert_eq!(back.sessions, original.sessions);
+        assert_eq!(back.users, original.users);
+
+        let empty = image(view(&Contents::default()), 1024).unwrap();
+        assert_eq!(empty.len(), 1, "an empty shard is one empty part");
     }
 
     #[test]

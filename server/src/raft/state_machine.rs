@@ -31,7 +31,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use crate::acl::Users;
 use crate::error::{Error, Result};
 use crate::keyspace::{Keyspace, Reply, Write, WriteOp};
-use crate::raft::snapshot_file::{self, Contents, SnapshotFile, View};
+use crate::raft::snapshot_file::{self, Contents, SnapshotFile, Target, View};
 use crate::raft::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::sessions::Sessions;
 use crate::wire;
@@ -308,6 +308,12 @@ fn apply_write(applied: &mut Applied, write: Write) -> Reply {
             applied.xlog.trim(*through);
             Reply::Ok
         }
+        WriteOp::XlogReset {
+            gseq,
+            part,
+            last,
+            image,
+        } => apply_reset_part(applied, *gseq, *part, *last, image),
         _ => {
             let reply = apply_client_write(applied, &write);
             applied.xlog.append(write.now_ms, || {
@@ -360,4 +366,34 @@ fn apply_records(applied: &mut Applied, records: &[Record], as_of_ms: u64) -> Re
         applied.xlog.fresh_as_of(as_of_ms);
     }
     Reply::Int(applied.xlog.gseq() as i64)
+}
+
+/// Applies one part of a resync (see [`crate::xlog`]): part 0 empties the
+/// keys, sessions and users first; the last part sets the gseq. A part out
+/// of order is refused (`Nil`), and one that cannot be read stops the
+/// resync until the shipper starts it over.
+fn apply_reset_part(applied: &mut Applied, gseq: u64, part: u32, last: bool, image: &[u8]) -> Reply {
+    if !applied.xlog.take_part(gseq, part) {
+        return Reply::Nil;
+    }
+    if part == 0 {
+        applied.keyspace = Keyspace::default();
+        applied.sessions = Sessions::default();
+        applied.users = Users::default();
+    }
+    let mut into = Target {
+        keyspace: &mut applied.keyspace,
+        sessions: &mut applied.sessions,
+        users: &mut applied.users,
+    };
+    if let Err(err) = snapshot_file::restore_part(image, &mut into) {
+        tracing::error!(gseq, part, cause = %err, "resync part not applied");
+        applied.xlog.abort_reset();
+        return Reply::Nil;
+    }
+    if last {
+        applied.xlog.finish_reset(gseq);
+        return Reply::Int(gseq as i64);
+    }
+    Reply::Ok
 }

@@ -199,15 +199,16 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
 }
 
 /// One line per destination region the shard's log ships to (written by
-/// its leader): what was shipped and acknowledged, and what the
-/// destination lacks in records, bytes and milliseconds.
+/// its leader): what was shipped and acknowledged, what the destination
+/// lacks in records, bytes and milliseconds, and how many records the log
+/// keeps for all destinations.
 fn xlog_lines(out: &mut String, node: &Node, shard: &Shard) {
     let regions = node.config().topology.region_specs();
     for (region, progress) in shard.progress() {
         let lag = shard.xlog_lag(progress.acked);
         let _ = write!(
             out,
-            "cairn_xlog{}:region={},shipped={},acked={},lag_records={},lag_bytes={},lag_ms={}",
+            "cairn_xlog{}:region={},shipped={},acked={},lag_records={},lag_bytes={},lag_ms={},kept={}",
             shard.shard,
             regions.get(usize::from(region)).map_or("?", |r| r.name.as_str()),
             progress.shipped,
@@ -215,6 +216,7 @@ fn xlog_lines(out: &mut String, node: &Node, shard: &Shard) {
             lag.records,
             lag.bytes,
             lag.ms,
+            shard.xlog_kept(),
         );
         if let Some(why) = &progress.stuck {
             let _ = write!(out, ",stuck={}", why.replace([',', '\r', '\n'], " "));
