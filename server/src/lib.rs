@@ -34,6 +34,7 @@ pub mod shipping;
 pub mod storage;
 pub mod users_refresh;
 pub mod wire;
+pub mod witness;
 pub mod xlog;
 
 pub use cairn_proto::slot;

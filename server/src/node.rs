@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use cairn_proto::raft::ForwardRequest;
+use cairn_proto::raft::{ForwardRequest, RaftRequest};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -39,6 +39,7 @@ use crate::shard::{Answer, Request, Shard};
 use crate::slot::SlotMap;
 use crate::storage::{GroupCommit, RocksStorage, Storage};
 use crate::wire;
+use crate::witness::{WitnessBatch, WitnessStore};
 
 /// How long a request may spend finding a leader before it fails.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,6 +117,8 @@ pub struct Node {
     /// The users table as last fetched from the ACL shard's leader, for a
     /// node that holds no replica of its serving group.
     fetched_users: RwLock<Option<Users>>,
+    /// The cross-region log's records, on the witness.
+    witness: Option<WitnessStore>,
     /// Held for the life of the node: the exclusive lock on the data dir.
     _lock: File,
 }
@@ -174,6 +177,15 @@ impl Node {
         }
         tracing::info!(node = config.id, region, groups = shards.len(), dir = %dir.display(), "node started");
         let default_user = Arc::new(User::default_user(config.auth.requirepass.as_deref()));
+        let witness = match role {
+            RegionRole::Witness => Some(WitnessStore::open(
+                storage.clone(),
+                commit.clone(),
+                u64::from(slots.shards()),
+                config.xlog.max_records,
+            )?),
+            _ => None,
+        };
         let regions = topology.region_specs().len() as RegionIndex;
         let replicas = (0..regions)
             .flat_map(|r| (0..u64::from(slots.shards())).map(move |s| (r, s)))
@@ -192,6 +204,7 @@ impl Node {
             storage,
             default_user,
             fetched_users: RwLock::default(),
+            witness,
             _lock: lock,
         })
     }
@@ -230,6 +243,30 @@ impl Node {
     /// The voters of group `group` (none for a group no region has).
     pub fn replicas_of(&self, group: GroupId) -> &[NodeId] {
         self.replicas.get(&group).map_or(&[], Vec::as_slice)
+    }
+
+    /// The witness's store, on the witness node.
+    pub fn witness(&self) -> Option<&WitnessStore> {
+        self.witness.as_ref()
+    }
+
+    /// Ships `batch` to the witness node `witness`; the gseq it then holds
+    /// for the shard.
+    pub async fn send_to_witness(&self, witness: NodeId, batch: &WitnessBatch) -> Result<u64> {
+        let mut client = self.peers.client(witness)?;
+        self.peers.travel(witness).await;
+        let mut call = tonic::Request::new(RaftRequest {
+            group_id: batch.shard,
+            payload: wire::encode(batch)?,
+        });
+        call.set_timeout(REQUEST_TIMEOUT);
+        let unreachable = |detail: String| Error::Unreachable { node: witness, detail };
+        let reply = client
+            .witness(call)
+            .await
+            .map_err(|status| unreachable(status.message().to_string()))?;
+        let held: std::result::Result<u64, String> = wire::decode(&reply.into_inner().payload)?;
+        held.map_err(unreachable)
     }
 
     /// The primary region.

@@ -1,5 +1,5 @@
 //! Shipping the cross-region log: the primary region's shard leaders send
-//! their records to every secondary region.
+//! their records to every secondary region and to the witness.
 //!
 //! On a node of the primary region, one task per local primary group and
 //! destination region runs while this node leads the group. It asks the
@@ -7,7 +7,8 @@
 //! after that as a write of the destination group ([`WriteOp::Xlog`]),
 //! forwarded to its leader like any request ([`Node::execute_in`]), which
 //! proposes it through its own Raft log: a secondary region is as
-//! zone-redundant as the primary. The reply is the gseq the destination
+//! zone-redundant as the primary. The witness gets the same records on the
+//! peer service's `Witness` call and stores them (see [`crate::witness`]). The reply is the gseq the destination
 //! then holds, and the next batch starts after it, so a lost or repeated
 //! batch costs a resend, never a gap or a double apply.
 //!
@@ -41,9 +42,10 @@ use crate::config::RegionRole;
 use crate::keyspace::{Reply, Write, WriteOp};
 use crate::node::Node;
 use crate::placement::{RegionIndex, group_id};
-use crate::raft::typ::GroupId;
+use crate::raft::typ::{GroupId, NodeId};
 use crate::shard::{Request, Shard, now_ms};
-use crate::xlog::{Progress, Since};
+use crate::witness::WitnessBatch;
+use crate::xlog::{Progress, Record, Since};
 
 /// The most payload bytes one batch carries (one record at least).
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -58,27 +60,48 @@ const TRIM_BATCH: u64 = 1024;
 /// Acknowledged records are trimmed at least this often.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
+/// Where a shard's records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// A secondary region's group of the shard.
+    Secondary(GroupId),
+    /// The witness node.
+    Witness(NodeId),
+}
+
 /// Runs until `stop` turns true; returns at once on a node outside the
-/// primary region, or when there is no secondary region.
+/// primary region, or when there is nowhere to ship to.
 pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     let topology = &node.config().topology;
-    let destinations: Vec<RegionIndex> = topology
-        .region_specs()
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.role == RegionRole::Secondary)
-        .map(|(i, _)| i as RegionIndex)
-        .collect();
+    let mut destinations: Vec<(RegionIndex, Option<NodeId>)> = Vec::new();
+    for (index, spec) in topology.region_specs().iter().enumerate() {
+        let region = index as RegionIndex;
+        match spec.role {
+            RegionRole::Primary => {}
+            RegionRole::Secondary => destinations.push((region, None)),
+            RegionRole::Witness => {
+                let witness = topology
+                    .nodes
+                    .iter()
+                    .find(|n| topology.region_of(n.id).map(|r| r.0) == Some(region));
+                destinations.extend(witness.map(|n| (region, Some(n.id))));
+            }
+        }
+    }
     if node.region().1 != RegionRole::Primary || destinations.is_empty() {
         return;
     }
     let mut tasks = JoinSet::new();
     for shard in node.serving().map(|s| s.shard) {
-        for &region in &destinations {
+        for &(region, witness) in &destinations {
             let shipper = Shipper {
                 node: node.clone(),
                 shard,
                 region,
+                to: match witness {
+                    Some(node) => Destination::Witness(node),
+                    None => Destination::Secondary(group_id(region, shard)),
+                },
                 destinations: destinations.len(),
                 max_records: node.config().xlog.max_records,
                 stop: stop.clone(),
@@ -94,6 +117,7 @@ struct Shipper {
     node: Arc<Node>,
     shard: u64,
     region: RegionIndex,
+    to: Destination,
     destinations: usize,
     /// `[xlog] max_records`.
     max_records: u64,
@@ -102,7 +126,6 @@ struct Shipper {
 
 impl Shipper {
     async fn run(mut self) {
-        let target = group_id(self.region, self.shard);
         // What the destination holds, once it said so under this
         // leadership.
         let mut acked: Option<u64> = None;
@@ -126,7 +149,7 @@ impl Shipper {
                         _ => "held records this log never had",
                     };
                     self.stuck(shard, acked, &format!("resyncing: it {why}"));
-                    acked = match self.resync(&node, shard, target, why).await {
+                    acked = match self.resync(&node, shard, why).await {
                         Ok(gseq) => Some(gseq),
                         Err(err) => {
                             self.stuck(shard, None, &format!("resync failed: {err}"));
@@ -147,31 +170,20 @@ impl Shipper {
                 continue;
             }
             let shipped = records.last().map(|r| r.gseq);
-            let batch = WriteOp::Xlog {
-                records,
-                as_of_ms: if complete { as_of_ms } else { 0 },
-            };
             sent = Instant::now();
-            match node.execute_in(target, Request::Write(Write::new(batch))).await {
-                Ok(answer) => match answer.reply {
-                    Reply::Int(gseq) => {
-                        let gseq = gseq as u64;
-                        acked = Some(gseq);
-                        let progress = Progress {
-                            shipped: shipped.unwrap_or(gseq).max(gseq),
-                            acked: gseq,
-                            stuck: None,
-                        };
-                        shard.set_progress(self.region, progress);
-                    }
-                    other => {
-                        self.stuck(shard, acked, &format!("answered {other:?}"));
-                        acked = None;
-                    }
-                },
+            match self.send(&node, records, if complete { as_of_ms } else { 0 }).await {
+                Ok(gseq) => {
+                    acked = Some(gseq);
+                    let progress = Progress {
+                        shipped: shipped.unwrap_or(gseq).max(gseq),
+                        acked: gseq,
+                        stuck: None,
+                    };
+                    shard.set_progress(self.region, progress);
+                }
                 Err(err) => {
                     tracing::debug!(shard = self.shard, region = self.region, cause = %err, "shipping paused");
-                    self.stuck(shard, acked, &err.to_string());
+                    self.stuck(shard, acked, &err);
                     acked = None;
                 }
             }
@@ -184,9 +196,59 @@ impl Shipper {
         }
     }
 
-    /// Sends the destination a copy of the shard, part by part; the gseq it
-    /// then holds.
-    async fn resync(&self, node: &Node, shard: &Shard, target: GroupId, why: &str) -> Result<u64, String> {
+    /// Sends records (none: a probe or a heartbeat); the gseq the
+    /// destination then holds.
+    async fn send(&self, node: &Node, records: Vec<Record>, as_of_ms: u64) -> Result<u64, String> {
+        match self.to {
+            Destination::Secondary(group) => {
+                let batch = Write::new(WriteOp::Xlog { records, as_of_ms });
+                let answer = node
+                    .execute_in(group, Request::Write(batch))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match answer.reply {
+                    Reply::Int(gseq) => Ok(gseq as u64),
+                    other => Err(format!("answered {other:?}")),
+                }
+            }
+            Destination::Witness(witness) => {
+                let batch = WitnessBatch {
+                    shard: self.shard,
+                    records,
+                    restart: false,
+                };
+                node.send_to_witness(witness, &batch).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Brings a destination that needs records no longer kept back into
+    /// the window; the gseq it then holds. A secondary region gets a copy
+    /// of the shard, part by part; the witness, which holds records only,
+    /// starts over at the oldest record kept.
+    async fn resync(&self, node: &Node, shard: &Shard, why: &str) -> Result<u64, String> {
+        let group = match self.to {
+            Destination::Secondary(group) => group,
+            Destination::Witness(witness) => {
+                let records = match shard
+                    .xlog_oldest()
+                    .map(|oldest| shard.xlog_since(oldest - 1, MAX_BATCH_BYTES))
+                {
+                    Some(Since::Records { records, .. }) => records,
+                    _ => Vec::new(),
+                };
+                let batch = WitnessBatch {
+                    shard: self.shard,
+                    records,
+                    restart: true,
+                };
+                tracing::warn!(
+                    shard = self.shard,
+                    "the witness starts over at the oldest record kept: it {why}"
+                );
+                return node.send_to_witness(witness, &batch).await.map_err(|e| e.to_string());
+            }
+        };
         let (gseq, parts) = shard.xlog_image(MAX_BATCH_BYTES).map_err(|e| e.to_string())?;
         tracing::warn!(
             shard = self.shard,
@@ -205,7 +267,7 @@ impl Shipper {
                 image,
             };
             let answer = node
-                .execute_in(target, Request::Write(Write::new(reset)))
+                .execute_in(group, Request::Write(Write::new(reset)))
                 .await
                 .map_err(|e| e.to_string())?;
             match answer.reply {

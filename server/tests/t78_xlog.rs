@@ -392,3 +392,65 @@ fn t78_a_region_behind_the_window_is_resynced() {
     );
     drop(processes);
 }
+
+/// The `cairn_witness<n>` fields of `INFO replication` on `addr`.
+fn witness_held(addr: SocketAddr, shard: u64) -> (u64, u64) {
+    let info = Resp::connect(addr).cmd(&["INFO", "replication"]).text().unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.starts_with(&format!("cairn_witness{shard}:")))
+        .unwrap_or_else(|| panic!("no witness line for shard {shard}: {info}"));
+    (
+        field(line, "oldest").parse().unwrap(),
+        field(line, "head").parse().unwrap(),
+    )
+}
+
+/// The witness stores every shard's records as they are acknowledged to
+/// it, keeps them across a crash, and catches up after one.
+#[test]
+fn t78_the_witness_keeps_the_log_across_a_crash() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(3);
+    let shape = ["--regions", "2", "--zones", "1", "--witness", "--shards", "1"];
+    let (dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
+    let mut processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (primary, _) = listeners(base, 1);
+    let (witness, _) = listeners(base, 3);
+    let acked_by_witness = || {
+        shipping(primary)
+            .iter()
+            .find(|l| field(l, "region") == "witness")
+            .map_or(0, |l| field(l, "acked").parse::<u64>().unwrap())
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    write_keys(primary, 0..100);
+    wait_for("the witness never acknowledged 100 records", &|| {
+        acked_by_witness() >= 100
+    });
+    let acked = acked_by_witness();
+    assert_eq!(witness_held(witness, 0), (1, acked));
+
+    kill(dir.path(), 3);
+    write_keys(primary, 100..150);
+    processes.restarted.push(restart(dir.path(), 3));
+    let _ = connect_when_up(witness);
+    let (oldest, head) = witness_held(witness, 0);
+    assert!(
+        oldest == 1 && head >= acked,
+        "after the crash it holds {oldest}..={head}, had acknowledged {acked}"
+    );
+    wait_for("the witness never caught up", &|| witness_held(witness, 0).1 >= 150);
+    drop(processes);
+}

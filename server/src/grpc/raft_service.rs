@@ -1,8 +1,9 @@
 //! The peer-facing `Raft` service: Raft RPCs dispatched to the named group,
 //! replication streams handed to the group's `stream_append`
 //! (see [`crate::raft::network`] for the sending side), snapshot streams
-//! written to the group's snapshot directory and then installed, and shard
-//! requests forwarded by nodes that do not lead.
+//! written to the group's snapshot directory and then installed, shard
+//! requests forwarded by nodes that do not lead, and on the witness the
+//! cross-region log's records (see [`crate::witness`]).
 
 use std::collections::VecDeque;
 use std::future::{Future, ready};
@@ -28,6 +29,7 @@ use crate::raft::snapshot_file::{self, SnapshotFile};
 use crate::raft::typ::{AppendEntriesRequest, Raft, Snapshot, SnapshotMeta, StreamAppendResult, Vote};
 use crate::shard::Shard;
 use crate::wire;
+use crate::witness::WitnessBatch;
 
 /// Serves peers.
 pub struct RaftService {
@@ -215,6 +217,20 @@ impl RaftRpc for RaftService {
         };
         Ok(Response::new(ForwardReply {
             payload: wire::encode(&answer).map_err(status)?,
+        }))
+    }
+
+    async fn witness(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let held: Result<u64, String> = match self.node.witness() {
+            Some(store) => match wire::decode::<WitnessBatch>(&request.payload) {
+                Ok(batch) => store.append(batch).await.map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
+            },
+            None => Err(format!("node {} is not a witness", self.node.id())),
+        };
+        Ok(Response::new(RaftReply {
+            payload: wire::encode(&held).map_err(status)?,
         }))
     }
 }

@@ -1,7 +1,8 @@
 //! The storage trait: the only door to disk for the Raft layer.
 //!
 //! One store per node holds the Raft logs and Raft state of every group on
-//! it, in two column families ([`Cf`]). Sharing one store means one
+//! it, and on a witness the cross-region log's records, in column families
+//! ([`Cf`]). Sharing one store means one
 //! write-ahead log: fsyncs of different shards are grouped for free.
 //! Raft and keyspace code see only this trait; the RocksDB implementation
 //! ([`RocksStorage`]) is the one place that imports `rocksdb`.
@@ -32,17 +33,21 @@ pub enum Cf {
     RaftLog,
     /// Raft state (vote, committed, last purged): key `group (u64 BE) ‖ name`.
     RaftState,
+    /// The witness's cross-region log records: key `shard (u64 BE) ‖ gseq
+    /// (u64 BE)` (see [`crate::witness`]).
+    Xlog,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 2] = [Cf::RaftLog, Cf::RaftState];
+    pub const ALL: [Cf; 3] = [Cf::RaftLog, Cf::RaftState, Cf::Xlog];
 
     /// The on-disk name.
     pub fn name(self) -> &'static str {
         match self {
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
+            Cf::Xlog => "xlog",
         }
     }
 }

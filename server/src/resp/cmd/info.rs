@@ -15,7 +15,8 @@
 //! region's replica, how far behind the primary's clock it is), and on the
 //! leader of a primary group a line per destination region
 //! (`cairn_xlog<n>`: shipped and acknowledged gseq, and the lag in records,
-//! bytes and milliseconds).
+//! bytes and milliseconds); on the witness, a line per shard
+//! (`cairn_witness<n>`: the oldest and newest gseq it holds).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -176,6 +177,16 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             out.push_str("\r\n");
             if role == "leader" {
                 xlog_lines(&mut out, node, shard);
+            }
+        }
+        if let Some(witness) = node.witness() {
+            for shard in 0..u64::from(node.slots().shards()) {
+                let held = witness.held(shard);
+                let _ = write!(
+                    out,
+                    "cairn_witness{shard}:oldest={},head={}\r\n",
+                    held.oldest, held.head
+                );
             }
         }
         out.push_str("\r\n");
