@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 use cairn_server::config::{
-    AuthOptions, ClientLimits, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, StorageOptions, Topology,
-    XlogOptions,
+    AuthOptions, ClientLimits, Durability, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions,
+    StorageOptions, Topology, XlogOptions,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -84,6 +84,7 @@ impl Cluster {
             cluster_name: "jepsen".into(),
             shards,
             regions: Vec::new(),
+            durability: Durability::default(),
             nodes,
         };
         std::fs::create_dir_all(dir)?;

@@ -40,8 +40,33 @@ pub struct Topology {
     /// region, the one every node names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<RegionSpec>,
+    /// When a write is acknowledged (default `zone`).
+    #[serde(default, skip_serializing_if = "Durability::is_zone")]
+    pub durability: Durability,
     /// Every node of the cluster.
     pub nodes: Vec<NodeSpec>,
+}
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Once a majority of the primary region's zones hold it: losing a
+    /// zone loses nothing; losing the whole region may lose the writes the
+    /// other regions had not received yet.
+    #[default]
+    Zone,
+    /// Also once the witness holds it (see [`crate::witness`]): losing the
+    /// whole primary region loses nothing. A write waits for one more
+    /// crossing, and is refused while the witness cannot be reached.
+    Witness,
+}
+
+impl Durability {
+    /// Whether this is the default, `zone`.
+    pub fn is_zone(&self) -> bool {
+        *self == Durability::Zone
+    }
 }
 
 /// What a region does.
@@ -532,6 +557,12 @@ impl Topology {
                 ),
             ));
         }
+        if self.durability == Durability::Witness && with_role(RegionRole::Witness) == 0 {
+            return Err(err(
+                "durability".into(),
+                "\"witness\" needs a region with role = \"witness\"".into(),
+            ));
+        }
         if with_role(RegionRole::Witness) > 1 {
             return Err(err(
                 "regions".into(),
@@ -651,6 +682,7 @@ resp_addr = "127.0.0.1:6003"
         assert_eq!(config.storage, StorageOptions::default());
         assert_eq!(config.clients, ClientLimits::default());
         assert_eq!(config.read_only, ReadOnlyOptions::default());
+        assert_eq!(config.xlog, XlogOptions::default());
         assert_eq!(config.topology.shards, DEFAULT_SHARDS);
     }
 
@@ -729,6 +761,17 @@ resp_addr = "127.0.0.1:6003"
             msg.contains("regions[1].name") && msg.contains("appears twice"),
             "{msg}"
         );
+
+        let mut no_witness = with_regions(EAST_PRIMARY);
+        no_witness.durability = Durability::Witness;
+        let msg = refusal(&no_witness);
+        assert!(
+            msg.contains("key `durability`") && msg.contains("needs a region with role = \"witness\""),
+            "{msg}"
+        );
+        let mut witnessed = valid;
+        witnessed.durability = Durability::Witness;
+        witnessed.validate(Path::new("topology.toml")).unwrap();
     }
 
     #[test]

@@ -32,8 +32,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::config::{
-    AuthOptions, ClientLimits, DEFAULT_SHARDS, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions,
-    RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, Durability, LinkLatency, NodeFile, NodeSpec, RaftOptions,
+    ReadOnlyOptions, RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
 };
 use crate::error::{Error, Result};
 
@@ -62,6 +62,8 @@ pub struct DevOptions {
     pub zones: Option<usize>,
     /// Whether to add a witness region of one node.
     pub witness: bool,
+    /// When a write is acknowledged, for a new cluster.
+    pub durability: Option<Durability>,
     /// Number of shards.
     pub shards: Option<u16>,
     /// The `default` user's password, for a new cluster.
@@ -115,7 +117,7 @@ impl std::fmt::Display for Shape {
 }
 
 /// The topology for a fresh dev cluster.
-pub fn topology(port: u16, shape: Shape) -> Result<Topology> {
+pub fn topology(port: u16, shape: Shape, durability: Durability) -> Result<Topology> {
     let Shape {
         regions,
         zones,
@@ -180,6 +182,7 @@ pub fn topology(port: u16, shape: Shape) -> Result<Topology> {
         cluster_name: "dev".into(),
         shards,
         regions: if declared { region_specs } else { Vec::new() },
+        durability,
         nodes,
     };
     topology.validate(Path::new("(dev options)"))?;
@@ -210,6 +213,7 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             || (options.witness && !shape.witness)
             || options.shards.is_some_and(|s| s != shape.shards)
             || options.port.is_some_and(|p| p != existing.nodes[0].resp_addr.port())
+            || options.durability.is_some_and(|d| d != existing.durability)
             || options.requirepass.is_some()
             || !options.link_latency.is_none();
         if differs {
@@ -238,7 +242,8 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
         .link_latency
         .check()
         .map_err(|msg| Error::Config(format!("--region-latency-ms and --zone-latency-ms: {msg}")))?;
-    let topology = topology(options.port.unwrap_or(DEFAULT_PORT), shape)?;
+    let durability = options.durability.unwrap_or_default();
+    let topology = topology(options.port.unwrap_or(DEFAULT_PORT), shape, durability)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for node in &topology.nodes {
         let node_dir = dir.join(node_dir_name(node.id));
@@ -311,6 +316,9 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
             "primary region: {} (every node's resp port reads and writes through it)",
             primary.name
         );
+    }
+    if topology.durability == Durability::Witness {
+        println!("durability: witness (a write is answered once the witness holds it too)");
     }
     println!(
         "try: redis-cli -p {}    (Ctrl-C stops the cluster)",

@@ -87,6 +87,27 @@ pub enum Error {
         detail: String,
     },
 
+    /// `durability = "witness"`, and the witness has not acknowledged the
+    /// shard's records lately: the write was refused, nothing was written.
+    #[error("shard {shard} cannot reach the witness right now (durability = \"witness\"); nothing was written")]
+    NoWitness {
+        /// The shard.
+        shard: u64,
+    },
+
+    /// `durability = "witness"`: the write was applied in the primary
+    /// region, but the witness did not acknowledge it in time.
+    #[error(
+        "shard {shard} applied the write, but the witness did not acknowledge it within {waited_ms} ms \
+         (durability = \"witness\"): it is not yet safe from the loss of the primary region"
+    )]
+    NotWitnessed {
+        /// The shard.
+        shard: u64,
+        /// How long the write waited.
+        waited_ms: u64,
+    },
+
     /// A write reached the read-only listener.
     #[error("the read-only listener takes no writes")]
     ReadOnly,
@@ -122,7 +143,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::NotLeader { .. } | Error::NoLeader { .. } | Error::Unreachable { .. }
+            Error::NotLeader { .. } | Error::NoLeader { .. } | Error::Unreachable { .. } | Error::NoWitness { .. }
         )
     }
 }

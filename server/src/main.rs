@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_server::config::{LinkLatency, NodeConfig};
+use cairn_server::config::{Durability, LinkLatency, NodeConfig};
 use cairn_server::dev::{self, DevOptions};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -55,6 +55,10 @@ enum Command {
         /// not given).
         #[arg(long)]
         witness: bool,
+        /// When a write is acknowledged: `zone` (a majority of the primary
+        /// region's zones) or `witness` (also the witness) [default: zone].
+        #[arg(long, value_parser = parse_durability)]
+        durability: Option<Durability>,
         /// Number of shards [default: 8].
         #[arg(long)]
         shards: Option<u16>,
@@ -71,6 +75,15 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         zone_latency_ms: u64,
     },
+}
+
+/// Reads `--durability`.
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    match text {
+        "zone" => Ok(Durability::Zone),
+        "witness" => Ok(Durability::Witness),
+        other => Err(format!("{other:?} is not a durability: use zone or witness")),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -110,6 +123,7 @@ async fn main() -> ExitCode {
                 regions,
                 zones,
                 witness,
+                durability,
                 shards,
                 requirepass,
                 region_latency_ms,
@@ -123,6 +137,7 @@ async fn main() -> ExitCode {
                 regions,
                 zones,
                 witness,
+                durability,
                 shards,
                 requirepass,
                 link_latency: LinkLatency {

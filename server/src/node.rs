@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::acl::{ACL_SHARD, DEFAULT_USER, User, Users};
-use crate::config::{NodeConfig, PastBound, ReadOnlyOptions, RegionRole};
+use crate::config::{Durability, NodeConfig, PastBound, ReadOnlyOptions, RegionRole};
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply};
 use crate::placement::{RegionIndex, group_id, shard_of_group};
@@ -70,6 +70,10 @@ pub enum ForwardError {
     NoLeader,
     /// The write may or may not have been applied.
     Indeterminate,
+    /// The witness cannot be reached (nothing was written).
+    NoWitness,
+    /// The write was applied, the witness did not acknowledge it in time.
+    NotWitnessed(u64),
     /// Anything else; not retried.
     Failed(String),
 }
@@ -81,6 +85,8 @@ impl ForwardError {
             Error::NotLeader { leader, .. } => ForwardError::NotLeader(*leader),
             Error::NoLeader { .. } => ForwardError::NoLeader,
             Error::Indeterminate { .. } => ForwardError::Indeterminate,
+            Error::NoWitness { .. } => ForwardError::NoWitness,
+            Error::NotWitnessed { waited_ms, .. } => ForwardError::NotWitnessed(*waited_ms),
             other => ForwardError::Failed(other.to_string()),
         }
     }
@@ -90,6 +96,8 @@ impl ForwardError {
             ForwardError::NotLeader(leader) => Error::NotLeader { shard, leader },
             ForwardError::NoLeader => Error::NoLeader { shard },
             ForwardError::Indeterminate => Error::Indeterminate { shard },
+            ForwardError::NoWitness => Error::NoWitness { shard },
+            ForwardError::NotWitnessed(waited_ms) => Error::NotWitnessed { shard, waited_ms },
             ForwardError::Failed(detail) => Error::Unreachable { node, detail },
         }
     }
@@ -173,7 +181,13 @@ impl Node {
             if topology.preferred_leader(region, shard) == Some(config.id) {
                 initialize(&raft, shard, &replicas).await?;
             }
-            shards.insert(group, Shard::new(group, config.id, raft, applied, snapshot_dir));
+            let witnessed = (topology.durability == Durability::Witness && region == primary)
+                .then(|| topology.witness_region())
+                .flatten();
+            shards.insert(
+                group,
+                Shard::new(group, config.id, raft, applied, snapshot_dir, witnessed),
+            );
         }
         tracing::info!(node = config.id, region, groups = shards.len(), dir = %dir.display(), "node started");
         let default_user = Arc::new(User::default_user(config.auth.requirepass.as_deref()));
@@ -393,7 +407,7 @@ impl Node {
                     hint = leader.filter(|l| Some(*l) != target);
                     true
                 }
-                Error::NoLeader { .. } => true,
+                Error::NoLeader { .. } | Error::NoWitness { .. } => true,
                 Error::Unreachable { .. } => !is_write,
                 _ => false,
             };

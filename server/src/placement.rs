@@ -62,6 +62,13 @@ impl Topology {
         Some((index, self.region_specs()[usize::from(index)].role))
     }
 
+    /// The index of the witness region, if there is one.
+    pub fn witness_region(&self) -> Option<RegionIndex> {
+        let specs = self.region_specs();
+        let index = specs.iter().position(|r| r.role == RegionRole::Witness)?;
+        Some(index as RegionIndex)
+    }
+
     /// The index of the primary region (the one whose groups take writes).
     pub fn primary_region(&self) -> RegionIndex {
         let specs = self.region_specs();
@@ -113,7 +120,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::config::NodeSpec;
+    use crate::config::{Durability, NodeSpec};
 
     fn node(id: u64, region: &str, zone: &str) -> NodeSpec {
         NodeSpec {
@@ -139,6 +146,7 @@ mod tests {
                 role("west", RegionRole::Primary),
                 role("witness", RegionRole::Witness),
             ],
+            durability: Durability::default(),
             nodes: vec![
                 node(1, "east", "a"),
                 node(2, "east", "b"),

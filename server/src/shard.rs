@@ -22,7 +22,10 @@
 //! [`Shard::read_fresh`]: its freshness is the primary's clock carried by
 //! the cross-region log (see [`crate::xlog`]). The leader of a primary
 //! region's group keeps what it shipped to each destination region
-//! ([`Shard::progress`], written by [`crate::shipping`]).
+//! ([`Shard::progress`], written by [`crate::shipping`]); with
+//! `durability = "witness"` a client write is proposed only while the
+//! witness acknowledges that shipping, and answered only once the witness
+//! holds it.
 //!
 //! Anything else is [`Error::NotLeader`] with the leader this node knows of,
 //! so the caller ([`crate::node::Node`]) forwards it. A write whose entry was
@@ -39,6 +42,7 @@ use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::vote::RaftLeaderId;
 use openraft::{Instant as _, ReadPolicy, ServerState};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::acl::{User, Users};
 use crate::error::{Error, Result};
@@ -73,6 +77,9 @@ pub struct Answer {
     pub served_by: NodeId,
 }
 
+/// How long a write waits for the witness (`durability = "witness"`).
+pub const WITNESS_WAIT: Duration = Duration::from_secs(5);
+
 /// The current time in ms since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -97,12 +104,23 @@ pub struct Shard {
     /// index it carried.
     leader_contact: Mutex<Option<(Instant, u64)>>,
     /// What this node, leading, shipped to each destination region.
-    progress: Mutex<BTreeMap<RegionIndex, Progress>>,
+    progress: watch::Sender<BTreeMap<RegionIndex, Progress>>,
+    /// The witness region, when a client write must wait for it
+    /// (`durability = "witness"`, a primary region's group).
+    witness: Option<RegionIndex>,
 }
 
 impl Shard {
-    /// Wraps a started group.
-    pub fn new(group: GroupId, node: NodeId, raft: Raft, applied: Arc<RwLock<Applied>>, snapshot_dir: PathBuf) -> Self {
+    /// Wraps a started group; its client writes wait for the witness
+    /// region `witness`'s acknowledgement, if one is given.
+    pub fn new(
+        group: GroupId,
+        node: NodeId,
+        raft: Raft,
+        applied: Arc<RwLock<Applied>>,
+        snapshot_dir: PathBuf,
+        witness: Option<RegionIndex>,
+    ) -> Self {
         let lease = Duration::from_millis(raft.config().election_timeout_min);
         Shard {
             group,
@@ -113,7 +131,8 @@ impl Shard {
             applied,
             snapshot_dir,
             leader_contact: Mutex::new(None),
-            progress: Mutex::default(),
+            progress: watch::Sender::default(),
+            witness,
         }
     }
 
@@ -241,12 +260,14 @@ impl Shard {
     /// What was shipped to each destination region, as this node last
     /// led the group.
     pub fn progress(&self) -> BTreeMap<RegionIndex, Progress> {
-        self.progress.lock().expect("progress lock").clone()
+        self.progress.borrow().clone()
     }
 
     /// Records what was shipped to `region`.
     pub fn set_progress(&self, region: RegionIndex, progress: Progress) {
-        self.progress.lock().expect("progress lock").insert(region, progress);
+        self.progress.send_modify(|all| {
+            all.insert(region, progress);
+        });
     }
 
     /// Reads this replica's memory if it held every write the primary had
@@ -269,22 +290,59 @@ impl Shard {
     }
 
     async fn write(&self, write: Write) -> Result<Answer> {
-        match self.raft.client_write(write).await {
-            Ok(response) => Ok(Answer {
+        let witness = self.witness.filter(|_| !write.op.is_xlog());
+        if let Some(region) = witness {
+            self.check_witness(region)?;
+        }
+        let answer = match self.raft.client_write(write).await {
+            Ok(response) => Answer {
                 reply: response.data,
                 index: response.log_id.index(),
                 served_by: self.node,
-            }),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(Error::NotLeader {
-                shard: self.shard,
-                leader: forward.leader_id,
-            }),
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
-                Err(Error::Indeterminate { shard: self.shard })
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                return Err(Error::NotLeader {
+                    shard: self.shard,
+                    leader: forward.leader_id,
+                });
             }
-            Err(err) => Err(Error::Fatal {
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                return Err(Error::Indeterminate { shard: self.shard });
+            }
+            Err(err) => {
+                return Err(Error::Fatal {
+                    shard: self.shard,
+                    detail: err.to_string(),
+                });
+            }
+        };
+        if let Some(region) = witness {
+            // The log's head now is at or past this write's gseq.
+            let (gseq, _) = self.xlog_position();
+            self.wait_witnessed(region, gseq).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Refuses a write before it is proposed when the witness has not
+    /// acknowledged this leader's shipping lately.
+    fn check_witness(&self, region: RegionIndex) -> Result<()> {
+        let reachable = self.progress.borrow().get(&region).is_some_and(|p| p.stuck.is_none());
+        match reachable {
+            true => Ok(()),
+            false => Err(Error::NoWitness { shard: self.shard }),
+        }
+    }
+
+    /// Waits until the witness acknowledged `gseq`.
+    async fn wait_witnessed(&self, region: RegionIndex, gseq: u64) -> Result<()> {
+        let mut progress = self.progress.subscribe();
+        let witnessed = progress.wait_for(|all| all.get(&region).is_some_and(|p| p.acked >= gseq));
+        match tokio::time::timeout(WITNESS_WAIT, witnessed).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::NotWitnessed {
                 shard: self.shard,
-                detail: err.to_string(),
+                waited_ms: WITNESS_WAIT.as_millis() as u64,
             }),
         }
     }

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev, stop_dev};
+use fixtures::{
+    ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, server_binary, signal, start_dev, stop_dev,
+};
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -452,5 +454,67 @@ fn t78_the_witness_keeps_the_log_across_a_crash() {
         "after the crash it holds {oldest}..={head}, had acknowledged {acked}"
     );
     wait_for("the witness never caught up", &|| witness_held(witness, 0).1 >= 150);
+    drop(processes);
+}
+
+/// With `durability = "witness"` a write is answered only once the witness
+/// holds it; while the witness is down, writes are refused with Redis's
+/// `-NOREPLICAS`, and they resume when it is back.
+#[test]
+fn t78_durability_witness_answers_a_write_once_the_witness_holds_it() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let refused = dev_refusal(
+        &dir.path().join("no-witness"),
+        &["--regions", "2", "--durability", "witness"],
+    );
+    assert!(
+        refused.contains("durability") && refused.contains("witness"),
+        "{refused}"
+    );
+
+    let base = free_base(3);
+    let shape = [
+        "--regions",
+        "2",
+        "--zones",
+        "1",
+        "--witness",
+        "--shards",
+        "1",
+        "--durability",
+        "witness",
+    ];
+    let (dev, table) = start_dev("cairn-server", dir.path(), base, &shape);
+    assert!(table.iter().any(|l| l.starts_with("durability: witness")), "{table:?}");
+    let mut processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (primary, _) = listeners(base, 1);
+    let (witness, _) = listeners(base, 3);
+    for round in 0..3 {
+        let keys = round * 10..round * 10 + 10;
+        write_keys(primary, keys.clone());
+        let (_, head) = witness_held(witness, 0);
+        assert!(
+            head >= u64::from(keys.end),
+            "answered before the witness held it: {head}"
+        );
+    }
+
+    kill(dir.path(), 3);
+    let mut client = connect_when_up(primary);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.cmd(&["SET", "while-down", "1"]) {
+            Value::Error(e) if e.starts_with("NOREPLICAS") => break,
+            other => assert!(Instant::now() < deadline, "a write without the witness got {other:?}"),
+        }
+    }
+    processes.restarted.push(restart(dir.path(), 3));
+    write_keys(primary, 30..40);
+    let (_, head) = witness_held(witness, 0);
+    assert!(head >= 40, "answered before the witness held it: {head}");
     drop(processes);
 }

@@ -259,6 +259,15 @@ impl ExpireCondition {
 }
 
 impl WriteOp {
+    /// Whether this is cross-region log bookkeeping rather than a client's
+    /// write.
+    pub fn is_xlog(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } | WriteOp::XlogReset { .. }
+        )
+    }
+
     /// The keys this write touches.
     pub fn keys(&self) -> Vec<&Bytes> {
         match self {

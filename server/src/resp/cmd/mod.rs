@@ -406,6 +406,10 @@ pub fn error_frame(err: Error) -> Frame {
         // Redis's words for a write sent to a replica.
         Error::ReadOnly => Frame::error("READONLY You can't write against a read only replica."),
         Error::PastStalenessBound { .. } => Frame::error(format!("MASTERDOWN {err}")),
+        // Redis's words when min-replicas-to-write is not met.
+        Error::NoWitness { .. } | Error::NotWitnessed { .. } => {
+            Frame::error(format!("NOREPLICAS Not enough good replicas to write: {err}"))
+        }
         other => Frame::error(format!("ERR {other}")),
     }
 }
