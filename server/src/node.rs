@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cairn_proto::raft::{ForwardRequest, RaftRequest};
+use openraft::storage::RaftLogStorage;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -167,7 +168,16 @@ impl Node {
             let state_machine = StateMachine::open(snapshots, ships && region == primary)?;
             let applied = state_machine.applied();
             let snapshot_dir = state_machine.dir().to_path_buf();
-            let log_store = LogStore::new(storage.clone(), group, config.storage.fsync, commit.clone());
+            let mut log_store = LogStore::new(storage.clone(), group, config.storage.fsync, commit.clone());
+            let restart_horizon = log_store
+                .get_log_state()
+                .await
+                .map_err(|e| Error::Fatal {
+                    shard,
+                    detail: e.to_string(),
+                })?
+                .last_log_id
+                .map_or(0, |id| id.index());
             let network = GroupNetwork {
                 peers: peers.clone(),
                 group,
@@ -186,7 +196,15 @@ impl Node {
                 .flatten();
             shards.insert(
                 group,
-                Shard::new(group, config.id, raft, applied, snapshot_dir, witnessed),
+                Shard::new(
+                    group,
+                    config.id,
+                    raft,
+                    applied,
+                    snapshot_dir,
+                    witnessed,
+                    restart_horizon,
+                ),
             );
         }
         tracing::info!(node = config.id, region, groups = shards.len(), dir = %dir.display(), "node started");

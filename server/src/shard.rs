@@ -108,11 +108,16 @@ pub struct Shard {
     /// The witness region, when a client write must wait for it
     /// (`durability = "witness"`, a primary region's group).
     witness: Option<RegionIndex>,
+    /// The index of the last entry in this replica's log when the process
+    /// started: a read is served only once everything up to it is applied
+    /// (see [`Shard::holds_lease`]).
+    restart_horizon: u64,
 }
 
 impl Shard {
-    /// Wraps a started group; its client writes wait for the witness
-    /// region `witness`'s acknowledgement, if one is given.
+    /// Wraps a started group whose log ended at `restart_horizon` when
+    /// the process started; its client writes wait for the witness region
+    /// `witness`'s acknowledgement, if one is given.
     pub fn new(
         group: GroupId,
         node: NodeId,
@@ -120,6 +125,7 @@ impl Shard {
         applied: Arc<RwLock<Applied>>,
         snapshot_dir: PathBuf,
         witness: Option<RegionIndex>,
+        restart_horizon: u64,
     ) -> Self {
         let lease = Duration::from_millis(raft.config().election_timeout_min);
         Shard {
@@ -133,6 +139,7 @@ impl Shard {
             leader_contact: Mutex::new(None),
             progress: watch::Sender::default(),
             witness,
+            restart_horizon,
         }
     }
 
@@ -372,7 +379,8 @@ impl Shard {
     /// Whether this node leads the group under a lease it may read on
     /// without asking the Raft core: its metrics say it leads, a majority
     /// acknowledged it less than the election timeout's lower bound ago,
-    /// and it has applied its own term's first entry.
+    /// it has applied its own term's first entry, and it has applied its
+    /// log as it was when the process started.
     ///
     /// # Correctness
     ///
@@ -385,14 +393,24 @@ impl Shard {
     /// write that completed before the read began is in memory. Metrics are
     /// published after the fact, so they can only show an older quorum
     /// acknowledgement than the core holds, never a newer one.
+    ///
+    /// That last step holds only for writes this process acknowledged. A
+    /// leader killed and started again at once comes back leading the same
+    /// term (its vote is durable, and the followers still follow it) with
+    /// only the entries it knew committed applied: writes the previous
+    /// process acknowledged may sit unapplied in its log (cairn-jepsen's
+    /// crash fault caught such a leader serving a value overwritten before
+    /// the read began). They are all in the log it started with, so reads
+    /// wait until that is applied: the leader commits it again with the
+    /// followers' next acknowledgements.
     fn holds_lease(&self) -> bool {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
         m.state == ServerState::Leader
             && m.current_leader == Some(self.node)
-            && m.last_applied
-                .as_ref()
-                .is_some_and(|applied| applied.committed_leader_id().term() == m.current_term)
+            && m.last_applied.as_ref().is_some_and(|applied| {
+                applied.committed_leader_id().term() == m.current_term && applied.index() >= self.restart_horizon
+            })
             && m.last_quorum_acked
                 .as_ref()
                 .is_some_and(|acked| acked.elapsed() < self.lease)
@@ -431,7 +449,11 @@ impl Shard {
             other => other,
         };
         match confirmed {
-            Ok(_) => Ok(()),
+            // See holds_lease: the log this process started with must be
+            // applied too.
+            Ok(_) if self.applied_index() >= self.restart_horizon => Ok(()),
+            Ok(_) if self.wait_applied(self.restart_horizon, self.lease).await => Ok(()),
+            Ok(_) => Err(Error::NoLeader { shard: self.shard }),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => Err(Error::NotLeader {
                 shard: self.shard,
                 leader: forward.leader_id,
