@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fixtures::{
-    ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, slot_ports, start_dev, stop_dev, wait_for_set,
+    ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, replication_lines, slot_ports, start_dev, stop_dev,
+    wait_for_set,
 };
 
 #[test]
@@ -77,15 +78,6 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// The `cairn_shard<n>:` fields of `INFO replication` on `addr`, by shard.
-fn replication(addr: SocketAddr) -> Vec<String> {
-    let info = Resp::connect(addr).cmd(&["INFO", "replication"]).text().unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cairn_shard"))
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primary() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,7 +144,7 @@ fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primar
     // leader of its own; the witness holds none.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let groups = replication(secondary);
+        let groups = replication_lines(secondary, "cairn_shard");
         let led_in_region = groups.len() == 2
             && groups
                 .iter()
@@ -164,7 +156,7 @@ fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primar
         assert!(Instant::now() < deadline, "secondary groups have no leader: {groups:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(replication(witness).is_empty());
+    assert!(replication_lines(witness, "cairn_shard").is_empty());
 
     stop_dev(&mut dev);
 

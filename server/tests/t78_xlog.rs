@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fixtures::{
-    ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, server_binary, signal, start_dev, stop_dev,
+    ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, replication_lines, server_binary, signal, start_dev,
+    stop_dev,
 };
 
 fn loopback(port: u16) -> SocketAddr {
@@ -110,11 +111,7 @@ fn wait_for_keys(addr: SocketAddr, keys: std::ops::Range<u32>) {
 
 /// The `cairn_xlog<n>` lines of `INFO replication` on `addr`.
 fn shipping(addr: SocketAddr) -> Vec<String> {
-    let info = Resp::connect(addr).cmd(&["INFO", "replication"]).text().unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cairn_xlog"))
-        .map(str::to_string)
-        .collect()
+    replication_lines(addr, "cairn_xlog")
 }
 
 /// The lines for every shard, asked of each primary node (each reports
@@ -395,13 +392,12 @@ fn t78_a_region_behind_the_window_is_resynced() {
     drop(processes);
 }
 
-/// The `cairn_witness<n>` fields of `INFO replication` on `addr`.
+/// The oldest and newest gseq the witness at `addr` holds for `shard`.
 fn witness_held(addr: SocketAddr, shard: u64) -> (u64, u64) {
-    let info = Resp::connect(addr).cmd(&["INFO", "replication"]).text().unwrap();
-    let line = info
-        .lines()
-        .find(|l| l.starts_with(&format!("cairn_witness{shard}:")))
-        .unwrap_or_else(|| panic!("no witness line for shard {shard}: {info}"));
+    let lines = replication_lines(addr, &format!("cairn_witness{shard}:"));
+    let line = lines
+        .first()
+        .unwrap_or_else(|| panic!("no witness line for shard {shard}"));
     (
         field(line, "oldest").parse().unwrap(),
         field(line, "head").parse().unwrap(),
