@@ -6,6 +6,7 @@
 //! ```text
 //!   resp (Redis protocol), grpc (Kv, Admin, peer Raft service)
 //!     └─ node (routing, forwarding) ─ shard (one group on this node)
+//!          ├─ witness (the witness's store of the cross-region log)
 //!          └─ raft (openraft: log store, state machine, network)
 //!               ├─ keyspace (in-memory data, deterministic apply), acl (users)
 //!               └─ storage (the Storage trait; RocksDB behind it)
