@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cairn_proto::admin::admin_client::AdminClient;
+use cairn_proto::admin::{StatusReply, StatusRequest};
 use fixtures::{
     ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, replication_lines, server_binary, signal, start_dev,
     stop_dev,
@@ -44,6 +46,19 @@ impl Drop for Processes {
         signal(self.dev.id(), "INT");
         let _ = self.dev.wait();
     }
+}
+
+/// The Admin service's status from dev node `node`.
+fn admin_status(base: u16, node: u16) -> StatusReply {
+    let addr = format!("http://127.0.0.1:{}", base + 10 * (node - 1) + 2);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut admin = AdminClient::connect(addr).await.unwrap();
+        admin.status(StatusRequest {}).await.unwrap().into_inner()
+    })
 }
 
 /// `kill -9` a dev node.
@@ -178,6 +193,30 @@ fn t78_writes_reach_the_secondary_region_in_order_through_failures() {
         assert!(Instant::now() < deadline, "shipping never caught up: {lines:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // The Admin service says the same: each shard's gseq, and from its
+    // primary leader what region2 acknowledged.
+    let statuses = (1..=3).map(|n| admin_status(base, n));
+    let shipped: Vec<(u64, String, u64, u64)> = statuses
+        .flat_map(|status| status.shards)
+        .flat_map(|s| {
+            s.shipping
+                .into_iter()
+                .map(move |x| (s.shard, x.region, x.shipped, x.acked))
+        })
+        .collect();
+    assert_eq!(shipped.len(), 2, "one line per shard: {shipped:?}");
+    assert!(
+        shipped
+            .iter()
+            .all(|(_, region, sent, acked)| region == "region2" && sent == acked && *acked > 0),
+        "{shipped:?}"
+    );
+    let secondary = admin_status(base, 4);
+    assert!(
+        secondary.shards.iter().all(|s| s.gseq > 0 && s.shipping.is_empty()),
+        "{secondary:?}"
+    );
 
     // A new primary leader ships from where the old one stopped, and a new
     // secondary leader takes over applying.

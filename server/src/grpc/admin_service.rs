@@ -9,18 +9,25 @@
 //! sent, and at least every [`WATCH_REFRESH`] regardless, so a client whose
 //! picture drifted (a stale hint from a node in the middle of an election)
 //! is set right within that time.
+//!
+//! Each shard's status also carries its gseq in the cross-region log (the
+//! answering node's replica) and, from the leader of its primary group,
+//! what was shipped to each other region and what that region lacks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::admin::admin_server::Admin;
-use cairn_proto::admin::{NodeStatus, ShardStatus, StatusReply, StatusRequest};
+use cairn_proto::admin::{NodeStatus, ShardStatus, StatusReply, StatusRequest, XlogStatus};
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::config::RegionSpec;
 use crate::node::Node;
+use crate::placement::group_id;
+use crate::shard::Shard;
 
 /// Status messages a slow watcher may fall behind by.
 const WATCH_BACKLOG: usize = 4;
@@ -60,6 +67,7 @@ fn status_of(node: &Node) -> StatusReply {
         })
         .collect();
     let slots = node.slots();
+    let regions = topology.region_specs();
     let shards = (0..u64::from(slots.shards()))
         .map(|id| {
             let (first_slot, last_slot) = slots.slot_range(id);
@@ -70,7 +78,13 @@ fn status_of(node: &Node) -> StatusReply {
                 voters: node.serving_replicas(id).to_vec(),
                 ..Default::default()
             };
+            if let Some(own) = node.group(group_id(node.region().0, id)) {
+                status.gseq = own.xlog_position().0;
+            }
             if let Some(shard) = node.shard(id) {
+                if shard.leader() == Some(node.id()) {
+                    status.shipping = shipping_of(shard, &regions);
+                }
                 let metrics = shard.metrics();
                 status.leader = metrics.current_leader.unwrap_or(0);
                 status.term = metrics.current_term;
@@ -87,6 +101,29 @@ fn status_of(node: &Node) -> StatusReply {
         nodes,
         shards,
     }
+}
+
+/// What `shard`'s leader shipped to each destination region.
+fn shipping_of(shard: &Shard, regions: &[RegionSpec]) -> Vec<XlogStatus> {
+    shard
+        .progress()
+        .into_iter()
+        .map(|(region, progress)| {
+            let lag = shard.xlog_lag(progress.acked);
+            XlogStatus {
+                region: regions
+                    .get(usize::from(region))
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default(),
+                shipped: progress.shipped,
+                acked: progress.acked,
+                lag_records: lag.records,
+                lag_bytes: lag.bytes,
+                lag_ms: lag.ms,
+                stuck: progress.stuck.unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// Sends the status whenever a leader or term changes, until the watcher

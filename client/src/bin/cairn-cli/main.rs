@@ -8,7 +8,8 @@
 //! (`--raw`) when the output is piped, so scripts written for redis-cli
 //! read the same text. `-c` follows `-MOVED` redirections to shard
 //! leaders. `cairn-cli admin status` shows the cluster (nodes, shards,
-//! leaders, indexes) from the node's Admin service.
+//! leaders, indexes, each shard's gseq and, asked of a primary leader,
+//! what it shipped to each other region) from the node's Admin service.
 
 mod format;
 mod resp;
@@ -376,8 +377,8 @@ fn admin(args: &Args) -> ExitCode {
         );
     }
     println!(
-        "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}keys",
-        "shard", "slots", "leader", "term", "committed", "applied"
+        "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}{:<10}keys",
+        "shard", "slots", "leader", "term", "committed", "applied", "gseq"
     );
     for s in &status.shards {
         let slots = format!("{}-{}", s.first_slot, s.last_slot);
@@ -387,9 +388,27 @@ fn admin(args: &Args) -> ExitCode {
             s.leader.to_string()
         };
         println!(
-            "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}{}",
-            s.shard, slots, leader, s.term, s.committed_index, s.applied_index, s.keys
+            "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}{:<10}{}",
+            s.shard, slots, leader, s.term, s.committed_index, s.applied_index, s.gseq, s.keys
         );
+    }
+    let shipping: Vec<_> = status
+        .shards
+        .iter()
+        .flat_map(|s| s.shipping.iter().map(move |x| (s.shard, x)))
+        .collect();
+    if !shipping.is_empty() {
+        println!(
+            "cross-region log, as node {} ships it:\n{:<7}{:<10}{:<10}{:<10}{:<13}{:<11}{:<8}stuck",
+            status.answered_by, "shard", "region", "shipped", "acked", "lag_records", "lag_bytes", "lag_ms"
+        );
+        for (shard, x) in shipping {
+            let stuck = if x.stuck.is_empty() { "-" } else { &x.stuck };
+            println!(
+                "{:<7}{:<10}{:<10}{:<10}{:<13}{:<11}{:<8}{}",
+                shard, x.region, x.shipped, x.acked, x.lag_records, x.lag_bytes, x.lag_ms, stuck
+            );
+        }
     }
     ExitCode::SUCCESS
 }
