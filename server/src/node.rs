@@ -301,11 +301,6 @@ impl Node {
         held.map_err(unreachable)
     }
 
-    /// The primary region.
-    pub fn primary(&self) -> RegionIndex {
-        self.primary
-    }
-
     /// This node's region and its role.
     pub fn region(&self) -> (RegionIndex, RegionRole) {
         (self.region, self.role)

@@ -259,9 +259,19 @@ impl Shard {
         applied.last_applied.as_ref().map_or(0, |id| id.index())
     }
 
-    /// What a destination that acknowledged `acked` lacks now.
-    pub fn xlog_lag(&self, acked: u64) -> Lag {
-        self.applied.read().expect("state lock").xlog.lag(acked, now_ms())
+    /// Each destination region's progress, and what it lacks now (for
+    /// `INFO replication` and the Admin status).
+    pub fn shipping(&self) -> Vec<(RegionIndex, Progress, Lag)> {
+        let progress = self.progress();
+        let applied = self.applied.read().expect("state lock");
+        let now = now_ms();
+        progress
+            .into_iter()
+            .map(|(region, p)| {
+                let lag = applied.xlog.lag(p.acked, now);
+                (region, p, lag)
+            })
+            .collect()
     }
 
     /// What was shipped to each destination region, as this node last
@@ -281,9 +291,10 @@ impl Shard {
     /// applied `bound` ago, by the primary's clock (see [`crate::xlog`]);
     /// `None` when it cannot tell.
     pub fn read_fresh(&self, read: &Read, bound: Duration) -> Option<Answer> {
-        let (_, fresh_ms) = self.xlog_position();
-        let within = fresh_ms > 0 && now_ms().saturating_sub(fresh_ms) <= bound.as_millis() as u64;
-        within.then(|| self.read_local(read))
+        let applied = self.applied.read().expect("state lock");
+        let (fresh_ms, now) = (applied.xlog.fresh_ms(), now_ms());
+        let within = fresh_ms > 0 && now.saturating_sub(fresh_ms) <= bound.as_millis() as u64;
+        within.then(|| self.answer(&applied, read, now))
     }
 
     /// Executes `request` here; [`Error::NotLeader`] if this node does not lead.
@@ -358,8 +369,13 @@ impl Shard {
     /// that asked for stale data (and for the `stale-read` fault point).
     pub fn read_local(&self, read: &Read) -> Answer {
         let applied = self.applied.read().expect("state lock");
+        self.answer(&applied, read, now_ms())
+    }
+
+    /// `read` answered from `applied` at `now_ms`.
+    fn answer(&self, applied: &Applied, read: &Read, now_ms: u64) -> Answer {
         Answer {
-            reply: applied.keyspace.read(read, now_ms()),
+            reply: applied.keyspace.read(read, now_ms),
             index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
             served_by: self.node,
         }

@@ -8,9 +8,10 @@
 //! forwarded to its leader like any request ([`Node::execute_in`]), which
 //! proposes it through its own Raft log: a secondary region is as
 //! zone-redundant as the primary. The witness gets the same records on the
-//! peer service's `Witness` call and stores them (see [`crate::witness`]). The reply is the gseq the destination
-//! then holds, and the next batch starts after it, so a lost or repeated
-//! batch costs a resend, never a gap or a double apply.
+//! peer service's `Witness` call and stores them (see [`crate::witness`]).
+//! The reply is the gseq the destination then holds, and the next batch
+//! starts after it, so a lost or repeated batch costs a resend, never a gap
+//! or a double apply.
 //!
 //! One batch is in flight per destination; whatever was applied meanwhile
 //! goes in the next one (up to [`MAX_BATCH_BYTES`]), so batches grow with
@@ -73,20 +74,19 @@ enum Destination {
 /// primary region, or when there is nowhere to ship to.
 pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     let topology = &node.config().topology;
-    let mut destinations: Vec<(RegionIndex, Option<NodeId>)> = Vec::new();
-    for (index, spec) in topology.region_specs().iter().enumerate() {
-        let region = index as RegionIndex;
-        match spec.role {
-            RegionRole::Primary => {}
-            RegionRole::Secondary => destinations.push((region, None)),
-            RegionRole::Witness => {
-                let witness = topology
-                    .nodes
-                    .iter()
-                    .find(|n| topology.region_of(n.id).map(|r| r.0) == Some(region));
-                destinations.extend(witness.map(|n| (region, Some(n.id))));
-            }
-        }
+    let mut destinations: Vec<(RegionIndex, Option<NodeId>)> = topology
+        .region_specs()
+        .iter()
+        .enumerate()
+        .filter(|(_, spec)| spec.role == RegionRole::Secondary)
+        .map(|(index, _)| (index as RegionIndex, None))
+        .collect();
+    if let Some(region) = topology.witness_region() {
+        let witness = topology
+            .nodes
+            .iter()
+            .find(|n| topology.region_of(n.id).map(|r| r.0) == Some(region));
+        destinations.extend(witness.map(|n| (region, Some(n.id))));
     }
     if node.region().1 != RegionRole::Primary || destinations.is_empty() {
         return;
@@ -215,7 +215,7 @@ impl Shipper {
                 let batch = WitnessBatch {
                     shard: self.shard,
                     records,
-                    restart: false,
+                    restart_after: None,
                 };
                 node.send_to_witness(witness, &batch).await.map_err(|e| e.to_string())
             }
@@ -225,27 +225,28 @@ impl Shipper {
     /// Brings a destination that needs records no longer kept back into
     /// the window; the gseq it then holds. A secondary region gets a copy
     /// of the shard, part by part; the witness, which holds records only,
-    /// starts over at the oldest record kept.
+    /// starts over at the oldest record kept (after the head, when the
+    /// window is empty).
     async fn resync(&self, node: &Node, shard: &Shard, why: &str) -> Result<u64, String> {
         let group = match self.to {
             Destination::Secondary(group) => group,
             Destination::Witness(witness) => {
-                let records = match shard
-                    .xlog_oldest()
-                    .map(|oldest| shard.xlog_since(oldest - 1, MAX_BATCH_BYTES))
-                {
-                    Some(Since::Records { records, .. }) => records,
+                // From the oldest record kept, or after the head when none
+                // is: the next write is then the witness's first.
+                let after = match shard.xlog_oldest() {
+                    Some(oldest) => oldest - 1,
+                    None => shard.xlog_position().0,
+                };
+                let records = match shard.xlog_since(after, MAX_BATCH_BYTES) {
+                    Since::Records { records, .. } => records,
                     _ => Vec::new(),
                 };
                 let batch = WitnessBatch {
                     shard: self.shard,
                     records,
-                    restart: true,
+                    restart_after: Some(after),
                 };
-                tracing::warn!(
-                    shard = self.shard,
-                    "the witness starts over at the oldest record kept: it {why}"
-                );
+                tracing::warn!(shard = self.shard, after, "the witness starts over: it {why}");
                 return node.send_to_witness(witness, &batch).await.map_err(|e| e.to_string());
             }
         };

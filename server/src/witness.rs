@@ -11,18 +11,21 @@
 //!
 //! Records are taken in gseq order only: duplicates are skipped, and a
 //! batch that does not continue the shard's records is refused unless it
-//! says to start over there (`restart`): the shipper does so when the
-//! witness needs records the primary no longer keeps, or holds records the
-//! primary never had. The witness then drops what it held for the shard.
+//! says to start over after a gseq (`restart_after`): the shipper does so
+//! when the witness needs records the primary no longer keeps, or holds
+//! records the primary never had. The witness then drops what it held for
+//! the shard and holds the records from that gseq on (none yet, when the
+//! primary keeps none: the next write is the first).
 //!
 //! # Correctness
 //!
 //! A batch is acknowledged only after a sync that began after it was
 //! written, so an acknowledged gseq survives the witness's crash. Batches
-//! of one shard are written one at a time (the shard's lock), so the
-//! store's records of a shard always form one run `oldest..=head`; on
-//! start, each shard's run is read back from the store's first and last
-//! keys.
+//! are written one at a time, so the store's records of a shard always
+//! form one run `oldest..=head`; on start, each shard's run is read back
+//! from the store's first and last keys. (A run started over with no
+//! records yet is not: the witness then answers that it holds nothing, and
+//! the shipper starts it over again.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -41,17 +44,25 @@ pub struct WitnessBatch {
     pub shard: u64,
     /// The records, oldest first.
     pub records: Vec<Record>,
-    /// Drop what is held for the shard and start over at the first record.
-    pub restart: bool,
+    /// Drop what is held for the shard and start over after this gseq.
+    pub restart_after: Option<u64>,
 }
 
-/// The run of records held for one shard.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The run of records held for one shard: gseqs `oldest..=head`, none
+/// when `oldest` is past `head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
-    /// The oldest gseq held (0: none).
+    /// The oldest gseq held.
     pub oldest: u64,
-    /// The newest gseq held (0: none).
+    /// The newest gseq held, or the one the run starts after.
     pub head: u64,
+}
+
+impl Default for Held {
+    /// No records: the run starts at gseq 1.
+    fn default() -> Self {
+        Held { oldest: 1, head: 0 }
+    }
 }
 
 /// The witness's records of every shard.
@@ -60,7 +71,7 @@ pub struct WitnessStore {
     commit: GroupCommit,
     max_records: u64,
     held: Mutex<BTreeMap<u64, Held>>,
-    /// One writer per shard at a time.
+    /// One batch written at a time.
     writing: tokio::sync::Mutex<()>,
 }
 
@@ -117,22 +128,21 @@ impl WitnessStore {
         let shard = batch.shard;
         let mut run = self.held(shard);
         let mut write = Batch::default();
-        if batch.restart {
+        if let Some(after) = batch.restart_after {
             write.delete_range(Cf::Xlog, key(shard, 0), key(shard, u64::MAX));
-            run = Held::default();
+            run = Held {
+                oldest: after + 1,
+                head: after,
+            };
         }
         for record in &batch.records {
-            let next = run.head == 0 || record.gseq == run.head + 1;
-            if record.gseq <= run.head && run.head > 0 {
+            if record.gseq <= run.head {
                 continue;
             }
-            if !next || !record.intact() {
+            if record.gseq != run.head + 1 || !record.intact() {
                 break;
             }
             write.put(Cf::Xlog, key(shard, record.gseq), wire::encode(record)?.to_vec());
-            if run.head == 0 {
-                run.oldest = record.gseq;
-            }
             run.head = record.gseq;
         }
         if run.head >= run.oldest + self.max_records {
@@ -154,16 +164,6 @@ impl WitnessStore {
         }
         Ok(run.head)
     }
-
-    /// The records held for `shard` after `after`, at most `limit` of them.
-    pub fn records(&self, shard: u64, after: u64, limit: usize) -> Result<Vec<Record>> {
-        let from = key(shard, after.saturating_add(1));
-        self.storage
-            .scan(Cf::Xlog, &from, &key(shard, u64::MAX), limit)?
-            .into_iter()
-            .map(|(_, value)| wire::decode(&value))
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -183,12 +183,24 @@ mod tests {
         WitnessStore::open(storage, commit, 2, max_records).unwrap()
     }
 
-    fn batch(shard: u64, records: Vec<Record>, restart: bool) -> WitnessBatch {
+    fn batch(shard: u64, records: Vec<Record>, restart_after: Option<u64>) -> WitnessBatch {
         WitnessBatch {
             shard,
             records,
-            restart,
+            restart_after,
         }
+    }
+
+    /// The gseqs the store holds for `shard`.
+    fn stored(witness: &WitnessStore, shard: u64) -> Vec<u64> {
+        let scanned = witness
+            .storage
+            .scan(Cf::Xlog, &key(shard, 0), &key(shard, u64::MAX), 100);
+        let decoded = scanned
+            .unwrap()
+            .into_iter()
+            .map(|(_, value)| wire::decode::<Record>(&value));
+        decoded.map(|r| r.unwrap().gseq).collect()
     }
 
     #[tokio::test]
@@ -196,37 +208,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let witness = store(dir.path(), 5);
-            assert_eq!(witness.append(batch(0, records(1..=3), false)).await.unwrap(), 3);
+            assert_eq!(witness.append(batch(0, records(1..=3), None)).await.unwrap(), 3);
             assert_eq!(
-                witness.append(batch(0, records(2..=4), false)).await.unwrap(),
+                witness.append(batch(0, records(2..=4), None)).await.unwrap(),
                 4,
                 "duplicates skipped"
             );
             assert_eq!(
-                witness.append(batch(0, records(6..=7), false)).await.unwrap(),
+                witness.append(batch(0, records(6..=7), None)).await.unwrap(),
                 4,
                 "a gap is refused"
             );
             let mut corrupt = records(5..=5);
             corrupt[0].payload = Bytes::from_static(b"flipped");
             assert_eq!(
-                witness.append(batch(0, corrupt, false)).await.unwrap(),
+                witness.append(batch(0, corrupt, None)).await.unwrap(),
                 4,
                 "a bad checksum too"
             );
-            assert_eq!(witness.append(batch(0, records(5..=8), false)).await.unwrap(), 8);
+            assert_eq!(witness.append(batch(0, records(5..=8), None)).await.unwrap(), 8);
             assert_eq!(witness.held(0), Held { oldest: 4, head: 8 }, "the newest 5");
             assert_eq!(witness.held(1), Held::default(), "shards are apart");
         }
         let witness = store(dir.path(), 5);
         assert_eq!(witness.held(0), Held { oldest: 4, head: 8 });
-        let back: Vec<u64> = witness.records(0, 5, 10).unwrap().iter().map(|r| r.gseq).collect();
-        assert_eq!(back, vec![6, 7, 8]);
-        assert_eq!(witness.append(batch(0, records(20..=21), true)).await.unwrap(), 21);
+        assert_eq!(stored(&witness, 0), vec![4, 5, 6, 7, 8]);
+        assert_eq!(witness.append(batch(0, records(20..=21), Some(19))).await.unwrap(), 21);
         assert_eq!(
             witness.held(0),
             Held { oldest: 20, head: 21 },
             "a restart drops the old run"
         );
+        assert_eq!(stored(&witness, 0), vec![20, 21]);
+        assert_eq!(
+            witness.append(batch(0, Vec::new(), Some(30))).await.unwrap(),
+            30,
+            "a restart with no records yet holds nothing up to its gseq"
+        );
+        assert_eq!(witness.append(batch(0, records(31..=31), None)).await.unwrap(), 31);
+        assert_eq!(stored(&witness, 0), vec![31]);
     }
 }

@@ -489,6 +489,23 @@ fn t78_the_witness_keeps_the_log_across_a_crash() {
         "after the crash it holds {oldest}..={head}, had acknowledged {acked}"
     );
     wait_for("the witness never caught up", &|| witness_held(witness, 0).1 >= 150);
+
+    // A witness that lost its store once the primary had trimmed every
+    // record starts over: it holds the writes made from then on.
+    wait_for("the primary never trimmed", &|| {
+        shipping(primary).iter().all(|l| field(l, "kept") == "0")
+    });
+    for mut child in processes.restarted.drain(..) {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join("node3/store")).unwrap();
+    processes.restarted.push(restart(dir.path(), 3));
+    let _ = connect_when_up(witness);
+    write_keys(primary, 150..151);
+    wait_for("the new witness never held the next write", &|| {
+        witness_held(witness, 0) == (151, 151)
+    });
     drop(processes);
 }
 

@@ -106,22 +106,19 @@ fn status_of(node: &Node) -> StatusReply {
 /// What `shard`'s leader shipped to each destination region.
 fn shipping_of(shard: &Shard, regions: &[RegionSpec]) -> Vec<XlogStatus> {
     shard
-        .progress()
+        .shipping()
         .into_iter()
-        .map(|(region, progress)| {
-            let lag = shard.xlog_lag(progress.acked);
-            XlogStatus {
-                region: regions
-                    .get(usize::from(region))
-                    .map(|r| r.name.clone())
-                    .unwrap_or_default(),
-                shipped: progress.shipped,
-                acked: progress.acked,
-                lag_records: lag.records,
-                lag_bytes: lag.bytes,
-                lag_ms: lag.ms,
-                stuck: progress.stuck.unwrap_or_default(),
-            }
+        .map(|(region, progress, lag)| XlogStatus {
+            region: regions
+                .get(usize::from(region))
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+            shipped: progress.shipped,
+            acked: progress.acked,
+            lag_records: lag.records,
+            lag_bytes: lag.bytes,
+            lag_ms: lag.ms,
+            stuck: progress.stuck.unwrap_or_default(),
         })
         .collect()
 }

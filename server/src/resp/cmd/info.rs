@@ -215,8 +215,7 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
 /// keeps for all destinations.
 fn xlog_lines(out: &mut String, node: &Node, shard: &Shard) {
     let regions = node.config().topology.region_specs();
-    for (region, progress) in shard.progress() {
-        let lag = shard.xlog_lag(progress.acked);
+    for (region, progress, lag) in shard.shipping() {
         let _ = write!(
             out,
             "cairn_xlog{}:region={},shipped={},acked={},lag_records={},lag_bytes={},lag_ms={},kept={}",
