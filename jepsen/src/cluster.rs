@@ -85,6 +85,7 @@ impl Cluster {
             shards,
             regions: Vec::new(),
             durability: Durability::default(),
+            failover: Default::default(),
             nodes,
         };
         std::fs::create_dir_all(dir)?;

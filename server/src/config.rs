@@ -43,6 +43,9 @@ pub struct Topology {
     /// When a write is acknowledged (default `zone`).
     #[serde(default, skip_serializing_if = "Durability::is_zone")]
     pub durability: Durability,
+    /// When the failover group fails over without a human.
+    #[serde(default, skip_serializing_if = "FailoverOptions::is_default")]
+    pub failover: FailoverOptions,
     /// Every node of the cluster.
     pub nodes: Vec<NodeSpec>,
 }
@@ -66,6 +69,51 @@ impl Durability {
     /// Whether this is the default, `zone`.
     pub fn is_zone(&self) -> bool {
         *self == Durability::Zone
+    }
+}
+
+/// `[failover]`: when the failover group fails over without a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverOptions {
+    /// `automatic` (the default): a forced failover to the next data
+    /// region once the primary region has been silent for `grace_ms`;
+    /// `manual`: only `CAIRN.FAILOVER`.
+    #[serde(default)]
+    pub policy: FailoverPolicy,
+    /// How long the primary region may be silent (default 10000).
+    #[serde(default = "default_grace_ms")]
+    pub grace_ms: u64,
+}
+
+/// Whether a failover may start without a human.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailoverPolicy {
+    /// After `grace_ms` of silence.
+    #[default]
+    Automatic,
+    /// Only when asked.
+    Manual,
+}
+
+fn default_grace_ms() -> u64 {
+    10_000
+}
+
+impl Default for FailoverOptions {
+    fn default() -> Self {
+        FailoverOptions {
+            policy: FailoverPolicy::default(),
+            grace_ms: default_grace_ms(),
+        }
+    }
+}
+
+impl FailoverOptions {
+    /// Whether these are the defaults.
+    pub fn is_default(&self) -> bool {
+        *self == FailoverOptions::default()
     }
 }
 
@@ -561,6 +609,12 @@ impl Topology {
             return Err(err(
                 "durability".into(),
                 "\"witness\" needs a region with role = \"witness\"".into(),
+            ));
+        }
+        if self.failover.grace_ms < 1000 {
+            return Err(err(
+                "failover.grace_ms".into(),
+                format!("must be at least 1000, found {}", self.failover.grace_ms),
             ));
         }
         if with_role(RegionRole::Witness) > 1 {

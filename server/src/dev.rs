@@ -32,8 +32,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::config::{
-    AuthOptions, ClientLimits, DEFAULT_SHARDS, Durability, LinkLatency, NodeFile, NodeSpec, RaftOptions,
-    ReadOnlyOptions, RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, Durability, FailoverOptions, LinkLatency, NodeFile, NodeSpec,
+    RaftOptions, ReadOnlyOptions, RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
 };
 use crate::error::{Error, Result};
 
@@ -64,6 +64,8 @@ pub struct DevOptions {
     pub witness: bool,
     /// When a write is acknowledged, for a new cluster.
     pub durability: Option<Durability>,
+    /// When the failover group fails over by itself, for a new cluster.
+    pub failover: FailoverOptions,
     /// Number of shards.
     pub shards: Option<u16>,
     /// The `default` user's password, for a new cluster.
@@ -117,7 +119,7 @@ impl std::fmt::Display for Shape {
 }
 
 /// The topology for a fresh dev cluster.
-pub fn topology(port: u16, shape: Shape, durability: Durability) -> Result<Topology> {
+pub fn topology(port: u16, shape: Shape, durability: Durability, failover: FailoverOptions) -> Result<Topology> {
     let Shape {
         regions,
         zones,
@@ -183,6 +185,7 @@ pub fn topology(port: u16, shape: Shape, durability: Durability) -> Result<Topol
         shards,
         regions: if declared { region_specs } else { Vec::new() },
         durability,
+        failover,
         nodes,
     };
     topology.validate(Path::new("(dev options)"))?;
@@ -243,7 +246,12 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
         .check()
         .map_err(|msg| Error::Config(format!("--region-latency-ms and --zone-latency-ms: {msg}")))?;
     let durability = options.durability.unwrap_or_default();
-    let topology = topology(options.port.unwrap_or(DEFAULT_PORT), shape, durability)?;
+    let topology = topology(
+        options.port.unwrap_or(DEFAULT_PORT),
+        shape,
+        durability,
+        options.failover,
+    )?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for node in &topology.nodes {
         let node_dir = dir.join(node_dir_name(node.id));

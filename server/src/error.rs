@@ -108,6 +108,27 @@ pub enum Error {
         waited_ms: u64,
     },
 
+    /// This node's region holds no primary lease for the current epoch
+    /// (it is not the primary, or the meta group cannot be reached):
+    /// nothing was done.
+    #[error("shard {shard}: this node holds no primary lease right now; nothing was done")]
+    NoLease {
+        /// The shard.
+        shard: u64,
+    },
+
+    /// The shard's group here no longer takes writes: its region is
+    /// failing over, or failed over, to another (nothing was done).
+    #[error("shard {shard} is failing over to another region; nothing was done")]
+    NotServing {
+        /// The shard.
+        shard: u64,
+    },
+
+    /// A failover could not be started or did not complete.
+    #[error("failover: {0}")]
+    Failover(String),
+
     /// A write reached the read-only listener.
     #[error("the read-only listener takes no writes")]
     ReadOnly,
@@ -143,7 +164,12 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::NotLeader { .. } | Error::NoLeader { .. } | Error::Unreachable { .. } | Error::NoWitness { .. }
+            Error::NotLeader { .. }
+                | Error::NoLeader { .. }
+                | Error::Unreachable { .. }
+                | Error::NoWitness { .. }
+                | Error::NoLease { .. }
+                | Error::NotServing { .. }
         )
     }
 }

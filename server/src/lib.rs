@@ -13,17 +13,21 @@
 //! ```
 //!
 //! `config`, `placement` and `slot` are shared vocabulary; `xlog` is the
-//! cross-region log as the state machine keeps it; `server` wires a node's
-//! listeners and background work (`expiry`, `users_refresh`, `shipping`)
-//! together; `dev` runs a whole local cluster as child processes.
+//! cross-region log and `meta` the meta group's state, as state machines
+//! keep them; `server` wires a node's listeners and background work
+//! (`expiry`, `users_refresh`, `shipping`, `lease`, `failover`) together;
+//! `dev` runs a whole local cluster as child processes.
 
 pub mod acl;
 pub mod config;
 pub mod dev;
 pub mod error;
 pub mod expiry;
+pub mod failover;
 pub mod grpc;
 pub mod keyspace;
+pub mod lease;
+pub mod meta;
 pub mod node;
 pub mod placement;
 pub mod raft;

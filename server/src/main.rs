@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_server::config::{Durability, LinkLatency, NodeConfig};
+use cairn_server::config::{Durability, FailoverOptions, FailoverPolicy, LinkLatency, NodeConfig};
 use cairn_server::dev::{self, DevOptions};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -59,6 +59,13 @@ enum Command {
         /// region's zones) or `witness` (also the witness) [default: zone].
         #[arg(long, value_parser = parse_durability)]
         durability: Option<Durability>,
+        /// Fail over only when asked (`CAIRN.FAILOVER`), never by itself.
+        #[arg(long)]
+        manual_failover: bool,
+        /// How long the primary region may be silent before the cluster
+        /// fails over by itself, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        failover_grace_ms: u64,
         /// Number of shards [default: 8].
         #[arg(long)]
         shards: Option<u16>,
@@ -124,6 +131,8 @@ async fn main() -> ExitCode {
                 zones,
                 witness,
                 durability,
+                manual_failover,
+                failover_grace_ms,
                 shards,
                 requirepass,
                 region_latency_ms,
@@ -138,6 +147,13 @@ async fn main() -> ExitCode {
                 zones,
                 witness,
                 durability,
+                failover: FailoverOptions {
+                    policy: match manual_failover {
+                        true => FailoverPolicy::Manual,
+                        false => FailoverPolicy::Automatic,
+                    },
+                    grace_ms: failover_grace_ms,
+                },
                 shards,
                 requirepass,
                 link_latency: LinkLatency {

@@ -25,22 +25,26 @@ use std::time::Duration;
 use cairn_proto::raft::{ForwardRequest, RaftRequest};
 use openraft::storage::RaftLogStorage;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::acl::{ACL_SHARD, DEFAULT_USER, User, Users};
 use crate::config::{Durability, NodeConfig, PastBound, ReadOnlyOptions, RegionRole};
 use crate::error::{Error, Result};
-use crate::keyspace::{Read, Reply};
-use crate::placement::{RegionIndex, group_id, shard_of_group};
+use crate::keyspace::{Read, Reply, Write, WriteOp};
+use crate::lease::Lease;
+use crate::meta::{FailoverGroup, META_GROUP, Meta, MetaAnswer, MetaOp};
+use crate::placement::{RegionIndex, group_id, region_of_group, shard_of_group};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, Peers};
-use crate::raft::state_machine::StateMachine;
+use crate::raft::state_machine::{Applied, StateMachine};
 use crate::raft::typ::{GroupId, NodeId, Raft};
-use crate::shard::{Answer, Request, Shard};
+use crate::shard::{Answer, Request, Shard, WritePolicy};
 use crate::slot::SlotMap;
 use crate::storage::{GroupCommit, RocksStorage, Storage};
 use crate::wire;
-use crate::witness::{WitnessBatch, WitnessStore};
+use crate::witness::{WitnessAnswer, WitnessBatch, WitnessCall, WitnessStore};
+use crate::xlog::{Record, Stance};
 
 /// How long a request may spend finding a leader before it fails.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,6 +79,10 @@ pub enum ForwardError {
     NoWitness,
     /// The write was applied, the witness did not acknowledge it in time.
     NotWitnessed(u64),
+    /// The receiver holds no primary lease (nothing was done).
+    NoLease,
+    /// The receiver's group is sealed by a failover (nothing was done).
+    NotServing,
     /// Anything else; not retried.
     Failed(String),
 }
@@ -88,6 +96,8 @@ impl ForwardError {
             Error::Indeterminate { .. } => ForwardError::Indeterminate,
             Error::NoWitness { .. } => ForwardError::NoWitness,
             Error::NotWitnessed { waited_ms, .. } => ForwardError::NotWitnessed(*waited_ms),
+            Error::NoLease { .. } => ForwardError::NoLease,
+            Error::NotServing { .. } => ForwardError::NotServing,
             other => ForwardError::Failed(other.to_string()),
         }
     }
@@ -99,6 +109,8 @@ impl ForwardError {
             ForwardError::Indeterminate => Error::Indeterminate { shard },
             ForwardError::NoWitness => Error::NoWitness { shard },
             ForwardError::NotWitnessed(waited_ms) => Error::NotWitnessed { shard, waited_ms },
+            ForwardError::NoLease => Error::NoLease { shard },
+            ForwardError::NotServing => Error::NotServing { shard },
             ForwardError::Failed(detail) => Error::Unreachable { node, detail },
         }
     }
@@ -108,15 +120,24 @@ impl ForwardError {
 pub struct Node {
     config: NodeConfig,
     slots: SlotMap,
-    /// Every local replica, by group id.
+    /// Every local replica of a shard's group, by group id.
     shards: BTreeMap<GroupId, Shard>,
-    /// The primary region, whose groups serve every shard.
-    primary: RegionIndex,
+    /// This node's replica of the meta group, on its region's first node.
+    meta: Option<Shard>,
+    /// The meta group's state as this node last heard it (see
+    /// [`crate::lease`]).
+    view: watch::Sender<Meta>,
+    /// The failover group as the topology starts it, until the meta group
+    /// says more.
+    initial_group: FailoverGroup,
+    /// This node's primary lease.
+    lease: Arc<Lease>,
     /// This node's region.
     region: RegionIndex,
     /// Its role.
     role: RegionRole,
-    /// The voters of every group of every data region.
+    /// The voters of every group of every data region, and of the meta
+    /// group.
     replicas: BTreeMap<GroupId, Vec<NodeId>>,
     peers: Peers,
     storage: Arc<dyn Storage>,
@@ -154,7 +175,22 @@ impl Node {
         let (region, role) = topology.region_of(config.id).expect("validated at load");
         let holds_data = role != RegionRole::Witness;
         let primary = topology.primary_region();
-        let ships = topology.region_specs().iter().any(|r| r.role != RegionRole::Primary);
+        let several_regions = topology.region_specs().len() > 1;
+        let lease = Arc::new(Lease::default());
+        let policy = WritePolicy {
+            witness: (topology.durability == Durability::Witness)
+                .then(|| topology.witness_region())
+                .flatten(),
+            lease: several_regions.then(|| lease.clone()),
+        };
+        let opener = GroupOpener {
+            id: config.id,
+            storage: &storage,
+            commit: &commit,
+            peers: &peers,
+            raft_config: &raft_config,
+            fsync: config.storage.fsync,
+        };
         let mut shards = BTreeMap::new();
         for shard in (0..u64::from(slots.shards())).filter(|_| holds_data) {
             let replicas = topology.replicas_in(region, shard);
@@ -165,48 +201,30 @@ impl Node {
             // A node belongs to one region, so its shard numbers name its
             // groups uniquely on its disk.
             let snapshots = dir.join("snapshots").join(format!("shard-{shard}"));
-            let state_machine = StateMachine::open(snapshots, ships && region == primary)?;
-            let applied = state_machine.applied();
-            let snapshot_dir = state_machine.dir().to_path_buf();
-            let mut log_store = LogStore::new(storage.clone(), group, config.storage.fsync, commit.clone());
-            let restart_horizon = log_store
-                .get_log_state()
-                .await
-                .map_err(|e| Error::Fatal {
-                    shard,
-                    detail: e.to_string(),
-                })?
-                .last_log_id
-                .map_or(0, |id| id.index());
-            let network = GroupNetwork {
-                peers: peers.clone(),
-                group,
+            let stance = Stance {
+                epoch: 1,
+                serving: region == primary,
             };
-            let raft = Raft::new(config.id, raft_config.clone(), network, log_store, state_machine)
-                .await
-                .map_err(|e| Error::Fatal {
-                    shard,
-                    detail: e.to_string(),
-                })?;
-            if topology.preferred_leader(region, shard) == Some(config.id) {
-                initialize(&raft, shard, &replicas).await?;
-            }
-            let witnessed = (topology.durability == Durability::Witness && region == primary)
-                .then(|| topology.witness_region())
-                .flatten();
-            shards.insert(
-                group,
-                Shard::new(
-                    group,
-                    config.id,
-                    raft,
-                    applied,
-                    snapshot_dir,
-                    witnessed,
-                    restart_horizon,
-                ),
-            );
+            let state_machine = StateMachine::open(snapshots, several_regions, stance)?;
+            let preferred = topology.preferred_leader(region, shard) == Some(config.id);
+            let started = opener
+                .open(group, state_machine, preferred.then_some(&replicas[..]))
+                .await?;
+            shards.insert(group, started.into_shard(group, config.id, policy.clone()));
         }
+        let meta_voters = topology.meta_voters();
+        let meta = match meta_voters.contains(&config.id) {
+            true => {
+                let state_machine = StateMachine::open(dir.join("snapshots").join("meta"), false, Stance::default())?;
+                // The primary region's voter makes the group.
+                let first = meta_voters.get(usize::from(primary)).copied() == Some(config.id);
+                let started = opener
+                    .open(META_GROUP, state_machine, first.then_some(&meta_voters[..]))
+                    .await?;
+                Some(started.into_shard(META_GROUP, config.id, WritePolicy::default()))
+            }
+            false => None,
+        };
         tracing::info!(node = config.id, region, groups = shards.len(), dir = %dir.display(), "node started");
         let default_user = Arc::new(User::default_user(config.auth.requirepass.as_deref()));
         let witness = match role {
@@ -222,13 +240,18 @@ impl Node {
         let replicas = (0..regions)
             .flat_map(|r| (0..u64::from(slots.shards())).map(move |s| (r, s)))
             .map(|(r, s)| (group_id(r, s), topology.replicas_in(r, s)))
+            .chain(std::iter::once((META_GROUP, meta_voters)))
             .filter(|(_, replicas)| !replicas.is_empty())
             .collect();
+        let initial_group = topology.failover_group();
         Ok(Node {
             config,
             slots,
             shards,
-            primary,
+            meta,
+            view: watch::Sender::new(Meta::default()),
+            initial_group,
+            lease,
             region,
             role,
             replicas,
@@ -259,17 +282,87 @@ impl Node {
     /// The local replica of the group serving `shard` (the primary
     /// region's), if this node holds one.
     pub fn shard(&self, shard: u64) -> Option<&Shard> {
-        self.shards.get(&group_id(self.primary, shard))
+        self.shards.get(&group_id(self.primary(), shard))
     }
 
-    /// The local replica of group `group`, whatever its region.
+    /// The local replica of group `group`, whatever its region (or the
+    /// meta group's).
     pub fn group(&self, group: GroupId) -> Option<&Shard> {
-        self.shards.get(&group)
+        match group {
+            META_GROUP => self.meta.as_ref(),
+            _ => self.shards.get(&group),
+        }
     }
 
     /// The voters of the group serving `shard`.
     pub fn serving_replicas(&self, shard: u64) -> &[NodeId] {
-        self.replicas_of(group_id(self.primary, shard))
+        self.replicas_of(group_id(self.primary(), shard))
+    }
+
+    /// The region whose groups take the writes, as this node last heard.
+    pub fn primary(&self) -> RegionIndex {
+        match &self.view.borrow().group {
+            Some(group) => group.primary,
+            None => self.initial_group.primary,
+        }
+    }
+
+    /// The failover group as this node last heard of it.
+    pub fn failover_group(&self) -> FailoverGroup {
+        let view = self.view.borrow();
+        view.group.clone().unwrap_or_else(|| self.initial_group.clone())
+    }
+
+    /// The meta group's state as this node last heard it, and its changes.
+    pub fn meta_view(&self) -> watch::Receiver<Meta> {
+        self.view.subscribe()
+    }
+
+    /// Notes the meta group's state, as just read or answered.
+    pub fn set_meta(&self, meta: Meta) {
+        self.view.send_if_modified(|view| {
+            let changed = *view != meta;
+            *view = meta;
+            changed
+        });
+    }
+
+    /// Whether the cluster has a meta group (several regions).
+    pub fn has_meta_group(&self) -> bool {
+        !self.replicas_of(META_GROUP).is_empty()
+    }
+
+    /// This node's replica of the meta group, on a meta voter.
+    pub fn meta_replica(&self) -> Option<&Shard> {
+        self.meta.as_ref()
+    }
+
+    /// This node's primary lease.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Proposes `op` to the meta group; its answer.
+    pub async fn execute_meta(&self, op: MetaOp) -> Result<MetaAnswer> {
+        let answer = self
+            .execute_in(META_GROUP, Request::Write(Write::new(WriteOp::Meta(op))))
+            .await?;
+        match answer.reply {
+            Reply::Meta(answer) => {
+                self.set_meta(answer.meta.clone());
+                Ok(*answer)
+            }
+            other => Err(Error::Wire(format!("the meta group answered {other:?}"))),
+        }
+    }
+
+    /// Reads the meta group's state linearizably.
+    pub async fn read_meta(&self) -> Result<Meta> {
+        let answer = self.execute_in(META_GROUP, Request::Meta).await?;
+        match answer.reply {
+            Reply::Meta(answer) => Ok(answer.meta),
+            other => Err(Error::Wire(format!("the meta group answered {other:?}"))),
+        }
     }
 
     /// The voters of group `group` (none for a group no region has).
@@ -284,12 +377,35 @@ impl Node {
 
     /// Ships `batch` to the witness node `witness`; the gseq it then holds
     /// for the shard.
-    pub async fn send_to_witness(&self, witness: NodeId, batch: &WitnessBatch) -> Result<u64> {
+    pub async fn send_to_witness(&self, witness: NodeId, batch: WitnessBatch) -> Result<u64> {
+        match self.call_witness(witness, WitnessCall::Store(batch)).await? {
+            WitnessAnswer::Held(gseq) => Ok(gseq),
+            other => Err(Error::Wire(format!("the witness answered {other:?}"))),
+        }
+    }
+
+    /// The witness's records of `shard` after `after`, refusing batches of
+    /// epochs before `epoch` from then on (see [`WitnessStore::pull`]).
+    pub async fn pull_from_witness(&self, witness: NodeId, shard: u64, after: u64, epoch: u64) -> Result<Vec<Record>> {
+        match self
+            .call_witness(witness, WitnessCall::Pull { shard, after, epoch })
+            .await?
+        {
+            WitnessAnswer::Records(records) => Ok(records),
+            other => Err(Error::Wire(format!("the witness answered {other:?}"))),
+        }
+    }
+
+    async fn call_witness(&self, witness: NodeId, request: WitnessCall) -> Result<WitnessAnswer> {
+        // The witness drives failovers too when it leads the meta group.
+        if let (true, Some(store)) = (witness == self.id(), &self.witness) {
+            return store.call(request).await;
+        }
         let mut client = self.peers.client(witness)?;
         self.peers.travel(witness).await;
         let mut call = tonic::Request::new(RaftRequest {
-            group_id: batch.shard,
-            payload: wire::encode(batch)?,
+            group_id: 0,
+            payload: wire::encode(&request)?,
         });
         call.set_timeout(REQUEST_TIMEOUT);
         let unreachable = |detail: String| Error::Unreachable { node: witness, detail };
@@ -297,8 +413,8 @@ impl Node {
             .witness(call)
             .await
             .map_err(|status| unreachable(status.message().to_string()))?;
-        let held: std::result::Result<u64, String> = wire::decode(&reply.into_inner().payload)?;
-        held.map_err(unreachable)
+        let answer: std::result::Result<WitnessAnswer, String> = wire::decode(&reply.into_inner().payload)?;
+        answer.map_err(unreachable)
     }
 
     /// This node's region and its role.
@@ -378,14 +494,41 @@ impl Node {
         if let (Request::Read(read), Some(local)) = (&request, self.shard(shard)) {
             fail::fail_point!("stale-read", |_| Ok(local.read_local(read)));
         }
-        self.execute_in(group_id(self.primary, shard), request).await
+        // Across a failover the primary changes under the request: a
+        // region without the lease, or sealed, did nothing, so the request
+        // goes to the primary as the node then knows it.
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut backoff = RETRY_BACKOFF;
+        loop {
+            let group = group_id(self.primary(), shard);
+            match self.execute_until(group, request.clone(), deadline, true).await {
+                Err(Error::NoLease { .. } | Error::NotServing { .. }) if Instant::now() + backoff < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Executes `request` on the leader of group `group` (of any region),
     /// wherever it is.
     pub async fn execute_in(&self, group: GroupId, request: Request) -> Result<Answer> {
+        self.execute_until(group, request, Instant::now() + REQUEST_TIMEOUT, false)
+            .await
+    }
+
+    /// [`Node::execute_in`], giving up at `deadline`, or as soon as the
+    /// group's region is no longer the primary when `follows_primary`
+    /// (answering [`Error::NoLease`]: nothing was done).
+    async fn execute_until(
+        &self,
+        group: GroupId,
+        request: Request,
+        deadline: Instant,
+        follows_primary: bool,
+    ) -> Result<Answer> {
         let shard = shard_of_group(group);
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
         let is_write = matches!(request, Request::Write(_));
         let replicas = self.replicas_of(group);
         if replicas.is_empty() {
@@ -429,6 +572,10 @@ impl Node {
                     Error::NotLeader { .. } => Error::NoLeader { shard },
                     other => other,
                 });
+            }
+            // Nothing was done (or it is a read): the new primary may take it.
+            if follows_primary && region_of_group(group) != self.primary() {
+                return Err(Error::NoLease { shard });
             }
             if hint.is_none() {
                 tokio::time::sleep(backoff).await;
@@ -480,11 +627,11 @@ impl Node {
     pub async fn execute_read_only(&self, shard: u64, request: Request, options: &ReadOnlyOptions) -> Result<Answer> {
         let read = match request {
             Request::Write(_) => return Err(Error::ReadOnly),
-            Request::Users => return self.execute(shard, Request::Users).await,
+            Request::Users | Request::Meta => return self.execute(shard, request).await,
             Request::Read(read) | Request::ReadIndex(read) => read,
         };
         let bound = Duration::from_millis(options.max_staleness_ms);
-        if self.role == RegionRole::Secondary {
+        if self.role != RegionRole::Witness && self.region != self.primary() {
             let local = self.group(group_id(self.region, shard));
             if let Some(answer) = local.and_then(|l| l.read_fresh(&read, bound)) {
                 return Ok(answer);
@@ -525,7 +672,7 @@ impl Node {
             Err(status) => {
                 return Err(match request {
                     Request::Write(_) => Error::Indeterminate { shard },
-                    Request::Read(_) | Request::ReadIndex(_) | Request::Users => Error::Unreachable {
+                    Request::Read(_) | Request::ReadIndex(_) | Request::Users | Request::Meta => Error::Unreachable {
                         node,
                         detail: status.message().to_string(),
                     },
@@ -539,7 +686,7 @@ impl Node {
     /// Stops every group and makes the store durable. A stopped node leaves
     /// no half-written file behind.
     pub async fn shutdown(&self) {
-        for shard in self.shards.values() {
+        for shard in self.shards.values().chain(&self.meta) {
             if let Err(err) = shard.raft().shutdown().await {
                 tracing::warn!(group = shard.group, cause = %err, "raft group did not stop cleanly");
             }
@@ -553,12 +700,83 @@ impl Node {
 
     /// The first fatal error of any local group, if one stopped.
     pub fn fatal(&self) -> Option<Error> {
-        self.shards.values().find_map(|shard| {
+        self.shards.values().chain(&self.meta).find_map(|shard| {
             shard.metrics().running_state.err().map(|e| Error::Fatal {
                 shard: shard.shard,
                 detail: e.to_string(),
             })
         })
+    }
+}
+
+/// What a node opens its groups with.
+struct GroupOpener<'a> {
+    id: NodeId,
+    storage: &'a Arc<dyn Storage>,
+    commit: &'a GroupCommit,
+    peers: &'a Peers,
+    raft_config: &'a Arc<openraft::Config>,
+    fsync: crate::config::Fsync,
+}
+
+/// A group started on this node, before it is wrapped in a [`Shard`].
+struct StartedGroup {
+    raft: Raft,
+    applied: Arc<RwLock<Applied>>,
+    snapshot_dir: PathBuf,
+    restart_horizon: u64,
+}
+
+impl GroupOpener<'_> {
+    /// Starts group `group` over `state_machine`, first making its
+    /// membership of `members` when given and the group is pristine.
+    async fn open(
+        &self,
+        group: GroupId,
+        state_machine: StateMachine,
+        members: Option<&[NodeId]>,
+    ) -> Result<StartedGroup> {
+        let shard = shard_of_group(group);
+        let fatal = |detail: String| Error::Fatal { shard, detail };
+        let applied = state_machine.applied();
+        let snapshot_dir = state_machine.dir().to_path_buf();
+        let mut log_store = LogStore::new(self.storage.clone(), group, self.fsync, self.commit.clone());
+        let restart_horizon = log_store
+            .get_log_state()
+            .await
+            .map_err(|e| fatal(e.to_string()))?
+            .last_log_id
+            .map_or(0, |id| id.index());
+        let network = GroupNetwork {
+            peers: self.peers.clone(),
+            group,
+        };
+        let raft = Raft::new(self.id, self.raft_config.clone(), network, log_store, state_machine)
+            .await
+            .map_err(|e| fatal(e.to_string()))?;
+        if let Some(members) = members {
+            initialize(&raft, shard, members).await?;
+        }
+        Ok(StartedGroup {
+            raft,
+            applied,
+            snapshot_dir,
+            restart_horizon,
+        })
+    }
+}
+
+impl StartedGroup {
+    fn into_shard(self, group: GroupId, node: NodeId, policy: WritePolicy) -> Shard {
+        Shard::new(
+            group,
+            node,
+            self.raft,
+            self.applied,
+            self.snapshot_dir,
+            self.restart_horizon,
+            policy,
+        )
     }
 }
 

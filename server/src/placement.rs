@@ -19,7 +19,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::config::{RegionRole, RegionSpec, Topology};
+use crate::config::{FailoverPolicy, RegionRole, RegionSpec, Topology};
+use crate::meta::{FailoverGroup, Policy};
 
 /// Position of a region in the topology's `[[regions]]` (0 when none are
 /// declared).
@@ -28,6 +29,11 @@ pub type RegionIndex = u16;
 /// The Raft group of `shard` in region `region`.
 pub fn group_id(region: RegionIndex, shard: u64) -> u64 {
     u64::from(region) << 16 | shard
+}
+
+/// The region a group belongs to.
+pub fn region_of_group(group: u64) -> RegionIndex {
+    (group >> 16) as RegionIndex
 }
 
 /// The shard a group replicates.
@@ -106,6 +112,43 @@ impl Topology {
         self.replicas_in(self.primary_region(), shard)
     }
 
+    /// The meta group's voters: the first node of each region, the
+    /// witness included, in the order of `[[regions]]`; none in a cluster
+    /// of one region, which has no meta group.
+    pub fn meta_voters(&self) -> Vec<u64> {
+        let specs = self.region_specs();
+        if specs.len() < 2 {
+            return Vec::new();
+        }
+        let first = |spec: &RegionSpec| self.nodes.iter().find(|n| n.region == spec.name).map(|n| n.id);
+        specs.iter().filter_map(first).collect()
+    }
+
+    /// The failover group as the topology starts it: every data region,
+    /// the primary first, in epoch 1.
+    pub fn failover_group(&self) -> FailoverGroup {
+        let primary = self.primary_region();
+        let specs = self.region_specs();
+        let data = (0..specs.len() as RegionIndex).filter(|&r| specs[usize::from(r)].role != RegionRole::Witness);
+        let mut regions: Vec<RegionIndex> = data.collect();
+        regions.sort_by_key(|&r| r != primary);
+        FailoverGroup {
+            name: "default".into(),
+            regions,
+            primary,
+            epoch: 1,
+            policy: match self.failover.policy {
+                FailoverPolicy::Automatic => Policy::Automatic {
+                    grace_ms: self.failover.grace_ms,
+                },
+                FailoverPolicy::Manual => Policy::Manual,
+            },
+            durability: self.durability,
+            failing: None,
+            renewed_ms: 0,
+        }
+    }
+
     /// The node that should lead `shard`'s group in `region` when all are
     /// healthy: zones take turns, so leaders are spread over the nodes.
     pub fn preferred_leader(&self, region: RegionIndex, shard: u64) -> Option<u64> {
@@ -147,6 +190,7 @@ mod tests {
                 role("witness", RegionRole::Witness),
             ],
             durability: Durability::default(),
+            failover: Default::default(),
             nodes: vec![
                 node(1, "east", "a"),
                 node(2, "east", "b"),
@@ -169,10 +213,14 @@ mod tests {
         assert_eq!(topology.replicas(3), vec![4, 5, 6], "the primary region serves");
         assert_eq!(group_id(topology.primary_region(), 3), 65_539);
         assert_eq!(shard_of_group(65_539), 3);
+        assert_eq!(region_of_group(65_539), 1);
         assert_ne!(group_id(0, 3), group_id(1, 3));
         let leaders: BTreeSet<u64> = (0..3).filter_map(|s| topology.preferred_leader(1, s)).collect();
         assert_eq!(leaders, BTreeSet::from([4, 5, 6]), "leaders spread over the region");
         assert!(topology.preferred_leader(3, 0).is_none(), "no such region");
+        assert_eq!(topology.meta_voters(), vec![1, 4, 7], "a voter per region");
+        let group = topology.failover_group();
+        assert_eq!((group.regions, group.primary, group.epoch), (vec![1, 0], 1, 1));
     }
 
     #[test]
@@ -184,5 +232,6 @@ mod tests {
         assert_eq!(topology.primary_region(), 0);
         assert_eq!(group_id(topology.primary_region(), 5), 5);
         assert_eq!(topology.replicas(1), vec![1, 2, 3]);
+        assert!(topology.meta_voters().is_empty(), "one region has no meta group");
     }
 }

@@ -62,7 +62,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     });
     let expiry = tokio::spawn(crate::expiry::run(node.clone(), stop_rx.clone()));
     let users = tokio::spawn(crate::users_refresh::run(node.clone(), stop_rx.clone()));
-    let shipping = tokio::spawn(crate::shipping::run(node.clone(), stop_rx));
+    let shipping = tokio::spawn(crate::shipping::run(node.clone(), stop_rx.clone()));
+    let lease = tokio::spawn(crate::lease::run(node.clone(), stop_rx.clone()));
+    let failover = tokio::spawn(crate::failover::run(node.clone(), stop_rx));
     tracing::info!(node = me.id, resp = %me.resp_addr, ro = ?me.ro_addr, grpc = %me.grpc_addr, "serving");
 
     let health = async {
@@ -89,6 +91,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     expiry.abort();
     users.abort();
     shipping.abort();
+    lease.abort();
+    failover.abort();
     // Peers keep their connections open; give in-flight calls a moment,
     // then stop serving regardless.
     match tokio::time::timeout(GRPC_DRAIN, grpc).await {

@@ -27,6 +27,14 @@
 //! witness acknowledges that shipping, and answered only once the witness
 //! holds it.
 //!
+//! In a cluster of several regions a client's write or linearizable read
+//! is taken only while the node holds the primary lease
+//! ([`crate::lease`]; else [`Error::NoLease`]), and a group a failover
+//! sealed refuses them ([`Error::NotServing`]: the seal is an entry of the
+//! group's log, so a write applied after it is refused at apply, and a read
+//! linearized after it sees it). Both mean nothing was done, and the
+//! forwarding node tries the primary it then knows.
+//!
 //! Anything else is [`Error::NotLeader`] with the leader this node knows of,
 //! so the caller ([`crate::node::Node`]) forwards it. A write whose entry was
 //! appended but then discarded by a leader change is [`Error::Indeterminate`]:
@@ -46,12 +54,14 @@ use tokio::sync::watch;
 
 use crate::acl::{User, Users};
 use crate::error::{Error, Result};
-use crate::keyspace::{Read, Reply, Write};
+use crate::keyspace::{KvError, Read, Reply, Write};
+use crate::lease::Lease;
+use crate::meta::MetaAnswer;
 use crate::placement::{RegionIndex, shard_of_group};
 use crate::raft::snapshot_file::{self, View};
 use crate::raft::state_machine::Applied;
 use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
-use crate::xlog::{Lag, Progress, Since};
+use crate::xlog::{Lag, Progress, Record, Since, Stance};
 
 /// A request for one shard, as executed locally or forwarded to its leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +74,9 @@ pub enum Request {
     ReadIndex(Read),
     /// The users table, read linearizably (from [`crate::acl::ACL_SHARD`]).
     Users,
+    /// The meta group's state, read linearizably (from
+    /// [`crate::meta::META_GROUP`]).
+    Meta,
 }
 
 /// The answer to a [`Request`], with where it came from.
@@ -75,6 +88,17 @@ pub struct Answer {
     pub index: u64,
     /// The node that executed it.
     pub served_by: NodeId,
+}
+
+/// What a client's request must hold before a group takes it.
+#[derive(Debug, Clone, Default)]
+pub struct WritePolicy {
+    /// The witness region, when a client write must wait for it
+    /// (`durability = "witness"`).
+    pub witness: Option<RegionIndex>,
+    /// The node's primary lease, in a cluster of several regions: client
+    /// writes and linearizable reads are taken only while it holds.
+    pub lease: Option<Arc<Lease>>,
 }
 
 /// How long a write waits for the witness (`durability = "witness"`).
@@ -105,9 +129,8 @@ pub struct Shard {
     leader_contact: Mutex<Option<(Instant, u64)>>,
     /// What this node, leading, shipped to each destination region.
     progress: watch::Sender<BTreeMap<RegionIndex, Progress>>,
-    /// The witness region, when a client write must wait for it
-    /// (`durability = "witness"`, a primary region's group).
-    witness: Option<RegionIndex>,
+    /// What a client's request must hold.
+    policy: WritePolicy,
     /// The index of the last entry in this replica's log when the process
     /// started: a read is served only once everything up to it is applied
     /// (see [`Shard::holds_lease`]).
@@ -116,16 +139,15 @@ pub struct Shard {
 
 impl Shard {
     /// Wraps a started group whose log ended at `restart_horizon` when
-    /// the process started; its client writes wait for the witness region
-    /// `witness`'s acknowledgement, if one is given.
+    /// the process started, taking client requests as `policy` says.
     pub fn new(
         group: GroupId,
         node: NodeId,
         raft: Raft,
         applied: Arc<RwLock<Applied>>,
         snapshot_dir: PathBuf,
-        witness: Option<RegionIndex>,
         restart_horizon: u64,
+        policy: WritePolicy,
     ) -> Self {
         let lease = Duration::from_millis(raft.config().election_timeout_min);
         Shard {
@@ -138,7 +160,7 @@ impl Shard {
             snapshot_dir,
             leader_contact: Mutex::new(None),
             progress: watch::Sender::default(),
-            witness,
+            policy,
             restart_horizon,
         }
     }
@@ -233,6 +255,7 @@ impl Shard {
             sessions: &applied.sessions,
             users: &applied.users,
             xlog: &applied.xlog,
+            meta: &applied.meta,
         };
         Ok((applied.xlog.gseq(), snapshot_file::image(view, max_part)?))
     }
@@ -287,6 +310,13 @@ impl Shard {
         });
     }
 
+    /// Forgets what was shipped to `region` (this node no longer ships).
+    pub fn clear_progress(&self, region: RegionIndex) {
+        self.progress.send_modify(|all| {
+            all.remove(&region);
+        });
+    }
+
     /// Reads this replica's memory if it held every write the primary had
     /// applied `bound` ago, by the primary's clock (see [`crate::xlog`]);
     /// `None` when it cannot tell.
@@ -304,15 +334,52 @@ impl Shard {
             Request::Read(read) => self.read(&read, ReadPolicy::LeaseRead).await,
             Request::ReadIndex(read) => self.read(&read, ReadPolicy::ReadIndex).await,
             Request::Users => self.read_users().await,
+            Request::Meta => self.read_meta().await,
+        }
+    }
+
+    /// Whether this group takes client writes, and its epoch.
+    pub fn stance(&self) -> Stance {
+        self.applied.read().expect("state lock").xlog.stance()
+    }
+
+    /// The records past `gseq` that this group's log keeps.
+    pub fn xlog_after(&self, gseq: u64) -> Vec<Record> {
+        let applied = self.applied.read().expect("state lock");
+        applied.xlog.after(gseq).cloned().collect()
+    }
+
+    /// Refuses a client's request while the node's primary lease does not
+    /// hold (in a cluster of several regions).
+    fn check_lease(&self) -> Result<()> {
+        match &self.policy.lease {
+            Some(lease) if !lease.holds() => Err(Error::NoLease { shard: self.shard }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a read once a failover sealed the group (applied here
+    /// before the read was linearized).
+    fn check_serving(&self) -> Result<()> {
+        match self.stance().serving {
+            true => Ok(()),
+            false => Err(Error::NotServing { shard: self.shard }),
         }
     }
 
     async fn write(&self, write: Write) -> Result<Answer> {
-        let witness = self.witness.filter(|_| !write.op.is_xlog());
+        let client = !write.op.is_bookkeeping();
+        if client {
+            self.check_lease()?;
+        }
+        let witness = self.policy.witness.filter(|_| client);
         if let Some(region) = witness {
             self.check_witness(region)?;
         }
         let answer = match self.raft.client_write(write).await {
+            Ok(response) if response.data == Reply::Err(KvError::NotServing) => {
+                return Err(Error::NotServing { shard: self.shard });
+            }
             Ok(response) => Answer {
                 reply: response.data,
                 index: response.log_id.index(),
@@ -433,17 +500,36 @@ impl Shard {
     }
 
     async fn read(&self, read: &Read, policy: ReadPolicy) -> Result<Answer> {
+        self.check_lease()?;
         self.linearize(policy).await?;
+        self.check_serving()?;
         Ok(self.read_local(read))
     }
 
     /// The users table, read as a linearizable read is (for nodes that
     /// hold no replica of the ACL shard).
     async fn read_users(&self) -> Result<Answer> {
+        self.check_lease()?;
         self.linearize(ReadPolicy::LeaseRead).await?;
+        self.check_serving()?;
         let applied = self.applied.read().expect("state lock");
         Ok(Answer {
             reply: Reply::Users(applied.users.clone()),
+            index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
+            served_by: self.node,
+        })
+    }
+
+    /// The meta group's state, read as a linearizable read is.
+    async fn read_meta(&self) -> Result<Answer> {
+        self.linearize(ReadPolicy::LeaseRead).await?;
+        let applied = self.applied.read().expect("state lock");
+        let answer = MetaAnswer {
+            refused: None,
+            meta: applied.meta.clone(),
+        };
+        Ok(Answer {
+            reply: Reply::Meta(Box::new(answer)),
             index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
             served_by: self.node,
         })

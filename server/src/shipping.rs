@@ -1,8 +1,13 @@
 //! Shipping the cross-region log: the primary region's shard leaders send
 //! their records to every secondary region and to the witness.
 //!
-//! On a node of the primary region, one task per local primary group and
-//! destination region runs while this node leads the group. It asks the
+//! On every node of a data region, one task per local group and
+//! destination region (every other data region, and the witness) runs; it
+//! ships while its group's region is the primary and this node leads the
+//! group, so shipping follows failovers. Every batch carries the epoch the
+//! group was opened in: a destination takes it only while it is sealed and
+//! not in a later epoch (see [`crate::xlog::Xlog::admits`]), and the
+//! witness only while no forced failover pulled it in a later epoch. It asks the
 //! destination group what it holds (an empty batch), then sends the records
 //! after that as a write of the destination group ([`WriteOp::Xlog`]),
 //! forwarded to its leader like any request ([`Node::execute_in`]), which
@@ -40,7 +45,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::RegionRole;
-use crate::keyspace::{Reply, Write, WriteOp};
+use crate::keyspace::{KvError, Reply, Write, WriteOp};
 use crate::node::Node;
 use crate::placement::{RegionIndex, group_id};
 use crate::raft::typ::{GroupId, NodeId};
@@ -64,43 +69,46 @@ const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Where a shard's records go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Destination {
-    /// A secondary region's group of the shard.
-    Secondary(GroupId),
+    /// Another data region's group of the shard.
+    Region(GroupId),
     /// The witness node.
     Witness(NodeId),
 }
 
-/// Runs until `stop` turns true; returns at once on a node outside the
-/// primary region, or when there is nowhere to ship to.
+/// Runs until `stop` turns true; returns at once on a node without data,
+/// or when there is nowhere to ship to.
 pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     let topology = &node.config().topology;
-    let mut destinations: Vec<(RegionIndex, Option<NodeId>)> = topology
-        .region_specs()
-        .iter()
-        .enumerate()
-        .filter(|(_, spec)| spec.role == RegionRole::Secondary)
-        .map(|(index, _)| (index as RegionIndex, None))
-        .collect();
-    if let Some(region) = topology.witness_region() {
-        let witness = topology
+    let (own, role) = node.region();
+    let witness = |region: RegionIndex| {
+        let first = topology
             .nodes
             .iter()
             .find(|n| topology.region_of(n.id).map(|r| r.0) == Some(region));
-        destinations.extend(witness.map(|n| (region, Some(n.id))));
-    }
-    if node.region().1 != RegionRole::Primary || destinations.is_empty() {
+        first.map(|n| n.id)
+    };
+    let destinations: Vec<(RegionIndex, Option<NodeId>)> = topology
+        .region_specs()
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| (index as RegionIndex, spec.role))
+        .filter(|&(index, _)| index != own)
+        .map(|(index, role)| (index, (role == RegionRole::Witness).then(|| witness(index)).flatten()))
+        .collect();
+    if role == RegionRole::Witness || destinations.is_empty() {
         return;
     }
     let mut tasks = JoinSet::new();
-    for shard in node.serving().map(|s| s.shard) {
+    for shard in node.shards().map(|s| s.shard) {
         for &(region, witness) in &destinations {
             let shipper = Shipper {
                 node: node.clone(),
                 shard,
+                own,
                 region,
                 to: match witness {
                     Some(node) => Destination::Witness(node),
-                    None => Destination::Secondary(group_id(region, shard)),
+                    None => Destination::Region(group_id(region, shard)),
                 },
                 destinations: destinations.len(),
                 max_records: node.config().xlog.max_records,
@@ -116,6 +124,9 @@ pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
 struct Shipper {
     node: Arc<Node>,
     shard: u64,
+    /// This node's region, whose group ships while it is the primary.
+    own: RegionIndex,
+    /// The destination's region.
     region: RegionIndex,
     to: Destination,
     destinations: usize,
@@ -133,12 +144,16 @@ impl Shipper {
         let mut trimmed = Instant::now();
         while !*self.stop.borrow() {
             let node = self.node.clone();
-            let shard = node.shard(self.shard).expect("a shipper runs for a local replica");
-            if shard.leader() != Some(node.id()) {
-                acked = None;
+            let group = node.group(group_id(self.own, self.shard));
+            let shard = group.expect("a shipper runs for a local replica");
+            if node.primary() != self.own || shard.leader() != Some(node.id()) {
+                if acked.take().is_some() {
+                    shard.clear_progress(self.region);
+                }
                 self.pause(LEADERSHIP_POLL).await;
                 continue;
             }
+            let epoch = shard.stance().epoch;
             let as_of_ms = now_ms();
             let (records, complete) = match acked.map(|a| shard.xlog_since(a, MAX_BATCH_BYTES)) {
                 None => (Vec::new(), false),
@@ -149,7 +164,7 @@ impl Shipper {
                         _ => "held records this log never had",
                     };
                     self.stuck(shard, acked, &format!("resyncing: it {why}"));
-                    acked = match self.resync(&node, shard, why).await {
+                    acked = match self.resync(&node, shard, why, epoch).await {
                         Ok(gseq) => Some(gseq),
                         Err(err) => {
                             self.stuck(shard, None, &format!("resync failed: {err}"));
@@ -171,7 +186,10 @@ impl Shipper {
             }
             let shipped = records.last().map(|r| r.gseq);
             sent = Instant::now();
-            match self.send(&node, records, if complete { as_of_ms } else { 0 }).await {
+            match self
+                .send(&node, records, if complete { as_of_ms } else { 0 }, epoch)
+                .await
+            {
                 Ok(gseq) => {
                     acked = Some(gseq);
                     let progress = Progress {
@@ -198,16 +216,23 @@ impl Shipper {
 
     /// Sends records (none: a probe or a heartbeat); the gseq the
     /// destination then holds.
-    async fn send(&self, node: &Node, records: Vec<Record>, as_of_ms: u64) -> Result<u64, String> {
+    async fn send(&self, node: &Node, records: Vec<Record>, as_of_ms: u64, epoch: u64) -> Result<u64, String> {
         match self.to {
-            Destination::Secondary(group) => {
-                let batch = Write::new(WriteOp::Xlog { records, as_of_ms });
+            Destination::Region(group) => {
+                let batch = Write::new(WriteOp::Xlog {
+                    records,
+                    as_of_ms,
+                    epoch,
+                });
                 let answer = node
                     .execute_in(group, Request::Write(batch))
                     .await
                     .map_err(|e| e.to_string())?;
                 match answer.reply {
                     Reply::Int(gseq) => Ok(gseq as u64),
+                    Reply::Err(KvError::Fenced) => Err(format!(
+                        "the destination takes writes itself or serves an epoch after {epoch}"
+                    )),
                     other => Err(format!("answered {other:?}")),
                 }
             }
@@ -216,8 +241,9 @@ impl Shipper {
                     shard: self.shard,
                     records,
                     restart_after: None,
+                    epoch,
                 };
-                node.send_to_witness(witness, &batch).await.map_err(|e| e.to_string())
+                node.send_to_witness(witness, batch).await.map_err(|e| e.to_string())
             }
         }
     }
@@ -227,9 +253,9 @@ impl Shipper {
     /// of the shard, part by part; the witness, which holds records only,
     /// starts over at the oldest record kept (after the head, when the
     /// window is empty).
-    async fn resync(&self, node: &Node, shard: &Shard, why: &str) -> Result<u64, String> {
+    async fn resync(&self, node: &Node, shard: &Shard, why: &str, epoch: u64) -> Result<u64, String> {
         let group = match self.to {
-            Destination::Secondary(group) => group,
+            Destination::Region(group) => group,
             Destination::Witness(witness) => {
                 // From the oldest record kept, or after the head when none
                 // is: the next write is then the witness's first.
@@ -245,9 +271,10 @@ impl Shipper {
                     shard: self.shard,
                     records,
                     restart_after: Some(after),
+                    epoch,
                 };
                 tracing::warn!(shard = self.shard, after, "the witness starts over: it {why}");
-                return node.send_to_witness(witness, &batch).await.map_err(|e| e.to_string());
+                return node.send_to_witness(witness, batch).await.map_err(|e| e.to_string());
             }
         };
         let (gseq, parts) = shard.xlog_image(MAX_BATCH_BYTES).map_err(|e| e.to_string())?;
@@ -266,6 +293,7 @@ impl Shipper {
                 part: part as u32,
                 last,
                 image,
+                epoch,
             };
             let answer = node
                 .execute_in(group, Request::Write(Write::new(reset)))

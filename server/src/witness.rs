@@ -17,6 +17,12 @@
 //! the shard and holds the records from that gseq on (none yet, when the
 //! primary keeps none: the next write is the first).
 //!
+//! A forced failover pulls the records the new primary lacks
+//! ([`WitnessStore::pull`]) in the epoch it is about to start; from then on
+//! the witness refuses batches of earlier epochs, durably (the floor is a
+//! record of its own, under shard `u64::MAX`), so an old primary that comes
+//! back cannot get a write acknowledged that the new primary never saw.
+//!
 //! # Correctness
 //!
 //! A batch is acknowledged only after a sync that began after it was
@@ -46,7 +52,38 @@ pub struct WitnessBatch {
     pub records: Vec<Record>,
     /// Drop what is held for the shard and start over after this gseq.
     pub restart_after: Option<u64>,
+    /// The epoch the shipping primary serves.
+    pub epoch: u64,
 }
+
+/// A request to the witness.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WitnessCall {
+    /// Store records; answers the newest gseq then held.
+    Store(WitnessBatch),
+    /// Answer the records of `shard` after `after` (up to about a MiB),
+    /// refusing batches of epochs before `epoch` from now on.
+    Pull {
+        /// The shard.
+        shard: u64,
+        /// The gseq the new primary holds.
+        after: u64,
+        /// The epoch the failover starts.
+        epoch: u64,
+    },
+}
+
+/// The witness's answer to a [`WitnessCall`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WitnessAnswer {
+    /// The newest gseq held.
+    Held(u64),
+    /// Records, oldest first (none: nothing after).
+    Records(Vec<Record>),
+}
+
+/// The most payload bytes one pull answers with.
+const MAX_PULL_BYTES: usize = 1 << 20;
 
 /// The run of records held for one shard: gseqs `oldest..=head`, none
 /// when `oldest` is past `head`.
@@ -71,6 +108,8 @@ pub struct WitnessStore {
     commit: GroupCommit,
     max_records: u64,
     held: Mutex<BTreeMap<u64, Held>>,
+    /// Batches of epochs before this one are refused.
+    floor: Mutex<u64>,
     /// One batch written at a time.
     writing: tokio::sync::Mutex<()>,
 }
@@ -80,6 +119,11 @@ fn key(shard: u64, gseq: u64) -> Vec<u8> {
     key.extend_from_slice(&shard.to_be_bytes());
     key.extend_from_slice(&gseq.to_be_bytes());
     key
+}
+
+/// Where the epoch floor is kept.
+fn floor_key() -> Vec<u8> {
+    key(u64::MAX, 0)
 }
 
 fn gseq_of(key: &[u8]) -> u64 {
@@ -102,11 +146,16 @@ impl WitnessStore {
                 held.insert(shard, run);
             }
         }
+        let floor = match storage.get(Cf::Xlog, &floor_key())? {
+            Some(bytes) => wire::decode(&bytes)?,
+            None => 0,
+        };
         Ok(WitnessStore {
             storage,
             commit,
             max_records,
             held: Mutex::new(held),
+            floor: Mutex::new(floor),
             writing: tokio::sync::Mutex::new(()),
         })
     }
@@ -121,10 +170,27 @@ impl WitnessStore {
             .unwrap_or_default()
     }
 
+    /// Answers `call`.
+    pub async fn call(&self, call: WitnessCall) -> Result<WitnessAnswer> {
+        match call {
+            WitnessCall::Store(batch) => self.append(batch).await.map(WitnessAnswer::Held),
+            WitnessCall::Pull { shard, after, epoch } => {
+                self.pull(shard, after, epoch).await.map(WitnessAnswer::Records)
+            }
+        }
+    }
+
     /// Stores the records of `batch` that continue the shard's run, durably;
     /// the newest gseq then held.
     pub async fn append(&self, batch: WitnessBatch) -> Result<u64> {
         let _writing = self.writing.lock().await;
+        let floor = *self.floor.lock().expect("floor lock");
+        if batch.epoch < floor {
+            return Err(Error::Failover(format!(
+                "the witness takes no records of epoch {} after a failover to epoch {floor}",
+                batch.epoch
+            )));
+        }
         let shard = batch.shard;
         let mut run = self.held(shard);
         let mut write = Batch::default();
@@ -151,18 +217,47 @@ impl WitnessStore {
             run.oldest = oldest;
         }
         if !write.ops.is_empty() {
-            self.storage.write(write)?;
-            let (done, synced) = tokio::sync::oneshot::channel();
-            self.commit.after_sync(move |result| {
-                let _ = done.send(result);
-            });
-            synced
-                .await
-                .map_err(|_| Error::Storage("the witness's sync was dropped".into()))?
-                .map_err(Error::Storage)?;
+            self.write_durably(write).await?;
             self.held.lock().expect("held lock").insert(shard, run);
         }
         Ok(run.head)
+    }
+
+    /// The records of `shard` after `after` (up to about a MiB), once
+    /// batches of epochs before `epoch` are refused, durably.
+    pub async fn pull(&self, shard: u64, after: u64, epoch: u64) -> Result<Vec<Record>> {
+        let _writing = self.writing.lock().await;
+        if *self.floor.lock().expect("floor lock") < epoch {
+            let mut write = Batch::default();
+            write.put(Cf::Xlog, floor_key(), wire::encode(&epoch)?.to_vec());
+            self.write_durably(write).await?;
+            *self.floor.lock().expect("floor lock") = epoch;
+        }
+        let (from, to) = (key(shard, after + 1), key(shard, u64::MAX));
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        for (_, value) in self.storage.scan(Cf::Xlog, &from, &to, 4096)? {
+            let record: Record = wire::decode(&value)?;
+            bytes += record.payload.len();
+            records.push(record);
+            if bytes >= MAX_PULL_BYTES {
+                break;
+            }
+        }
+        Ok(records)
+    }
+
+    /// Writes `write` and waits for a sync that began after it.
+    async fn write_durably(&self, write: Batch) -> Result<()> {
+        self.storage.write(write)?;
+        let (done, synced) = tokio::sync::oneshot::channel();
+        self.commit.after_sync(move |result| {
+            let _ = done.send(result);
+        });
+        synced
+            .await
+            .map_err(|_| Error::Storage("the witness's sync was dropped".into()))?
+            .map_err(Error::Storage)
     }
 }
 
@@ -188,6 +283,7 @@ mod tests {
             shard,
             records,
             restart_after,
+            epoch: 1,
         }
     }
 
@@ -247,5 +343,26 @@ mod tests {
         );
         assert_eq!(witness.append(batch(0, records(31..=31), None)).await.unwrap(), 31);
         assert_eq!(stored(&witness, 0), vec![31]);
+    }
+
+    #[tokio::test]
+    async fn a_pull_answers_what_follows_and_fences_earlier_epochs_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let witness = store(dir.path(), 100);
+            witness.append(batch(0, records(1..=5), None)).await.unwrap();
+            let pulled = witness.pull(0, 3, 2).await.unwrap();
+            assert_eq!(pulled.iter().map(|r| r.gseq).collect::<Vec<_>>(), vec![4, 5]);
+            let refused = witness.append(batch(0, records(6..=6), None)).await;
+            assert!(refused.unwrap_err().to_string().contains("epoch 1"), "an old epoch");
+        }
+        let witness = store(dir.path(), 100);
+        assert!(
+            witness.append(batch(0, records(6..=6), None)).await.is_err(),
+            "after a restart too"
+        );
+        let mut newer = batch(0, records(6..=6), None);
+        newer.epoch = 2;
+        assert_eq!(witness.append(newer).await.unwrap(), 6);
     }
 }

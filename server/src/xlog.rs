@@ -24,6 +24,15 @@
 //! replica lacks (the shipper says so with each batch that reaches its
 //! head). Its own leader's heartbeats say nothing about the primary.
 //!
+//! Which group takes the writes is part of this state too ([`Stance`]):
+//! a group serves client writes only while it is open, for the epoch it
+//! was opened in. A failover seals the old primary's groups
+//! (`WriteOp::XlogSeal`: writes applied after it are refused, whoever
+//! proposed them) and opens the new one's (`WriteOp::XlogOpen`); a sealed
+//! group takes shipped records and resyncs only from its epoch or a later
+//! one, so an old primary that has not yet heard of a failover cannot ship
+//! into the new one.
+//!
 //! This module knows records as bytes; the state machine encodes and
 //! decodes the writes in them (see [`crate::raft::state_machine`]).
 
@@ -103,13 +112,25 @@ pub enum Since {
     Ahead,
 }
 
+/// Whether a group takes client writes, and in which epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stance {
+    /// The newest epoch the group was opened in or shipped from.
+    pub epoch: u64,
+    /// Whether it applies client writes (its region is the primary).
+    pub serving: bool,
+}
+
 /// A group's position in the cross-region log, and the window of records
 /// it keeps for shipping.
 #[derive(Debug, Default, Clone)]
 pub struct Xlog {
-    /// Whether applied writes are kept as records (a primary group with
-    /// destinations); set when the state machine opens, never snapshotted.
+    /// Whether applied client writes are kept as records (a cluster of
+    /// several regions); set when the state machine opens, never
+    /// snapshotted.
     keeps: bool,
+    /// Whether client writes are applied, and the epoch.
+    stance: Stance,
     /// The gseq of the last write applied.
     gseq: u64,
     /// The primary's clock as of which this replica holds every write (a
@@ -122,19 +143,21 @@ pub struct Xlog {
 }
 
 impl Xlog {
-    /// An empty log that keeps records when `keeps`.
-    pub fn new(keeps: bool) -> Self {
+    /// An empty log that keeps records when `keeps`, in `stance`.
+    pub fn new(keeps: bool, stance: Stance) -> Self {
         Xlog {
             keeps,
+            stance,
             ..Xlog::default()
         }
     }
 
     /// A log as a snapshot holds it (see [`Xlog::window`]), keeping
-    /// records until [`Xlog::keeping`] says otherwise.
+    /// records until [`Xlog::adopted`] says otherwise.
     pub fn restored(gseq: u64, fresh_ms: u64, resetting: Option<(u64, u32)>, window: Vec<Record>) -> Self {
         Xlog {
             keeps: true,
+            stance: Stance::default(),
             gseq,
             fresh_ms,
             window: window.into(),
@@ -142,13 +165,48 @@ impl Xlog {
         }
     }
 
-    /// This log, keeping records from now on only when `keeps`.
-    pub fn keeping(mut self, keeps: bool) -> Self {
-        self.keeps = keeps;
-        if !keeps {
+    /// This log (restored from a snapshot) in place of `current`: keeping
+    /// records as `current` does, in the snapshot's `stance` or, from a
+    /// snapshot older than stances, in `current`'s.
+    pub fn adopted(mut self, current: &Xlog, stance: Option<Stance>) -> Self {
+        self.keeps = current.keeps;
+        self.stance = stance.unwrap_or(current.stance);
+        if !self.keeps {
             self.window.clear();
         }
         self
+    }
+
+    /// Whether client writes are applied, and the epoch.
+    pub fn stance(&self) -> Stance {
+        self.stance
+    }
+
+    /// Stops applying client writes (a failover away from this region).
+    pub fn seal(&mut self) {
+        self.stance.serving = false;
+    }
+
+    /// Applies client writes from now on, in `epoch`.
+    pub fn open(&mut self, epoch: u64) {
+        self.stance = Stance { epoch, serving: true };
+    }
+
+    /// Whether shipping from `epoch` may change this log: only a sealed
+    /// group takes it, and only from its epoch or a later one (which it
+    /// then is in).
+    pub fn admits(&mut self, epoch: u64) -> bool {
+        let admitted = !self.stance.serving && epoch >= self.stance.epoch;
+        if admitted {
+            self.stance.epoch = epoch;
+        }
+        admitted
+    }
+
+    /// The records kept after `gseq`: what an old primary discards when it
+    /// finds the new one started after `gseq`.
+    pub fn after(&self, gseq: u64) -> impl Iterator<Item = &Record> {
+        self.window.iter().filter(move |r| r.gseq > gseq)
     }
 
     /// Whether applied writes are kept as records.
@@ -194,12 +252,10 @@ impl Xlog {
         }
     }
 
-    /// Notes that the shipped `record` was applied here.
-    pub fn applied(&mut self, record: Record) {
-        self.gseq = record.gseq;
-        if self.keeps {
-            self.window.push_back(record);
-        }
+    /// Notes that the shipped record at `gseq` was applied here (a
+    /// destination keeps no window: it starts one if it becomes primary).
+    pub fn applied(&mut self, gseq: u64) {
+        self.gseq = gseq;
     }
 
     /// The resync under way, if any: the gseq it brings and the part
@@ -306,7 +362,7 @@ mod tests {
     use super::*;
 
     fn log_of(n: u64) -> Xlog {
-        let mut log = Xlog::new(true);
+        let mut log = Xlog::new(true, Stance::default());
         for i in 1..=n {
             log.append(1000 + i, || Bytes::from(vec![i as u8; 10]));
         }
@@ -322,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_log_that_keeps_nothing_still_numbers_writes() {
-        let mut log = Xlog::new(false);
+        let mut log = Xlog::new(false, Stance::default());
         log.append(1, || unreachable!("nothing is encoded when nothing is kept"));
         log.append(2, || unreachable!("nothing is encoded when nothing is kept"));
         assert_eq!(log.gseq(), 2);
@@ -354,10 +410,10 @@ mod tests {
     fn records_are_applied_once_in_order_and_only_when_intact() {
         let source = log_of(3);
         let records: Vec<Record> = source.window().cloned().collect();
-        let mut copy = Xlog::new(false);
+        let mut copy = Xlog::new(false, Stance::default());
         assert_eq!(copy.accept(&records[1]), Accept::Refuse, "a gap");
         assert_eq!(copy.accept(&records[0]), Accept::Next);
-        copy.applied(records[0].clone());
+        copy.applied(records[0].gseq);
         assert_eq!(copy.accept(&records[0]), Accept::Duplicate);
         let mut corrupt = records[1].clone();
         corrupt.payload = Bytes::from_static(b"flipped");
@@ -383,7 +439,7 @@ mod tests {
     fn a_resync_takes_its_parts_in_order_and_refuses_records_meanwhile() {
         let source = log_of(3);
         let records: Vec<Record> = source.window().cloned().collect();
-        let mut copy = Xlog::new(false);
+        let mut copy = Xlog::new(false, Stance::default());
         copy.fresh_as_of(5);
         assert!(!copy.take_part(40, 1), "a resync starts with part 0");
         assert!(copy.take_part(40, 0));
@@ -400,8 +456,36 @@ mod tests {
     }
 
     #[test]
+    fn only_a_sealed_group_takes_shipping_and_only_from_its_epoch_on() {
+        let mut log = Xlog::new(
+            true,
+            Stance {
+                epoch: 1,
+                serving: true,
+            },
+        );
+        assert!(!log.admits(2), "a serving group ships, it is not shipped to");
+        log.seal();
+        assert!(!log.admits(0), "an older epoch");
+        assert!(log.admits(2));
+        assert_eq!(
+            log.stance(),
+            Stance {
+                epoch: 2,
+                serving: false
+            }
+        );
+        assert!(!log.admits(1), "the epoch only moves forward");
+        log.open(3);
+        assert!(!log.admits(3));
+        log.append(1, || Bytes::from_static(b"a"));
+        log.append(2, || Bytes::from_static(b"b"));
+        assert_eq!(log.after(1).map(|r| r.gseq).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
     fn freshness_only_moves_forward() {
-        let mut log = Xlog::new(false);
+        let mut log = Xlog::new(false, Stance::default());
         log.fresh_as_of(50);
         log.fresh_as_of(40);
         assert_eq!(log.fresh_ms(), 50);

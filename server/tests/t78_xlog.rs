@@ -369,8 +369,10 @@ fn t79_read_only_lag_under_load() {
 fn t78_a_region_behind_the_window_is_resynced() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base(2);
-    let shape = ["--regions", "2", "--zones", "1", "--shards", "1"];
+    // With a witness: without one, the meta group of two regions needs
+    // both, and the primary stops writing while the other is down.
+    let base = free_base(3);
+    let shape = ["--regions", "2", "--zones", "1", "--shards", "1", "--witness"];
     let (mut dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
     stop_dev(&mut dev);
     // The primary keeps at most 50 records.

@@ -58,9 +58,13 @@ pub fn status(err: Error) -> tonic::Status {
                 .insert(LEADER_METADATA, leader.to_string().parse().expect("digits are ascii"));
             status
         }
-        Error::NotLeader { .. } | Error::NoLeader { .. } | Error::Unreachable { .. } | Error::NoWitness { .. } => {
-            tonic::Status::unavailable(message)
-        }
+        Error::NotLeader { .. }
+        | Error::NoLeader { .. }
+        | Error::Unreachable { .. }
+        | Error::NoWitness { .. }
+        | Error::NoLease { .. }
+        | Error::NotServing { .. } => tonic::Status::unavailable(message),
+        Error::Failover(_) => tonic::Status::failed_precondition(message),
         Error::Indeterminate { .. } | Error::NotWitnessed { .. } => tonic::Status::unknown(message),
         Error::Config(_) | Error::Wire(_) => tonic::Status::invalid_argument(message),
         _ => tonic::Status::internal(message),

@@ -29,7 +29,7 @@ use crate::raft::snapshot_file::{self, SnapshotFile};
 use crate::raft::typ::{AppendEntriesRequest, Raft, Snapshot, SnapshotMeta, StreamAppendResult, Vote};
 use crate::shard::Shard;
 use crate::wire;
-use crate::witness::WitnessBatch;
+use crate::witness::{WitnessAnswer, WitnessCall};
 
 /// Serves peers.
 pub struct RaftService {
@@ -222,15 +222,16 @@ impl RaftRpc for RaftService {
 
     async fn witness(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let held: Result<u64, String> = match self.node.witness() {
-            Some(store) => match wire::decode::<WitnessBatch>(&request.payload) {
-                Ok(batch) => store.append(batch).await.map_err(|e| e.to_string()),
-                Err(err) => Err(err.to_string()),
-            },
+        let answer: Result<WitnessAnswer, String> = match self.node.witness() {
+            Some(store) => match wire::decode::<WitnessCall>(&request.payload) {
+                Ok(call) => store.call(call).await,
+                Err(err) => Err(err),
+            }
+            .map_err(|e| e.to_string()),
             None => Err(format!("node {} is not a witness", self.node.id())),
         };
         Ok(Response::new(RaftReply {
-            payload: wire::encode(&held).map_err(status)?,
+            payload: wire::encode(&answer).map_err(status)?,
         }))
     }
 }

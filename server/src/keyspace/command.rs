@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclChange, Users};
+use crate::meta::{MetaAnswer, MetaOp};
 use crate::sessions::SessionTag;
 use crate::xlog::Record;
 
@@ -210,6 +211,9 @@ pub enum WriteOp {
         /// The primary's clock as of which the records hold every write it
         /// had applied (0: the batch does not reach the primary's head).
         as_of_ms: u64,
+        /// The epoch the shipping primary serves (see
+        /// [`crate::xlog::Xlog::admits`]).
+        epoch: u64,
     },
     /// Drop the cross-region log's records up to and including `through`
     /// (every destination acknowledged them, or the window is full).
@@ -232,7 +236,22 @@ pub enum WriteOp {
         /// Blocks of keys, sessions and users (see
         /// [`crate::raft::snapshot_file::image`]).
         image: Bytes,
+        /// The epoch the shipping primary serves.
+        epoch: u64,
     },
+    /// Stop applying client writes: the region is failing over away.
+    /// Replies the gseq of the last client write applied.
+    XlogSeal,
+    /// Apply client writes from now on, in `epoch`: the region becomes
+    /// primary. Replies the gseq the region starts after, or `Nil` (and
+    /// stays sealed) while a resync is under way.
+    XlogOpen {
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// A change to the meta group's state (only in
+    /// [`crate::meta::META_GROUP`]'s log).
+    Meta(MetaOp),
 }
 
 /// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
@@ -259,12 +278,17 @@ impl ExpireCondition {
 }
 
 impl WriteOp {
-    /// Whether this is cross-region log bookkeeping rather than a client's
-    /// write.
-    pub fn is_xlog(&self) -> bool {
+    /// Whether this is the cluster's bookkeeping (the cross-region log,
+    /// the meta group) rather than a client's write.
+    pub fn is_bookkeeping(&self) -> bool {
         matches!(
             self,
-            WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } | WriteOp::XlogReset { .. }
+            WriteOp::Xlog { .. }
+                | WriteOp::XlogTrim { .. }
+                | WriteOp::XlogReset { .. }
+                | WriteOp::XlogSeal
+                | WriteOp::XlogOpen { .. }
+                | WriteOp::Meta(_)
         )
     }
 
@@ -296,7 +320,10 @@ impl WriteOp {
             | WriteOp::Acl(_)
             | WriteOp::Xlog { .. }
             | WriteOp::XlogTrim { .. }
-            | WriteOp::XlogReset { .. } => Vec::new(),
+            | WriteOp::XlogReset { .. }
+            | WriteOp::XlogSeal
+            | WriteOp::XlogOpen { .. }
+            | WriteOp::Meta(_) => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
     }
@@ -327,6 +354,9 @@ impl fmt::Display for Write {
             WriteOp::Xlog { .. } => "xlog",
             WriteOp::XlogTrim { .. } => "xlog-trim",
             WriteOp::XlogReset { .. } => "xlog-reset",
+            WriteOp::XlogSeal => "xlog-seal",
+            WriteOp::XlogOpen { .. } => "xlog-open",
+            WriteOp::Meta(_) => "meta",
         };
         write!(f, "{name}@{}", self.now_ms)
     }
@@ -445,6 +475,11 @@ pub enum KvError {
     NanOrInfinity,
     /// A hash field is not a number `strtold` reads.
     HashNotFloat,
+    /// The group's region does not take writes (a failover sealed it).
+    NotServing,
+    /// Shipping refused: the destination takes client writes, or serves a
+    /// later epoch than the shipper.
+    Fenced,
 }
 
 /// What a write or a read answers.
@@ -485,6 +520,8 @@ pub enum Reply {
     Err(KvError),
     /// The users table ([`crate::shard::Request::Users`]).
     Users(Users),
+    /// The meta group's state after a meta op or read.
+    Meta(Box<MetaAnswer>),
 }
 
 /// Bits of a scan position; a `SCAN` cursor is the shard above them.

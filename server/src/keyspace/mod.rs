@@ -618,9 +618,15 @@ impl Keyspace {
                 )
             }
             // Applied by the state machine (to the users, or to the
-            // cross-region log), never queued in a transaction; nothing to
-            // do to keys.
-            WriteOp::Acl(_) | WriteOp::Xlog { .. } | WriteOp::XlogTrim { .. } | WriteOp::XlogReset { .. } => Reply::Ok,
+            // cross-region log, or the meta group), never queued in a
+            // transaction; nothing to do to keys.
+            WriteOp::Acl(_)
+            | WriteOp::Xlog { .. }
+            | WriteOp::XlogTrim { .. }
+            | WriteOp::XlogReset { .. }
+            | WriteOp::XlogSeal
+            | WriteOp::XlogOpen { .. }
+            | WriteOp::Meta(_) => Reply::Ok,
             WriteOp::Flush => {
                 self.map.clear();
                 self.deadlines.clear();

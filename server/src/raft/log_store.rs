@@ -383,7 +383,15 @@ mod tests {
                 Arc::new(RocksStorage::open(&dir.path().join("store")).expect("open store"));
             let commit = GroupCommit::start(&storage).expect("committer");
             let log = LogStore::new(storage, 7, Fsync::Always, commit);
-            let sm = StateMachine::open(dir.path().join("snapshots"), false).expect("state machine");
+            let sm = StateMachine::open(
+                dir.path().join("snapshots"),
+                false,
+                crate::xlog::Stance {
+                    epoch: 1,
+                    serving: true,
+                },
+            )
+            .expect("state machine");
             Ok((dir, log, sm))
         }
     }

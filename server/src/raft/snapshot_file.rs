@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{User, Users};
 use crate::error::{Error, Result};
 use crate::keyspace::{Data, Keyspace, Value};
+use crate::meta::Meta;
 use crate::raft::typ::SnapshotMeta;
 use crate::sessions::{ClientSession, Sessions};
-use crate::xlog::{Record, Xlog};
+use crate::xlog::{Record, Stance, Xlog};
 
 const MAGIC: &[u8; 8] = b"CAIRNSN1";
 /// Records are grouped into blocks of about this many bytes.
@@ -51,6 +52,11 @@ pub struct Contents {
     pub users: Users,
     /// The cross-region log: position and untrimmed records.
     pub xlog: Xlog,
+    /// Whether the group took client writes, and its epoch (absent from
+    /// older files: see [`Xlog::adopted`]).
+    pub stance: Option<Stance>,
+    /// The meta group's state ([`crate::meta::META_GROUP`]'s snapshots).
+    pub meta: Meta,
 }
 
 /// What a snapshot holds, borrowed from a shard's live state: it is
@@ -65,6 +71,8 @@ pub struct View<'a> {
     pub users: &'a Users,
     /// The cross-region log.
     pub xlog: &'a Xlog,
+    /// The meta group's state.
+    pub meta: &'a Meta,
 }
 
 /// Sessions per block; a session holds at most a few thousand small replies.
@@ -94,6 +102,10 @@ enum Block {
         gseq: u64,
         next_part: u32,
     },
+    /// Whether the group takes client writes, and its epoch.
+    XlogStance(Stance),
+    /// The meta group's state (its snapshots only).
+    MetaGroup(Meta),
 }
 
 struct BlockWriter {
@@ -139,6 +151,10 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
     })?;
     if let Some((gseq, next_part)) = contents.xlog.resetting() {
         writer.put(&Block::XlogResetting { gseq, next_part })?;
+    }
+    writer.put(&Block::XlogStance(contents.xlog.stance()))?;
+    if contents.meta.group.is_some() {
+        writer.put(&Block::MetaGroup(contents.meta.clone()))?;
     }
     // Records share their payloads with the live log: cloning one costs
     // a reference count, not a copy.
@@ -397,6 +413,8 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
             Block::XlogPosition { gseq: g, fresh_ms: f } => (gseq, fresh_ms) = (g, f),
             Block::XlogResetting { gseq, next_part } => resetting = Some((gseq, next_part)),
             Block::XlogRecords(records) => window.extend(records),
+            Block::XlogStance(stance) => contents.stance = Some(stance),
+            Block::MetaGroup(meta) => contents.meta = meta,
             Block::End { records } if records == count => {
                 contents.xlog = Xlog::restored(gseq, fresh_ms, resetting, window);
                 return Ok((meta, contents));
@@ -430,6 +448,7 @@ mod tests {
             sessions: &contents.sessions,
             users: &contents.users,
             xlog: &contents.xlog,
+            meta: &contents.meta,
         }
     }
 
@@ -477,7 +496,13 @@ mod tests {
             ],
             base: User::default(),
         });
-        contents.xlog = Xlog::new(true);
+        contents.xlog = Xlog::new(
+            true,
+            Stance {
+                epoch: 3,
+                serving: true,
+            },
+        );
         for i in 0..600u64 {
             contents.xlog.append(i, || Bytes::from(i.to_string()));
         }
@@ -507,6 +532,13 @@ mod tests {
         assert!(
             back.xlog.window().eq(original.xlog.window()),
             "the untrimmed records 11..=600"
+        );
+        assert_eq!(
+            back.stance,
+            Some(Stance {
+                epoch: 3,
+                serving: true
+            })
         );
         let mut restored = back.sessions;
         let repeat = SessionTag {

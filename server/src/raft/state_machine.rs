@@ -30,12 +30,13 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use crate::acl::Users;
 use crate::error::{Error, Result};
-use crate::keyspace::{Keyspace, Reply, Write, WriteOp};
+use crate::keyspace::{Keyspace, KvError, Reply, Write, WriteOp};
+use crate::meta::{Meta, MetaAnswer};
 use crate::raft::snapshot_file::{self, Contents, SnapshotFile, Target, View};
 use crate::raft::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::sessions::Sessions;
 use crate::wire;
-use crate::xlog::{Accept, Record, Xlog};
+use crate::xlog::{Accept, Record, Stance, Xlog};
 
 /// How many snapshot files a shard keeps.
 const SNAPSHOTS_KEPT: usize = 2;
@@ -51,6 +52,9 @@ pub struct Applied {
     pub users: Users,
     /// The shard's cross-region log.
     pub xlog: Xlog,
+    /// The failover group and its history ([`crate::meta::META_GROUP`]
+    /// only; empty elsewhere).
+    pub meta: Meta,
     /// The last log entry applied.
     pub last_applied: Option<LogId>,
     /// The last membership applied.
@@ -74,12 +78,13 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// A state machine whose snapshots live in `dir` (created if missing),
-    /// keeping its applied writes as cross-region log records when
-    /// `keeps_xlog` (a primary region's group with somewhere to ship to).
-    pub fn open(dir: PathBuf, keeps_xlog: bool) -> Result<Self> {
+    /// keeping its applied client writes as cross-region log records when
+    /// `keeps_xlog` (a cluster of several regions), and taking client
+    /// writes as `stance` says until its log or a snapshot says otherwise.
+    pub fn open(dir: PathBuf, keeps_xlog: bool, stance: Stance) -> Result<Self> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let applied = Applied {
-            xlog: Xlog::new(keeps_xlog),
+            xlog: Xlog::new(keeps_xlog, stance),
             ..Applied::default()
         };
         Ok(StateMachine {
@@ -152,6 +157,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 sessions: &applied.sessions,
                 users: &applied.users,
                 xlog: &applied.xlog,
+                meta: &applied.meta,
             };
             let encoded = snapshot_file::encode(&meta, contents)?;
             (meta, encoded)
@@ -246,8 +252,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.keyspace = contents.keyspace;
             applied.sessions = contents.sessions;
             applied.users = contents.users;
-            let keeps = applied.xlog.keeps();
-            applied.xlog = contents.xlog.keeping(keeps);
+            applied.xlog = contents.xlog.adopted(&applied.xlog, contents.stance);
+            applied.meta = contents.meta;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
         }
@@ -300,10 +306,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 /// Applies a write of the group's log: a client write (numbered in the
-/// cross-region log), a batch of shipped records, or a trim of the log.
+/// cross-region log, refused once the group is sealed), shipping from the
+/// primary (refused unless sealed and of its epoch or a later one), the
+/// log's trim, seal and opening, or a meta op.
 fn apply_write(applied: &mut Applied, write: Write) -> Reply {
     match &write.op {
-        WriteOp::Xlog { records, as_of_ms } => apply_records(applied, records, *as_of_ms),
+        WriteOp::Xlog {
+            records,
+            as_of_ms,
+            epoch,
+        } => match applied.xlog.admits(*epoch) {
+            true => apply_records(applied, records, *as_of_ms),
+            false => Reply::Err(KvError::Fenced),
+        },
         WriteOp::XlogTrim { through } => {
             applied.xlog.trim(*through);
             Reply::Ok
@@ -313,7 +328,29 @@ fn apply_write(applied: &mut Applied, write: Write) -> Reply {
             part,
             last,
             image,
-        } => apply_reset_part(applied, *gseq, *part, *last, image),
+            epoch,
+        } => match applied.xlog.admits(*epoch) {
+            true => apply_reset_part(applied, *gseq, *part, *last, image),
+            false => Reply::Err(KvError::Fenced),
+        },
+        WriteOp::XlogSeal => {
+            applied.xlog.seal();
+            Reply::Int(applied.xlog.gseq() as i64)
+        }
+        // A partial copy must not take writes.
+        WriteOp::XlogOpen { .. } if applied.xlog.resetting().is_some() => Reply::Nil,
+        WriteOp::XlogOpen { epoch } => {
+            applied.xlog.open(*epoch);
+            Reply::Int(applied.xlog.gseq() as i64)
+        }
+        WriteOp::Meta(op) => {
+            let refused = applied.meta.apply(op, write.now_ms);
+            Reply::Meta(Box::new(MetaAnswer {
+                refused,
+                meta: applied.meta.clone(),
+            }))
+        }
+        _ if !applied.xlog.stance().serving => Reply::Err(KvError::NotServing),
         _ => {
             let reply = apply_client_write(applied, &write);
             applied.xlog.append(write.now_ms, || {
@@ -359,7 +396,7 @@ fn apply_records(applied: &mut Applied, records: &[Record], as_of_ms: u64) -> Re
             }
         };
         apply_client_write(applied, &write);
-        applied.xlog.applied(record.clone());
+        applied.xlog.applied(record.gseq);
     }
     let holds_all = records.last().is_none_or(|r| r.gseq <= applied.xlog.gseq());
     if holds_all && as_of_ms > 0 {

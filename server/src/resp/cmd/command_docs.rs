@@ -33,6 +33,24 @@ static DOCS: &[Doc] = &[
     doc("append", "Append a value to a key", "2.0.0", "string"),
     doc("auth", "Authenticate to the server", "1.0.0", "connection"),
     doc(
+        "cairn.failover",
+        "Move the failover group's primary to another region (FORCE: without the old primary)",
+        "cairn",
+        "cairn",
+    ),
+    doc(
+        "cairn.failovers",
+        "The failover group's failovers: when, RTO, records lost",
+        "cairn",
+        "cairn",
+    ),
+    doc(
+        "cairn.status",
+        "The failover group: epoch, primary, policy and state",
+        "cairn",
+        "cairn",
+    ),
+    doc(
         "client",
         "A container for client connection commands",
         "2.4.0",

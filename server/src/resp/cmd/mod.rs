@@ -11,6 +11,7 @@
 mod acl;
 mod append;
 mod auth;
+mod cairn;
 mod client;
 mod cluster;
 mod command;
@@ -196,6 +197,9 @@ pub static TABLE: &[&Spec] = &[
     &acl::SPEC,
     &append::SPEC,
     &auth::SPEC,
+    &cairn::FAILOVER,
+    &cairn::FAILOVERS,
+    &cairn::STATUS,
     &client::SPEC,
     &cluster::CLUSTER,
     &command::SPEC,
@@ -402,7 +406,9 @@ pub fn error_frame(err: Error) -> Frame {
         Error::NoLeader { shard } | Error::NotLeader { shard, .. } => Frame::error(format!(
             "CLUSTERDOWN shard {shard} has no reachable leader right now, try again"
         )),
-        Error::Unreachable { .. } => Frame::error(format!("TRYAGAIN {err}")),
+        Error::Unreachable { .. } | Error::NoLease { .. } | Error::NotServing { .. } => {
+            Frame::error(format!("TRYAGAIN {err}"))
+        }
         // Redis's words for a write sent to a replica.
         Error::ReadOnly => Frame::error("READONLY You can't write against a read only replica."),
         Error::PastStalenessBound { .. } => Frame::error(format!("MASTERDOWN {err}")),
@@ -427,6 +433,8 @@ pub fn kv_error(err: KvError) -> Frame {
         KvError::NotFloat => not_float(),
         KvError::NanOrInfinity => Frame::error("ERR increment would produce NaN or Infinity"),
         KvError::HashNotFloat => Frame::error("ERR hash value is not a float"),
+        KvError::NotServing => Frame::error("TRYAGAIN the region is failing over; try again"),
+        KvError::Fenced => Frame::error("ERR shipping refused by a group of another epoch"),
     }
 }
 

@@ -1,0 +1,386 @@
+//! Failover: moving the primary to another region, and the old primary's
+//! way back.
+//!
+//! [`start`] marks a failover in the meta group's record (see
+//! [`crate::meta`]); from then on no lease is renewed, and the meta group's
+//! leader drives it ([`run`]), so a driver that dies is replaced by the
+//! next leader, which takes every step again (each is idempotent):
+//!
+//! - **Planned.** Every shard's group in the old primary is sealed through
+//!   its own log (`WriteOp::XlogSeal`): writes applied after the seal are
+//!   refused, whoever proposed them, and the seal answers the shard's last
+//!   gseq. The driver waits until the target's group holds that gseq (the
+//!   old primary's shippers keep shipping), so nothing is lost.
+//! - **Forced.** The old primary is not asked: the driver waits until the
+//!   last lease the meta group granted has run out by its own clock (see
+//!   [`crate::lease`]), then pulls from the witness every record the
+//!   target lacks, in the new epoch (from then on the witness refuses the
+//!   old one), and ships them to the target. What neither had is lost.
+//!
+//! Then every target group is opened in the new epoch
+//! (`WriteOp::XlogOpen`) and the record switched ([`MetaOp::Switch`]) with
+//! the gseq each shard was handed over at; the new primary's nodes renew
+//! their lease at once and writes go on. A failover that cannot complete
+//! is aborted with the reason, and a planned one reopens the old primary.
+//!
+//! With the `automatic` policy the driver starts a forced failover to the
+//! next data region itself once the primary renewed nothing for the
+//! grace period.
+//!
+//! An old primary that comes back after a forced failover finds its groups
+//! still open in an epoch that ended ([`step_down`]): each group's leader
+//! writes the records past the handover to the lost-writes report
+//! (`lost-writes.log` in the data dir, and `MetaOp::ReportLost`, shown by
+//! `CAIRN.FAILOVERS`), then seals its group, which the new primary's
+//! shippers then resync.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::{Durability, RegionRole};
+use crate::error::{Error, Result};
+use crate::keyspace::{Reply, Write, WriteOp};
+use crate::meta::{Failing, Failover, FailoverGroup, MetaOp, Policy};
+use crate::node::Node;
+use crate::placement::{RegionIndex, group_id};
+use crate::shard::{Request, Shard, now_ms};
+use crate::wire;
+
+/// How often the driver and the old primary look at the record.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a planned failover waits for the target to catch up.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
+/// How long [`start`] waits for the failover to complete.
+pub const FAILOVER_WAIT: Duration = Duration::from_secs(30);
+/// The lost-writes report, in the data dir.
+pub const LOST_WRITES_FILE: &str = "lost-writes.log";
+
+/// Starts a failover of the failover group to `to` and waits until it
+/// switched (or gave up); the failover as the history keeps it.
+pub async fn start(node: &Node, to: RegionIndex, forced: bool, by: String) -> Result<Failover> {
+    let answer = node.execute_meta(MetaOp::Begin { to, forced, by }).await?;
+    if let Some(why) = answer.refused {
+        return Err(Error::Failover(why));
+    }
+    let failing = answer.meta.group.and_then(|g| g.failing);
+    let started_ms = failing.map_or(0, |f| f.started_ms);
+    let deadline = Instant::now() + FAILOVER_WAIT;
+    while Instant::now() < deadline {
+        tokio::time::sleep(TICK).await;
+        let Ok(meta) = node.read_meta().await else {
+            continue;
+        };
+        node.set_meta(meta.clone());
+        let done = meta.history.iter().rev().find(|f| f.started_ms == started_ms);
+        match done {
+            Some(failover) if failover.aborted.is_some() => {
+                return Err(Error::Failover(failover.aborted.clone().unwrap_or_default()));
+            }
+            Some(failover) => return Ok(failover.clone()),
+            None => {}
+        }
+    }
+    Err(Error::Failover(format!(
+        "not complete after {} s; CAIRN.STATUS shows how it goes on",
+        FAILOVER_WAIT.as_secs()
+    )))
+}
+
+/// Runs until `stop` turns true; returns at once in a cluster of one
+/// region.
+pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    if !node.has_meta_group() {
+        return;
+    }
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Since when (ms since the Unix epoch) this node has led a meta group
+    // that answered: the primary's silence counts only from then, since
+    // renewals cannot get through a meta group without a majority.
+    let mut watching: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        if node.region().1 != RegionRole::Witness {
+            step_down(&node).await;
+        }
+        let leads_meta = node.meta_replica().is_some_and(|m| m.leader() == Some(node.id()));
+        let group = match leads_meta {
+            true => node.read_meta().await.ok().and_then(|m| m.group),
+            false => None,
+        };
+        match group {
+            Some(group) => drive(&node, group, *watching.get_or_insert_with(now_ms)).await,
+            None => watching = None,
+        }
+    }
+}
+
+/// On the meta group's leader, watching it since `watching_ms`: takes the
+/// failover under way to its end, or starts one the policy asks for.
+async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
+    let Some(failing) = group.failing.clone() else {
+        let silent_ms = now_ms().saturating_sub(group.renewed_ms.max(watching_ms));
+        if let Policy::Automatic { grace_ms } = group.policy
+            && silent_ms > grace_ms
+            && let Some(to) = group.next_region()
+        {
+            tracing::warn!(
+                primary = group.primary,
+                to,
+                grace_ms,
+                "the primary is silent: failing over"
+            );
+            let begin = MetaOp::Begin {
+                to,
+                forced: true,
+                by: "automatic".into(),
+            };
+            if let Err(err) = node.execute_meta(begin).await {
+                tracing::warn!(cause = %err, "automatic failover not started");
+            }
+        }
+        return;
+    };
+    tracing::info!(
+        from = group.primary,
+        to = failing.to,
+        forced = failing.forced,
+        "failing over"
+    );
+    let handover = match failing.forced {
+        true => pull(node, &group, &failing).await,
+        false => drain(node, &group, &failing).await,
+    };
+    let opened = match handover {
+        Ok(handover) => open(node, failing.to, group.epoch + 1).await.map(|()| handover),
+        Err(err) => Err(err),
+    };
+    let op = match opened {
+        Ok(handover) => MetaOp::Switch {
+            epoch: group.epoch,
+            handover,
+        },
+        Err(why) => {
+            tracing::warn!(%why, "failover aborted");
+            if !failing.forced {
+                // Writes go on where they were.
+                let _ = open(node, group.primary, group.epoch).await;
+            }
+            MetaOp::Abort {
+                epoch: group.epoch,
+                why,
+            }
+        }
+    };
+    match node.execute_meta(op).await {
+        Ok(answer) => match answer.refused {
+            None => tracing::info!(epoch = group.epoch + 1, primary = failing.to, "failover done"),
+            Some(why) => tracing::warn!(%why, "failover not recorded"),
+        },
+        Err(err) => tracing::warn!(cause = %err, "failover not recorded; the next leader takes it up"),
+    }
+}
+
+/// A planned failover's handover: seals the old primary and waits until
+/// the target holds everything it applied.
+async fn drain(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<Vec<u64>, String> {
+    let mut sealed = Vec::new();
+    for shard in 0..u64::from(node.slots().shards()) {
+        let seal = Request::Write(Write::new(WriteOp::XlogSeal));
+        let gseq = gseq_of(node.execute_in(group_id(group.primary, shard), seal).await).map_err(|e| {
+            format!("shard {shard} of the primary region could not be sealed ({e}); FORCE fails over without it")
+        })?;
+        sealed.push(gseq);
+    }
+    let deadline = Instant::now() + DRAIN_WAIT;
+    for (shard, &gseq) in sealed.iter().enumerate() {
+        loop {
+            let held = probe(node, group_id(failing.to, shard as u64), group.epoch).await;
+            match held {
+                Ok(held) if held >= gseq => break,
+                _ if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "shard {shard} of region {} did not catch up with gseq {gseq} within {} s ({held:?})",
+                        failing.to,
+                        DRAIN_WAIT.as_secs()
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+    Ok(sealed)
+}
+
+/// A forced failover's handover: waits out the old primary's lease, then
+/// fills the target in from the witness.
+async fn pull(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<Vec<u64>, String> {
+    let wait = group.lease_end_ms().saturating_sub(now_ms());
+    if wait > 0 {
+        tracing::info!(wait_ms = wait, "waiting out the old primary's lease");
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+    let epoch = group.epoch + 1;
+    let witness = node.config().topology.witness_region().and_then(|region| {
+        let topology = &node.config().topology;
+        let first = topology
+            .nodes
+            .iter()
+            .find(|n| topology.region_of(n.id).map(|r| r.0) == Some(region));
+        first.map(|n| n.id)
+    });
+    let mut handover = Vec::new();
+    for shard in 0..u64::from(node.slots().shards()) {
+        let target = group_id(failing.to, shard);
+        let mut held = probe(node, target, epoch)
+            .await
+            .map_err(|e| format!("shard {shard} of region {} cannot be reached: {e}", failing.to))?;
+        while let Some(witness) = witness {
+            let records = match node.pull_from_witness(witness, shard, held, epoch).await {
+                Ok(records) => records,
+                Err(err) if group.durability == Durability::Zone => {
+                    tracing::warn!(shard, cause = %err, "the witness cannot be reached: failing over without it");
+                    break;
+                }
+                Err(err) => {
+                    return Err(format!(
+                        "the witness cannot be reached ({err}) and durability = \"witness\" loses nothing"
+                    ));
+                }
+            };
+            if records.is_empty() {
+                break;
+            }
+            let batch = WriteOp::Xlog {
+                records,
+                as_of_ms: 0,
+                epoch,
+            };
+            let applied = gseq_of(node.execute_in(target, Request::Write(Write::new(batch))).await)
+                .map_err(|e| format!("shard {shard}: the witness's records were not applied: {e}"))?;
+            if applied <= held {
+                return Err(format!(
+                    "shard {shard}: the witness's records after gseq {held} do not apply"
+                ));
+            }
+            held = applied;
+        }
+        handover.push(held);
+    }
+    Ok(handover)
+}
+
+/// Opens every group of `region` in `epoch`.
+async fn open(node: &Node, region: RegionIndex, epoch: u64) -> Result<(), String> {
+    for shard in 0..u64::from(node.slots().shards()) {
+        let open = Request::Write(Write::new(WriteOp::XlogOpen { epoch }));
+        let answer = node.execute_in(group_id(region, shard), open).await;
+        let why = match answer.map(|a| a.reply) {
+            Ok(Reply::Int(_)) => continue,
+            Ok(Reply::Nil) => "it holds a partial copy (a resync is under way)".to_string(),
+            Ok(other) => format!("it answered {other:?}"),
+            Err(err) => err.to_string(),
+        };
+        return Err(format!("shard {shard} of region {region} could not be opened: {why}"));
+    }
+    Ok(())
+}
+
+/// The gseq group `group` holds, asked with an empty batch of `epoch`.
+async fn probe(node: &Node, group: u64, epoch: u64) -> Result<u64> {
+    let batch = WriteOp::Xlog {
+        records: Vec::new(),
+        as_of_ms: 0,
+        epoch,
+    };
+    gseq_of(node.execute_in(group, Request::Write(Write::new(batch))).await)
+}
+
+/// The gseq a seal, an opening or a batch answered.
+fn gseq_of(answer: Result<crate::shard::Answer>) -> Result<u64> {
+    match answer?.reply {
+        Reply::Int(gseq) => Ok(gseq as u64),
+        other => Err(Error::Failover(format!("answered {other:?}"))),
+    }
+}
+
+/// On a node of a region that is no longer the primary: every group it
+/// leads that is still open in an epoch that ended reports the records
+/// past the handover as lost, then seals itself.
+async fn step_down(node: &Node) {
+    let meta = node.meta_view().borrow().clone();
+    let Some(group) = meta.group.as_ref() else {
+        return;
+    };
+    let (region, _) = node.region();
+    if group.primary == region {
+        return;
+    }
+    let leading = node.shards().filter(|s| s.leader() == Some(node.id()));
+    for shard in leading {
+        let stance = shard.stance();
+        if !stance.serving || stance.epoch >= group.epoch {
+            continue;
+        }
+        let handover = meta
+            .ended(stance.epoch)
+            .and_then(|f| f.handover.get(shard.shard as usize).copied());
+        let (gseq, _) = shard.xlog_position();
+        let handover = handover.unwrap_or(gseq);
+        let lost = shard.xlog_after(handover);
+        if let Err(err) = report(node, shard, stance.epoch, &lost) {
+            tracing::error!(cause = %err, "lost writes not reported; the group stays open");
+            continue;
+        }
+        let seal = Request::Write(Write::new(WriteOp::XlogSeal));
+        if let Err(err) = shard.execute(seal).await {
+            tracing::warn!(shard = shard.shard, cause = %err, "not sealed yet");
+            continue;
+        }
+        let records = gseq.saturating_sub(handover);
+        tracing::warn!(
+            shard = shard.shard,
+            epoch = stance.epoch,
+            records,
+            "stepped down; writes past the handover discarded"
+        );
+        let reported = MetaOp::ReportLost {
+            epoch: stance.epoch,
+            shard: shard.shard,
+            records,
+        };
+        if let Err(err) = node.execute_meta(reported).await {
+            tracing::warn!(cause = %err, "lost writes not recorded in the meta group");
+        }
+    }
+}
+
+/// Appends `lost` to the lost-writes report, durably.
+fn report(node: &Node, shard: &Shard, epoch: u64, lost: &[crate::xlog::Record]) -> Result<()> {
+    let path = node.config().data_dir.join(LOST_WRITES_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let mut text = String::new();
+    for record in lost {
+        let write = match wire::decode::<Write>(&record.payload) {
+            Ok(write) => format!("{:?}", write.op),
+            Err(err) => format!("(undecodable: {err})"),
+        };
+        text.push_str(&format!(
+            "epoch={epoch} shard={} gseq={} proposed_ms={} write={write}\n",
+            shard.shard, record.gseq, record.proposed_ms
+        ));
+    }
+    file.write_all(text.as_bytes()).map_err(|e| Error::io(&path, e))?;
+    file.sync_all().map_err(|e| Error::io(&path, e))
+}

@@ -1,0 +1,431 @@
+//! The meta group's state: the failover group's record, the primary lease
+//! and the failover history.
+//!
+//! A cluster of several regions runs one more Raft group, [`META_GROUP`],
+//! with one voter per region (each region's first node, the witness
+//! included), so a majority of regions decides who is primary. Its state
+//! machine is a shard's (the same log, snapshots and network), whose
+//! [`Meta`] is changed by [`MetaOp`] entries and whose keyspace stays
+//! empty. Apply is deterministic: the time an op carries is its
+//! proposer's clock.
+//!
+//! The record names the primary region and the epoch. Nodes of the
+//! primary region renew a lease on it every second ([`MetaOp::Renew`]),
+//! granted only for the current epoch while no failover runs; a node
+//! counts its lease from when it sent the renewal (see
+//! [`crate::lease`]). A failover first marks the record ([`MetaOp::Begin`],
+//! after which nothing is renewed), and the meta group's leader drives it
+//! (see [`crate::failover`]) to [`MetaOp::Switch`], which bumps the epoch
+//! and names the new primary, or to [`MetaOp::Abort`]. A forced failover
+//! switches only once the last lease granted ran out by the driver's clock
+//! plus [`DRIFT`]: the old primary stops writing before the new one starts.
+//! Every failover is kept in the history, with the gseq each shard was
+//! handed over at and, once the old primary reported them, the records it
+//! lost ([`MetaOp::ReportLost`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Durability;
+use crate::placement::RegionIndex;
+use crate::raft::typ::GroupId;
+
+/// The meta group's id: no region's shard group has it.
+pub const META_GROUP: GroupId = u64::MAX;
+/// How long a renewal holds the lease.
+pub const LEASE: Duration = Duration::from_secs(5);
+/// How far apart two nodes' clocks may run over a lease: a node gives its
+/// lease up this much early, the meta group counts it this much longer.
+pub const DRIFT: Duration = Duration::from_millis(500);
+/// Failovers kept in the history.
+pub const HISTORY: usize = 100;
+
+/// When a failover happens without a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Policy {
+    /// Only when asked (`CAIRN.FAILOVER`).
+    Manual,
+    /// Also, forced, once the primary region has renewed nothing for
+    /// `grace_ms`.
+    Automatic {
+        /// How long the primary may be silent.
+        grace_ms: u64,
+    },
+}
+
+/// A failover under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failing {
+    /// The region that becomes primary.
+    pub to: RegionIndex,
+    /// Forced: the old primary is not asked to stop, its lease is waited
+    /// out and the witness fills in what the target lacks.
+    pub forced: bool,
+    /// Who asked (a client's address, or `automatic`).
+    pub by: String,
+    /// When it began (ms since the Unix epoch).
+    pub started_ms: u64,
+}
+
+/// The failover group: every shard, its data regions, and which is primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverGroup {
+    /// Its name (`default`).
+    pub name: String,
+    /// The data regions, in the order a failover picks them.
+    pub regions: Vec<RegionIndex>,
+    /// The region whose groups take the writes.
+    pub primary: RegionIndex,
+    /// Bumped by every failover.
+    pub epoch: u64,
+    /// When failover happens without a human.
+    pub policy: Policy,
+    /// When a write is acknowledged.
+    pub durability: Durability,
+    /// The failover under way, if one is.
+    pub failing: Option<Failing>,
+    /// When the primary last sent a renewal that was granted (its clock,
+    /// ms since the Unix epoch), or when the epoch began if none was yet:
+    /// what the primary's silence is counted from.
+    pub renewed_ms: u64,
+}
+
+impl FailoverGroup {
+    /// When the last lease granted runs out, by any clock within
+    /// [`DRIFT`] of the renewing node's.
+    pub fn lease_end_ms(&self) -> u64 {
+        self.renewed_ms + (LEASE + DRIFT).as_millis() as u64
+    }
+
+    /// The region a failover without a named target goes to: the first
+    /// data region after the primary.
+    pub fn next_region(&self) -> Option<RegionIndex> {
+        self.regions.iter().copied().find(|&r| r != self.primary)
+    }
+}
+
+/// One failover, as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failover {
+    /// The epoch it ended.
+    pub from_epoch: u64,
+    /// The region that was primary.
+    pub from: RegionIndex,
+    /// The region it went to.
+    pub to: RegionIndex,
+    /// Whether it was forced.
+    pub forced: bool,
+    /// Who asked.
+    pub by: String,
+    /// When it began.
+    pub started_ms: u64,
+    /// When it switched or gave up.
+    pub finished_ms: u64,
+    /// Why it gave up (`None`: it switched).
+    pub aborted: Option<String>,
+    /// Per shard, the gseq the new primary started after.
+    pub handover: Vec<u64>,
+    /// Per shard, the records the old primary had applied past the
+    /// handover and discarded, as it reported them when it came back.
+    pub lost: BTreeMap<u64, u64>,
+}
+
+impl Failover {
+    /// How long writes were refused: from the beginning to the switch.
+    pub fn rto_ms(&self) -> u64 {
+        self.finished_ms.saturating_sub(self.started_ms)
+    }
+}
+
+/// The meta group's applied state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The failover group, once the first voter to lead proposed it.
+    pub group: Option<FailoverGroup>,
+    /// The newest failovers, oldest first.
+    pub history: Vec<Failover>,
+}
+
+/// A change to the meta group's state, applied at `now_ms` (the
+/// proposer's clock, carried by the entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetaOp {
+    /// Set the failover group as the topology describes it, unless it is
+    /// set already.
+    Init(FailoverGroup),
+    /// A node of `region` asks for the lease of `epoch`; granted while that
+    /// is the primary and epoch and no failover runs.
+    Renew {
+        /// The renewing node's region.
+        region: RegionIndex,
+        /// The epoch it serves.
+        epoch: u64,
+    },
+    /// Start a failover to `to`.
+    Begin {
+        /// The target region.
+        to: RegionIndex,
+        /// Whether it is forced.
+        forced: bool,
+        /// Who asked.
+        by: String,
+    },
+    /// End the failover under way: `to` is primary from the next epoch on.
+    Switch {
+        /// The epoch the failover began in (a stale driver's switch is
+        /// refused).
+        epoch: u64,
+        /// Per shard, the gseq the new primary starts after.
+        handover: Vec<u64>,
+    },
+    /// Give the failover under way up; the primary stays.
+    Abort {
+        /// The epoch it began in.
+        epoch: u64,
+        /// Why.
+        why: String,
+    },
+    /// The old primary of the failover that ended `epoch` discarded
+    /// `records` of `shard` past the handover.
+    ReportLost {
+        /// The epoch the failover ended.
+        epoch: u64,
+        /// The shard.
+        shard: u64,
+        /// How many records.
+        records: u64,
+    },
+}
+
+/// What a meta op answers: the state after it, and why it was refused if
+/// it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaAnswer {
+    /// Why nothing changed, if so.
+    pub refused: Option<String>,
+    /// The state after the op.
+    pub meta: Meta,
+}
+
+impl Meta {
+    /// Applies `op` at `now_ms`: `None` when it was applied, else why not
+    /// (and nothing changed).
+    pub fn apply(&mut self, op: &MetaOp, now_ms: u64) -> Option<String> {
+        if let MetaOp::Init(group) = op {
+            self.group.get_or_insert_with(|| FailoverGroup {
+                renewed_ms: now_ms,
+                ..group.clone()
+            });
+            return None;
+        }
+        let Some(group) = self.group.as_mut() else {
+            return Some("the meta group holds no failover group yet".into());
+        };
+        match op {
+            MetaOp::Init(_) => None,
+            MetaOp::Renew { region, epoch } => {
+                if *region != group.primary || *epoch != group.epoch {
+                    return Some(format!(
+                        "the lease of epoch {} is held by region {}",
+                        group.epoch, group.primary
+                    ));
+                }
+                if group.failing.is_some() {
+                    return Some("a failover is under way".into());
+                }
+                group.renewed_ms = group.renewed_ms.max(now_ms);
+                None
+            }
+            MetaOp::Begin { to, forced, by } => {
+                if let Some(failing) = &group.failing {
+                    return Some(format!("a failover to region {} is already under way", failing.to));
+                }
+                if !group.regions.contains(to) {
+                    return Some(format!("region {to} holds no data of failover group {}", group.name));
+                }
+                if *to == group.primary {
+                    return Some(format!("region {to} is already the primary"));
+                }
+                group.failing = Some(Failing {
+                    to: *to,
+                    forced: *forced,
+                    by: by.clone(),
+                    started_ms: now_ms,
+                });
+                None
+            }
+            MetaOp::Switch { epoch, handover } => {
+                let failing = match (&group.failing, *epoch == group.epoch) {
+                    (Some(failing), true) => failing.clone(),
+                    _ => return Some(format!("no failover of epoch {epoch} is under way")),
+                };
+                self.history.push(Failover {
+                    from_epoch: group.epoch,
+                    from: group.primary,
+                    to: failing.to,
+                    forced: failing.forced,
+                    by: failing.by,
+                    started_ms: failing.started_ms,
+                    finished_ms: now_ms,
+                    aborted: None,
+                    handover: handover.clone(),
+                    // A planned failover drained every record first.
+                    lost: match failing.forced {
+                        true => BTreeMap::new(),
+                        false => (0..handover.len() as u64).map(|s| (s, 0)).collect(),
+                    },
+                });
+                group.epoch += 1;
+                group.primary = failing.to;
+                group.failing = None;
+                group.renewed_ms = now_ms;
+                self.trim_history();
+                None
+            }
+            MetaOp::Abort { epoch, why } => {
+                let failing = match (&group.failing, *epoch == group.epoch) {
+                    (Some(failing), true) => failing.clone(),
+                    _ => return Some(format!("no failover of epoch {epoch} is under way")),
+                };
+                self.history.push(Failover {
+                    from_epoch: group.epoch,
+                    from: group.primary,
+                    to: failing.to,
+                    forced: failing.forced,
+                    by: failing.by,
+                    started_ms: failing.started_ms,
+                    finished_ms: now_ms,
+                    aborted: Some(why.clone()),
+                    handover: Vec::new(),
+                    lost: BTreeMap::new(),
+                });
+                group.failing = None;
+                self.trim_history();
+                None
+            }
+            MetaOp::ReportLost { epoch, shard, records } => {
+                let switched = self
+                    .history
+                    .iter_mut()
+                    .find(|f| f.from_epoch == *epoch && f.aborted.is_none());
+                match switched {
+                    Some(failover) => {
+                        failover.lost.insert(*shard, *records);
+                        None
+                    }
+                    None => Some(format!("no failover ended epoch {epoch}")),
+                }
+            }
+        }
+    }
+
+    /// The failover that ended `epoch`, if the history still has it.
+    pub fn ended(&self, epoch: u64) -> Option<&Failover> {
+        self.history
+            .iter()
+            .find(|f| f.from_epoch == epoch && f.aborted.is_none())
+    }
+
+    fn trim_history(&mut self) {
+        let excess = self.history.len().saturating_sub(HISTORY);
+        self.history.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta {
+        let mut meta = Meta::default();
+        let group = FailoverGroup {
+            name: "default".into(),
+            regions: vec![0, 1],
+            primary: 0,
+            epoch: 1,
+            policy: Policy::Manual,
+            durability: Durability::Zone,
+            failing: None,
+            renewed_ms: 0,
+        };
+        assert_eq!(meta.apply(&MetaOp::Init(group), 0), None);
+        meta
+    }
+
+    fn begin(to: RegionIndex, forced: bool) -> MetaOp {
+        MetaOp::Begin {
+            to,
+            forced,
+            by: "test".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_primary_renews_and_not_while_failing_over() {
+        let mut meta = meta();
+        assert_eq!(meta.apply(&MetaOp::Renew { region: 0, epoch: 1 }, 100), None);
+        assert!(meta.apply(&MetaOp::Renew { region: 1, epoch: 1 }, 200).is_some());
+        assert!(meta.apply(&MetaOp::Renew { region: 0, epoch: 0 }, 200).is_some());
+        assert_eq!(meta.group.as_ref().unwrap().renewed_ms, 100);
+        assert_eq!(meta.apply(&begin(1, true), 300), None);
+        assert!(meta.apply(&MetaOp::Renew { region: 0, epoch: 1 }, 400).is_some());
+        let end = meta.group.as_ref().unwrap().lease_end_ms();
+        assert_eq!(end, 100 + 5500, "the lease and the drift, from the renewal");
+    }
+
+    #[test]
+    fn a_failover_switches_once_and_bumps_the_epoch() {
+        let mut meta = meta();
+        assert!(meta.apply(&begin(0, false), 10).is_some(), "already primary");
+        assert!(meta.apply(&begin(2, false), 10).is_some(), "not a data region");
+        assert_eq!(meta.apply(&begin(1, false), 10), None);
+        assert!(meta.apply(&begin(1, false), 11).is_some(), "one at a time");
+        let switch = |epoch| MetaOp::Switch {
+            epoch,
+            handover: vec![7, 9],
+        };
+        assert!(meta.apply(&switch(2), 20).is_some(), "a stale epoch");
+        assert_eq!(meta.apply(&switch(1), 30), None);
+        assert!(meta.apply(&switch(1), 31).is_some(), "only once");
+        let group = meta.group.as_ref().unwrap();
+        assert_eq!((group.primary, group.epoch, group.failing.is_none()), (1, 2, true));
+        let failover = meta.ended(1).unwrap();
+        assert_eq!((failover.rto_ms(), failover.handover.clone()), (20, vec![7, 9]));
+        assert_eq!(
+            failover.lost.values().sum::<u64>(),
+            0,
+            "a planned failover loses nothing"
+        );
+    }
+
+    #[test]
+    fn an_abort_keeps_the_primary_and_a_forced_failover_learns_its_losses() {
+        let mut meta = meta();
+        meta.apply(&begin(1, true), 10);
+        let abort = MetaOp::Abort {
+            epoch: 1,
+            why: "unreachable".into(),
+        };
+        assert_eq!(meta.apply(&abort, 20), None);
+        assert_eq!(meta.group.as_ref().unwrap().primary, 0);
+        assert!(meta.ended(1).is_none(), "an aborted failover ended nothing");
+        meta.apply(&begin(1, true), 30);
+        meta.apply(
+            &MetaOp::Switch {
+                epoch: 1,
+                handover: vec![5],
+            },
+            40,
+        );
+        let lost = MetaOp::ReportLost {
+            epoch: 1,
+            shard: 0,
+            records: 3,
+        };
+        assert_eq!(meta.apply(&lost, 50), None);
+        assert_eq!(meta.ended(1).unwrap().lost.get(&0), Some(&3));
+        assert_eq!(meta.history.len(), 2);
+    }
+}

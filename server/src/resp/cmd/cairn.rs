@@ -1,0 +1,237 @@
+//! Cairn's own commands for the failover group: `CAIRN.STATUS`,
+//! `CAIRN.FAILOVER` and `CAIRN.FAILOVERS`.
+//!
+//! They read and change the meta group (see [`crate::meta`] and
+//! [`crate::failover`]) from any node, and answer text in `INFO`'s
+//! `field:value` shape (one failover per line for `CAIRN.FAILOVERS`),
+//! naming regions as the topology does. A cluster of one region has no
+//! failover group, and says so.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use super::{Client, Outcome, Spec, error_frame, syntax_error};
+use crate::config::{Durability, RegionRole};
+use crate::error::Error;
+use crate::failover;
+use crate::meta::{Failover, FailoverGroup, Policy};
+use crate::node::Node;
+use crate::placement::RegionIndex;
+use crate::resp::frame::Frame;
+use crate::shard::now_ms;
+
+/// The one failover group's name.
+const GROUP: &str = "default";
+
+/// `CAIRN.STATUS`.
+pub static STATUS: Spec = Spec {
+    name: "cairn.status",
+    arity: 1,
+    flags: &["admin", "stale"],
+    first_key: 0,
+    last_key: 0,
+    step: 0,
+    categories: &["@admin", "@slow"],
+    run: |shared, _: &mut Client, _| {
+        let node = shared.node.clone();
+        Outcome::Later(Box::pin(async move {
+            match read_group(&node).await {
+                Ok(group) => Frame::bulk(status(&node, &group)),
+                Err(frame) => frame,
+            }
+        }))
+    },
+};
+
+/// `CAIRN.FAILOVER group TO region [FORCE]`.
+pub static FAILOVER: Spec = Spec {
+    name: "cairn.failover",
+    arity: -4,
+    flags: &["admin", "noscript"],
+    first_key: 0,
+    last_key: 0,
+    step: 0,
+    categories: &["@admin", "@slow", "@dangerous"],
+    run: |shared, client: &mut Client, args| {
+        let node = shared.node.clone();
+        let target = match parse_failover(&node, &args) {
+            Ok(target) => target,
+            Err(frame) => return Outcome::Reply(frame),
+        };
+        let by = format!("client {} ({})", client.id(), client.entry.addr);
+        Outcome::Later(Box::pin(async move {
+            let (to, forced) = target;
+            match failover::start(&node, to, forced, by).await {
+                Ok(failover) => Frame::bulk(describe(&node, &failover)),
+                Err(err) => error_frame(err),
+            }
+        }))
+    },
+};
+
+/// `CAIRN.FAILOVERS`.
+pub static FAILOVERS: Spec = Spec {
+    name: "cairn.failovers",
+    arity: 1,
+    flags: &["admin", "stale"],
+    first_key: 0,
+    last_key: 0,
+    step: 0,
+    categories: &["@admin", "@slow"],
+    run: |shared, _: &mut Client, _| {
+        let node = shared.node.clone();
+        Outcome::Later(Box::pin(async move {
+            if !node.has_meta_group() {
+                return no_group();
+            }
+            match node.read_meta().await {
+                Ok(meta) => Frame::bulk(
+                    meta.history
+                        .iter()
+                        .map(|f| describe(&node, f) + "\n")
+                        .collect::<String>(),
+                ),
+                Err(err) => error_frame(err),
+            }
+        }))
+    },
+};
+
+fn no_group() -> Frame {
+    Frame::error("ERR this cluster has one region: there is no failover group")
+}
+
+/// The failover group, read linearizably from the meta group.
+async fn read_group(node: &Node) -> Result<FailoverGroup, Frame> {
+    if !node.has_meta_group() {
+        return Err(no_group());
+    }
+    let meta = node.read_meta().await.map_err(error_frame)?;
+    meta.group
+        .ok_or_else(|| error_frame(Error::Failover("the meta group holds no failover group yet".into())))
+}
+
+/// `group TO region [FORCE]`: the target region and whether forced, or
+/// the error naming what is wrong (nothing is changed).
+fn parse_failover(node: &Node, args: &[Bytes]) -> Result<(RegionIndex, bool), Frame> {
+    if !node.has_meta_group() {
+        return Err(no_group());
+    }
+    let forced = match args.get(4).map(|a| a.to_ascii_uppercase()) {
+        None => false,
+        Some(word) if word == b"FORCE" && args.len() == 5 => true,
+        Some(_) => return Err(syntax_error()),
+    };
+    if !args[2].eq_ignore_ascii_case(b"TO") {
+        return Err(syntax_error());
+    }
+    let group = String::from_utf8_lossy(&args[1]);
+    if group != GROUP {
+        return Err(Frame::error(format!(
+            "ERR no failover group named '{group}' (there is one: '{GROUP}')"
+        )));
+    }
+    let topology = &node.config().topology;
+    let name = String::from_utf8_lossy(&args[3]);
+    let Some(to) = topology.region_index(&name) else {
+        let names: Vec<String> = topology.region_specs().iter().map(|r| r.name.clone()).collect();
+        return Err(Frame::error(format!(
+            "ERR no region named '{name}' (regions: {})",
+            names.join(", ")
+        )));
+    };
+    if topology.region_specs()[usize::from(to)].role == RegionRole::Witness {
+        return Err(Frame::error(format!(
+            "ERR region '{name}' is the witness: it holds no data and cannot be primary"
+        )));
+    }
+    Ok((to, forced))
+}
+
+/// A region's name.
+fn region_name(node: &Node, region: RegionIndex) -> String {
+    let specs = node.config().topology.region_specs();
+    specs
+        .get(usize::from(region))
+        .map_or_else(|| region.to_string(), |r| r.name.clone())
+}
+
+/// `CAIRN.STATUS`'s text.
+fn status(node: &Node, group: &FailoverGroup) -> String {
+    let mut out = String::new();
+    let regions: Vec<String> = group.regions.iter().map(|&r| region_name(node, r)).collect();
+    let policy = match group.policy {
+        Policy::Manual => "manual".to_string(),
+        Policy::Automatic { grace_ms } => format!("automatic grace_ms={grace_ms}"),
+    };
+    let _ = writeln!(out, "failover_group:{}", group.name);
+    let _ = writeln!(out, "epoch:{}", group.epoch);
+    let _ = writeln!(out, "primary:{}", region_name(node, group.primary));
+    let _ = writeln!(out, "regions:{}", regions.join(","));
+    let _ = writeln!(out, "policy:{policy}");
+    let durability = match group.durability {
+        Durability::Zone => "zone",
+        Durability::Witness => "witness",
+    };
+    let _ = writeln!(out, "durability:{durability}");
+    let _ = writeln!(out, "primary_silent_ms:{}", now_ms().saturating_sub(group.renewed_ms));
+    match &group.failing {
+        None => {
+            let _ = writeln!(out, "state:serving");
+        }
+        Some(failing) => {
+            let kind = if failing.forced { "forced" } else { "planned" };
+            let _ = writeln!(
+                out,
+                "state:failing_over to={} kind={kind} by={} for_ms={}",
+                region_name(node, failing.to),
+                failing.by,
+                now_ms().saturating_sub(failing.started_ms)
+            );
+        }
+    }
+    out
+}
+
+/// One failover on one line.
+fn describe(node: &Node, f: &Failover) -> String {
+    let kind = match (f.forced, f.by.as_str()) {
+        (true, "automatic") => "automatic",
+        (true, _) => "forced",
+        (false, _) => "planned",
+    };
+    let mut line = format!(
+        "epoch:{}->{} from:{} to:{} kind:{kind} by:{} started_ms:{} rto_ms:{}",
+        f.from_epoch,
+        f.from_epoch + 1,
+        region_name(node, f.from),
+        region_name(node, f.to),
+        f.by.replace(' ', "_"),
+        f.started_ms,
+        f.rto_ms()
+    );
+    if let Some(why) = &f.aborted {
+        line = format!(
+            "epoch:{} from:{} to:{} kind:{kind} started_ms:{} aborted:{}",
+            f.from_epoch,
+            region_name(node, f.from),
+            region_name(node, f.to),
+            f.started_ms,
+            why.replace(' ', "_")
+        );
+        return line;
+    }
+    let handover: Vec<String> = f.handover.iter().map(u64::to_string).collect();
+    let _ = write!(line, " handover:{}", handover.join(","));
+    let lost = match f.lost.len() == f.handover.len() {
+        true => f.lost.values().sum::<u64>().to_string(),
+        false => format!(
+            "{}+unknown({} shards not reported)",
+            f.lost.values().sum::<u64>(),
+            f.handover.len() - f.lost.len()
+        ),
+    };
+    let _ = write!(line, " lost_records:{lost}");
+    line
+}

@@ -1,0 +1,257 @@
+//! Failover of a two-region dev cluster with a witness: a planned
+//! failover and back through `CAIRN.FAILOVER`, with bad requests refused
+//! and nothing lost; and the primary region killed whole, after which the
+//! cluster fails over by itself and writes go on through the same
+//! read/write listener, losing nothing acknowledged (`durability =
+//! "witness"`), and the old primary comes back as a secondary.
+
+mod fixtures;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev};
+
+/// Dev node `node`'s (from 1) read/write and read-only listeners.
+fn listeners(base: u16, node: u16) -> (SocketAddr, SocketAddr) {
+    let port = base + 10 * (node - 1);
+    (
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        SocketAddr::from(([127, 0, 0, 1], port + 1)),
+    )
+}
+
+/// The dev cluster and the nodes the test started again, stopped when the
+/// test ends, passed or failed.
+struct Processes {
+    dev: Child,
+    restarted: Vec<Child>,
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.restarted {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        signal(self.dev.id(), "INT");
+        let _ = self.dev.wait();
+    }
+}
+
+/// Runs `args` through `addr` until it answers something other than an
+/// error (within 30 s).
+fn until_ok(addr: SocketAddr, args: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = Resp::try_connect(addr).and_then(|mut c| c.try_cmd(args).ok());
+        match answer {
+            Some(Value::Error(_)) | None => {}
+            Some(value) => return value,
+        }
+        assert!(Instant::now() < deadline, "{args:?} through {addr} never succeeded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn write_keys(addr: SocketAddr, keys: std::ops::Range<u32>) {
+    for i in keys {
+        let answer = until_ok(addr, &["SET", &format!("key-{i}"), &format!("value-{i}")]);
+        assert_eq!(answer, Value::Simple("OK".into()));
+    }
+}
+
+/// Asserts that `addr` answers every key of `keys` with its value.
+fn assert_keys(addr: SocketAddr, keys: std::ops::Range<u32>) {
+    let mut client = Resp::connect(addr);
+    for i in keys {
+        let got = client.cmd(&["GET", &format!("key-{i}")]);
+        assert_eq!(got.text(), Some(format!("value-{i}")), "key-{i} through {addr}");
+    }
+}
+
+/// The value of `field` in `CAIRN.STATUS`-shaped text.
+fn field(text: &str, field: &str) -> String {
+    let prefix = format!("{field}:");
+    text.split([' ', '\n'])
+        .find_map(|part| part.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+        .to_string()
+}
+
+fn status(addr: SocketAddr) -> String {
+    until_ok(addr, &["CAIRN.STATUS"]).text().unwrap()
+}
+
+fn error_of(value: Value) -> String {
+    match value {
+        Value::Error(message) => message,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn t82_a_planned_failover_and_back_loses_nothing_and_refuses_bad_requests() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(7);
+    let shape = ["--shards", "2", "--manual-failover"];
+    let (dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
+    let _processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (rw, _) = listeners(base, 1);
+    write_keys(rw, 0..50);
+    let before = status(rw);
+    assert_eq!(
+        (field(&before, "epoch"), field(&before, "primary")),
+        ("1".into(), "region1".into())
+    );
+
+    // Bad requests name what is wrong and change nothing.
+    let mut admin = Resp::connect(rw);
+    let refusals = [
+        (vec!["CAIRN.FAILOVER", "default", "TO", "witness"], "is the witness"),
+        (
+            vec!["CAIRN.FAILOVER", "default", "TO", "mars"],
+            "no region named 'mars'",
+        ),
+        (
+            vec!["CAIRN.FAILOVER", "default", "TO", "region1"],
+            "already the primary",
+        ),
+        (
+            vec!["CAIRN.FAILOVER", "others", "TO", "region2"],
+            "no failover group named 'others'",
+        ),
+        (vec!["CAIRN.FAILOVER", "default", "INTO", "region2"], "syntax error"),
+    ];
+    for (args, expected) in refusals {
+        let message = error_of(admin.cmd(&args));
+        assert!(message.contains(expected), "{args:?} answered {message}");
+    }
+    assert_eq!(field(&status(rw), "epoch"), "1", "nothing changed");
+
+    // A planned failover: no record lost, writes go on through the same
+    // listener, the old primary becomes a secondary fed by the new one.
+    let started = Instant::now();
+    let done = admin
+        .cmd(&["CAIRN.FAILOVER", "default", "TO", "region2"])
+        .text()
+        .unwrap();
+    println!("planned failover: {done} (answered after {:?})", started.elapsed());
+    assert_eq!(field(&done, "to"), "region2");
+    assert_eq!(field(&done, "lost_records"), "0");
+    let after = status(rw);
+    assert_eq!(
+        (field(&after, "epoch"), field(&after, "primary")),
+        ("2".into(), "region2".into())
+    );
+    assert_keys(rw, 0..50);
+    write_keys(rw, 50..100);
+    let (_, old_primary_ro) = listeners(base, 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Resp::connect(old_primary_ro).cmd(&["GET", "key-99"]).text().as_deref() != Some("value-99") {
+        assert!(Instant::now() < deadline, "region1 never received writes from region2");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // And back.
+    let back = admin
+        .cmd(&["CAIRN.FAILOVER", "default", "TO", "region1"])
+        .text()
+        .unwrap();
+    println!("planned failback: {back}");
+    assert_eq!(field(&back, "lost_records"), "0");
+    write_keys(rw, 100..120);
+    assert_keys(rw, 0..120);
+    let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    assert!(history.lines().all(|l| l.contains("kind:planned")), "{history}");
+}
+
+/// `kill -9` of dev node `node`.
+fn kill(dir: &Path, node: u16) {
+    let pid = std::fs::read_to_string(dir.join(format!("node{node}/pid"))).unwrap();
+    signal(pid.trim().parse().unwrap(), "KILL");
+}
+
+/// Starts a dev node again from its own config, as a child of the test.
+fn restart(dir: &Path, node: u16) -> Child {
+    let node_dir = dir.join(format!("node{node}"));
+    let log = std::fs::File::create(node_dir.join("restart.log")).unwrap();
+    Command::new(server_binary("cairn-server"))
+        .arg("--config")
+        .arg(node_dir.join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn t83_the_primary_region_killed_whole_fails_over_by_itself_and_loses_nothing() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(7);
+    let grace_ms = 3000;
+    let shape = [
+        "--shards",
+        "2",
+        "--durability",
+        "witness",
+        "--failover-grace-ms",
+        &grace_ms.to_string(),
+    ];
+    let (dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
+    let mut processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (rw, _) = listeners(base, 4);
+    write_keys(rw, 0..100);
+
+    for node in 1..=3 {
+        kill(dir.path(), node);
+    }
+    let killed = Instant::now();
+    write_keys(rw, 100..101);
+    let rto = killed.elapsed();
+    println!("automatic failover: writes went on {rto:?} after the primary region died (grace {grace_ms} ms)");
+    assert_keys(rw, 0..101);
+    let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
+    println!("{history}");
+    assert!(
+        history.contains("kind:automatic") && history.contains("to:region2"),
+        "{history}"
+    );
+    assert_eq!(field(&status(rw), "primary"), "region2");
+
+    // The old primary comes back as a secondary: it reports what it
+    // discarded (nothing: every acknowledged write reached the witness)
+    // and is fed by the new primary.
+    for node in 1..=3 {
+        processes.restarted.push(restart(dir.path(), node));
+    }
+    write_keys(rw, 101..110);
+    let (_, old_ro) = listeners(base, 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = Resp::try_connect(old_ro).and_then(|mut c| c.try_cmd(&["GET", "key-109"]).ok());
+        let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
+        if got.and_then(|v| v.text()).as_deref() == Some("value-109") && field(&history, "lost_records") == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "region1 never caught up as a secondary: {history}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (old_rw, _) = listeners(base, 1);
+    assert_keys(old_rw, 0..110);
+}
