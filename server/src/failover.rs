@@ -43,8 +43,8 @@ use tokio::time::Instant;
 
 use crate::config::{Durability, RegionRole};
 use crate::error::{Error, Result};
-use crate::keyspace::{Reply, Write, WriteOp};
-use crate::meta::{Failing, Failover, FailoverGroup, MetaOp, Policy};
+use crate::keyspace::{Reply, Rpo, Write, WriteOp};
+use crate::meta::{AUTOMATIC, Failing, Failover, FailoverGroup, MetaOp, Policy};
 use crate::node::Node;
 use crate::placement::{RegionIndex, group_id};
 use crate::shard::{Request, Shard, now_ms};
@@ -58,6 +58,52 @@ const DRAIN_WAIT: Duration = Duration::from_secs(10);
 pub const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// The lost-writes report, in the data dir.
 pub const LOST_WRITES_FILE: &str = "lost-writes.log";
+
+/// The one failover group's name.
+pub const GROUP: &str = "default";
+
+/// The data region a failover of group `group` to `region` goes to, or
+/// what is wrong with the request.
+pub fn target(node: &Node, group: &str, region: &str) -> Result<RegionIndex> {
+    let refuse = |why: String| Err(Error::Failover(why));
+    if !node.has_meta_group() {
+        return refuse("this cluster has one region: there is no failover group".into());
+    }
+    if group != GROUP {
+        return refuse(format!("no failover group named '{group}' (there is one: '{GROUP}')"));
+    }
+    let topology = &node.config().topology;
+    let Some(to) = topology.region_index(region) else {
+        let names: Vec<String> = topology.region_specs().iter().map(|r| r.name.clone()).collect();
+        return refuse(format!("no region named '{region}' (regions: {})", names.join(", ")));
+    };
+    if topology.region_specs()[usize::from(to)].role == RegionRole::Witness {
+        return refuse(format!(
+            "region '{region}' is the witness: it holds no data and cannot be primary"
+        ));
+    }
+    Ok(to)
+}
+
+/// What a forced failover now would lose, per shard: asked of each
+/// shard's primary leader, counting as safe what the next region or the
+/// witness acknowledged.
+pub async fn rpo(node: &Node) -> Result<Vec<(u64, Rpo)>> {
+    let group = node.failover_group();
+    let witness = node.config().topology.witness_region();
+    let safe_in: Vec<RegionIndex> = group.next_region().into_iter().chain(witness).collect();
+    let mut all = Vec::new();
+    for shard in 0..u64::from(node.slots().shards()) {
+        let request = Request::Rpo {
+            safe_in: safe_in.clone(),
+        };
+        match node.execute(shard, request).await?.reply {
+            Reply::Rpo(rpo) => all.push((shard, rpo)),
+            other => return Err(Error::Wire(format!("shard {shard} answered {other:?}"))),
+        }
+    }
+    Ok(all)
+}
 
 /// Starts a failover of the failover group to `to` and waits until it
 /// switched (or gave up); the failover as the history keeps it.
@@ -140,7 +186,7 @@ async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
             let begin = MetaOp::Begin {
                 to,
                 forced: true,
-                by: "automatic".into(),
+                by: AUTOMATIC.into(),
             };
             if let Err(err) = node.execute_meta(begin).await {
                 tracing::warn!(cause = %err, "automatic failover not started");

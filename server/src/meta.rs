@@ -39,6 +39,8 @@ pub const LEASE: Duration = Duration::from_secs(5);
 /// How far apart two nodes' clocks may run over a lease: a node gives its
 /// lease up this much early, the meta group counts it this much longer.
 pub const DRIFT: Duration = Duration::from_millis(500);
+/// Who starts the failovers the policy asks for.
+pub const AUTOMATIC: &str = "automatic";
 /// Failovers kept in the history.
 pub const HISTORY: usize = 100;
 
@@ -133,6 +135,22 @@ pub struct Failover {
 }
 
 impl Failover {
+    /// `planned`, `forced`, or `automatic` (forced by the meta group).
+    pub fn kind(&self) -> &'static str {
+        match (self.forced, self.by.as_str()) {
+            (true, AUTOMATIC) => "automatic",
+            (true, _) => "forced",
+            (false, _) => "planned",
+        }
+    }
+
+    /// Records the old primary discarded, over the shards that reported,
+    /// and how many shards have not reported yet.
+    pub fn lost(&self) -> (u64, u64) {
+        let unreported = self.handover.len().saturating_sub(self.lost.len());
+        (self.lost.values().sum(), unreported as u64)
+    }
+
     /// How long writes were refused: from the beginning to the switch.
     pub fn rto_ms(&self) -> u64 {
         self.finished_ms.saturating_sub(self.started_ms)

@@ -627,7 +627,7 @@ impl Node {
     pub async fn execute_read_only(&self, shard: u64, request: Request, options: &ReadOnlyOptions) -> Result<Answer> {
         let read = match request {
             Request::Write(_) => return Err(Error::ReadOnly),
-            Request::Users | Request::Meta => return self.execute(shard, request).await,
+            Request::Users | Request::Meta | Request::Rpo { .. } => return self.execute(shard, request).await,
             Request::Read(read) | Request::ReadIndex(read) => read,
         };
         let bound = Duration::from_millis(options.max_staleness_ms);
@@ -672,7 +672,7 @@ impl Node {
             Err(status) => {
                 return Err(match request {
                     Request::Write(_) => Error::Indeterminate { shard },
-                    Request::Read(_) | Request::ReadIndex(_) | Request::Users | Request::Meta => Error::Unreachable {
+                    _ => Error::Unreachable {
                         node,
                         detail: status.message().to_string(),
                     },

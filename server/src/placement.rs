@@ -55,6 +55,14 @@ impl Topology {
         }])
     }
 
+    /// The name of the region at `index` (its number, if there is none).
+    pub fn region_name(&self, index: RegionIndex) -> String {
+        let specs = self.region_specs();
+        specs
+            .get(usize::from(index))
+            .map_or_else(|| index.to_string(), |r| r.name.clone())
+    }
+
     /// The index of the region called `name`.
     pub fn region_index(&self, name: &str) -> Option<RegionIndex> {
         let position = self.region_specs().iter().position(|r| r.name == name)?;

@@ -54,7 +54,7 @@ use tokio::sync::watch;
 
 use crate::acl::{User, Users};
 use crate::error::{Error, Result};
-use crate::keyspace::{KvError, Read, Reply, Write};
+use crate::keyspace::{KvError, Read, Reply, Rpo, Write};
 use crate::lease::Lease;
 use crate::meta::MetaAnswer;
 use crate::placement::{RegionIndex, shard_of_group};
@@ -77,6 +77,12 @@ pub enum Request {
     /// The meta group's state, read linearizably (from
     /// [`crate::meta::META_GROUP`]).
     Meta,
+    /// What a forced failover now would lose, asked of the primary's
+    /// leader: the records the regions `safe_in` have not acknowledged.
+    Rpo {
+        /// The region that would take over, and the witness.
+        safe_in: Vec<RegionIndex>,
+    },
 }
 
 /// The answer to a [`Request`], with where it came from.
@@ -335,7 +341,28 @@ impl Shard {
             Request::ReadIndex(read) => self.read(&read, ReadPolicy::ReadIndex).await,
             Request::Users => self.read_users().await,
             Request::Meta => self.read_meta().await,
+            Request::Rpo { safe_in } => self.rpo(&safe_in).await,
         }
+    }
+
+    /// What this leader's region would lose if it died now: the records
+    /// none of `safe_in` acknowledged.
+    async fn rpo(&self, safe_in: &[RegionIndex]) -> Result<Answer> {
+        self.linearize(ReadPolicy::LeaseRead).await?;
+        let progress = self.progress();
+        let safe = safe_in.iter().filter_map(|r| progress.get(r)).map(|p| p.acked).max();
+        let applied = self.applied.read().expect("state lock");
+        let safe = safe.unwrap_or(0);
+        let rpo = Rpo {
+            head: applied.xlog.gseq(),
+            safe,
+            lost: applied.xlog.lag(safe, now_ms()),
+        };
+        Ok(Answer {
+            reply: Reply::Rpo(rpo),
+            index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
+            served_by: self.node,
+        })
     }
 
     /// Whether this group takes client writes, and its epoch.

@@ -85,7 +85,7 @@ pub enum Accept {
 }
 
 /// What a destination lacks, as far as the window can tell.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lag {
     /// Records not yet acknowledged.
     pub records: u64,

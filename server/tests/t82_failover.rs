@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cairn_proto::admin::admin_client::AdminClient;
+use cairn_proto::admin::{FailoverRequest, StatusRequest};
 use fixtures::{ONE_CLUSTER_AT_A_TIME, Resp, Value, free_base, server_binary, signal, start_dev};
 
 /// Dev node `node`'s (from 1) read/write and read-only listeners.
@@ -159,18 +161,54 @@ fn t82_a_planned_failover_and_back_loses_nothing_and_refuses_bad_requests() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // And back.
-    let back = admin
-        .cmd(&["CAIRN.FAILOVER", "default", "TO", "region1"])
-        .text()
+    // And back, through the Admin service.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    println!("planned failback: {back}");
-    assert_eq!(field(&back, "lost_records"), "0");
+    let grpc = format!("http://127.0.0.1:{}", base + 2);
+    let (back, failovers) = runtime.block_on(async {
+        let mut admin = AdminClient::connect(grpc).await.unwrap();
+        let wrong = FailoverRequest {
+            group: "default".into(),
+            to: "region2".into(),
+            force: false,
+        };
+        let refused = admin.failover(wrong).await.unwrap_err();
+        assert!(refused.message().contains("already the primary"), "{refused:?}");
+        let request = FailoverRequest {
+            group: "default".into(),
+            to: "region1".into(),
+            force: false,
+        };
+        let back = admin.failover(request).await.unwrap().into_inner();
+        let failovers = admin.failovers(StatusRequest {}).await.unwrap().into_inner();
+        (back, failovers)
+    });
+    println!("planned failback: {back:?}");
+    assert_eq!(
+        (back.to.as_str(), back.kind.as_str(), back.lost_records),
+        ("region1", "planned", 0)
+    );
+    assert_eq!(failovers.failovers.len(), 2);
     write_keys(rw, 100..120);
     assert_keys(rw, 0..120);
     let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
     assert_eq!(history.lines().count(), 2, "{history}");
     assert!(history.lines().all(|l| l.contains("kind:planned")), "{history}");
+
+    // Once shipping caught up, a forced failover would lose nothing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rpo = until_ok(rw, &["CAIRN.RPO"]).text().unwrap();
+        let caught_up = rpo.lines().count() == 2 && rpo.lines().all(|l| field(l, "lost_records") == "0");
+        if caught_up {
+            println!("{rpo}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "RPO never reached 0: {rpo}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `kill -9` of dev node `node`.

@@ -12,19 +12,28 @@
 //!
 //! Each shard's status also carries its gseq in the cross-region log (the
 //! answering node's replica) and, from the leader of its primary group,
-//! what was shipped to each other region and what that region lacks.
+//! what was shipped to each other region and what that region lacks; the
+//! status carries the failover group too. `Failover`, `Failovers` and
+//! `Rpo` are `CAIRN.FAILOVER`, `CAIRN.FAILOVERS` and `CAIRN.RPO` (see
+//! [`crate::failover`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::admin::admin_server::Admin;
-use cairn_proto::admin::{NodeStatus, ShardStatus, StatusReply, StatusRequest, XlogStatus};
+use cairn_proto::admin::{
+    FailoverGroupStatus, FailoverRecord, FailoverRequest, FailoversReply, NodeStatus, RpoReply, ShardRpo, ShardStatus,
+    StatusReply, StatusRequest, XlogStatus,
+};
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::config::RegionSpec;
+use crate::config::{Durability, RegionSpec};
+use crate::failover;
+use crate::grpc::status;
+use crate::meta::{Failover, FailoverGroup, Policy};
 use crate::node::Node;
 use crate::placement::group_id;
 use crate::shard::Shard;
@@ -100,6 +109,61 @@ fn status_of(node: &Node) -> StatusReply {
         cluster_name: topology.cluster_name.clone(),
         nodes,
         shards,
+        failover_group: node
+            .has_meta_group()
+            .then(|| group_status(node, &node.failover_group())),
+    }
+}
+
+/// The failover group as the Admin service shows it.
+fn group_status(node: &Node, group: &FailoverGroup) -> FailoverGroupStatus {
+    let topology = &node.config().topology;
+    let (policy, grace_ms) = match group.policy {
+        Policy::Manual => ("manual", 0),
+        Policy::Automatic { grace_ms } => ("automatic", grace_ms),
+    };
+    FailoverGroupStatus {
+        name: group.name.clone(),
+        epoch: group.epoch,
+        primary: topology.region_name(group.primary),
+        regions: group.regions.iter().map(|&r| topology.region_name(r)).collect(),
+        policy: policy.into(),
+        grace_ms,
+        durability: match group.durability {
+            Durability::Zone => "zone",
+            Durability::Witness => "witness",
+        }
+        .into(),
+        state: if group.failing.is_some() {
+            "failing_over"
+        } else {
+            "serving"
+        }
+        .into(),
+        failing_to: group
+            .failing
+            .as_ref()
+            .map(|f| topology.region_name(f.to))
+            .unwrap_or_default(),
+    }
+}
+
+/// One failover as the Admin service shows it.
+fn failover_record(node: &Node, failover: &Failover) -> FailoverRecord {
+    let topology = &node.config().topology;
+    let (lost_records, shards_unreported) = failover.lost();
+    FailoverRecord {
+        from_epoch: failover.from_epoch,
+        from: topology.region_name(failover.from),
+        to: topology.region_name(failover.to),
+        kind: failover.kind().into(),
+        by: failover.by.clone(),
+        started_ms: failover.started_ms,
+        rto_ms: failover.rto_ms(),
+        handover: failover.handover.clone(),
+        lost_records,
+        shards_unreported,
+        aborted: failover.aborted.clone().unwrap_or_default(),
     }
 }
 
@@ -168,5 +232,45 @@ impl Admin for AdminService {
         let (tx, rx) = mpsc::channel(WATCH_BACKLOG);
         tokio::spawn(watch(self.node.clone(), tx));
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn failover(&self, request: Request<FailoverRequest>) -> Result<Response<FailoverRecord>, Status> {
+        let from = request.remote_addr().map_or_else(|| "?".to_string(), |a| a.to_string());
+        let request = request.into_inner();
+        let node = &self.node;
+        let to = failover::target(node, &request.group, &request.to).map_err(status)?;
+        let done = failover::start(node, to, request.force, format!("admin ({from})"))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(failover_record(node, &done)))
+    }
+
+    async fn failovers(&self, _request: Request<StatusRequest>) -> Result<Response<FailoversReply>, Status> {
+        let node = &self.node;
+        if !node.has_meta_group() {
+            return Ok(Response::new(FailoversReply::default()));
+        }
+        let meta = node.read_meta().await.map_err(status)?;
+        let failovers = meta.history.iter().map(|f| failover_record(node, f)).collect();
+        Ok(Response::new(FailoversReply { failovers }))
+    }
+
+    async fn rpo(&self, _request: Request<StatusRequest>) -> Result<Response<RpoReply>, Status> {
+        if !self.node.has_meta_group() {
+            return Ok(Response::new(RpoReply::default()));
+        }
+        let shards = failover::rpo(&self.node).await.map_err(status)?;
+        let shards = shards
+            .into_iter()
+            .map(|(shard, rpo)| ShardRpo {
+                shard,
+                head: rpo.head,
+                safe: rpo.safe,
+                lost_records: rpo.lost.records,
+                lost_bytes: rpo.lost.bytes,
+                lost_ms: rpo.lost.ms,
+            })
+            .collect();
+        Ok(Response::new(RpoReply { shards }))
     }
 }

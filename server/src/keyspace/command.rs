@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{AclChange, Users};
 use crate::meta::{MetaAnswer, MetaOp};
 use crate::sessions::SessionTag;
-use crate::xlog::Record;
+use crate::xlog::{Lag, Record};
 
 /// The longest string a key may hold (Redis's `proto-max-bulk-len`).
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -522,6 +522,19 @@ pub enum Reply {
     Users(Users),
     /// The meta group's state after a meta op or read.
     Meta(Box<MetaAnswer>),
+    /// What a forced failover now would lose ([`crate::shard::Request::Rpo`]).
+    Rpo(Rpo),
+}
+
+/// What a forced failover now would lose of one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rpo {
+    /// The last gseq the primary applied.
+    pub head: u64,
+    /// The last gseq a region that would take over (or the witness) holds.
+    pub safe: u64,
+    /// What lies between: records, bytes, age of the oldest.
+    pub lost: Lag,
 }
 
 /// Bits of a scan position; a `SCAN` cursor is the shard above them.

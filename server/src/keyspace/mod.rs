@@ -34,8 +34,8 @@ use bytes::Bytes;
 use float::LongDouble;
 
 pub use command::{
-    ExpireCondition, HashRead, HashWrite, KvError, MAX_STRING, Read, Reply, SCAN_POSITION_BITS, SetCondition, Step,
-    Write, WriteOp, scan_position,
+    ExpireCondition, HashRead, HashWrite, KvError, MAX_STRING, Read, Reply, Rpo, SCAN_POSITION_BITS, SetCondition,
+    Step, Write, WriteOp, scan_position,
 };
 
 /// What a key holds.

@@ -7,10 +7,10 @@
 //! replies the way redis-cli does: quoted and typed on a terminal, bare
 //! (`--raw`) when the output is piped, so scripts written for redis-cli
 //! read the same text. `-c` follows `-MOVED` redirections to shard
-//! leaders. `cairn-cli admin status` shows the cluster (nodes, shards,
-//! leaders, indexes, each shard's gseq and, asked of a primary leader,
-//! what it shipped to each other region) from the node's Admin service.
+//! leaders. `cairn-cli admin status|failover|failovers|rpo|drill` talks to
+//! the node's Admin service (see `admin.rs`).
 
+mod admin;
 mod format;
 mod resp;
 mod tls;
@@ -81,7 +81,8 @@ struct Args {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
-    /// The command and its arguments, or `admin status`.
+    /// The command and its arguments, or `admin status|failover REGION
+    /// [force]|failovers|rpo|drill`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
@@ -89,7 +90,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.command.first().is_some_and(|c| c.eq_ignore_ascii_case("admin")) {
-        return admin(&args);
+        let port = args.grpc_port.unwrap_or(args.port.saturating_add(2));
+        return admin::run(&format!("http://{}:{port}", args.host), &args.command[1..]);
     }
     let mut command: Vec<Vec<u8>> = args.command.iter().map(|a| a.clone().into_bytes()).collect();
     if args.stdin_arg {
@@ -334,83 +336,6 @@ impl Completer for Prompt {
             .collect();
         Ok((0, found))
     }
-}
-
-/// `cairn-cli admin status`: the cluster as the node's Admin service sees it.
-fn admin(args: &Args) -> ExitCode {
-    let what = args.command.get(1).map(|s| s.to_lowercase());
-    if what.as_deref() != Some("status") {
-        eprintln!("cairn-cli: unknown admin command; try `cairn-cli admin status`");
-        return ExitCode::from(1);
-    }
-    let port = args.grpc_port.unwrap_or(args.port.saturating_add(2));
-    let addr = format!("http://{}:{port}", args.host);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let status = runtime.block_on(async {
-        let mut admin = cairn_proto::admin::admin_client::AdminClient::connect(addr.clone()).await?;
-        let status = admin.status(cairn_proto::admin::StatusRequest {}).await?;
-        Ok::<_, Box<dyn std::error::Error>>(status.into_inner())
-    });
-    let status = match status {
-        Ok(status) => status,
-        Err(err) => {
-            eprintln!("cairn-cli: cannot reach the Admin service at {addr}: {err}");
-            return ExitCode::from(1);
-        }
-    };
-    println!(
-        "cluster {} (answered by node {})",
-        status.cluster_name, status.answered_by
-    );
-    println!(
-        "{:<6}{:<10}{:<11}{:<6}{:<22}{:<22}{:<22}",
-        "node", "region", "role", "zone", "resp", "ro", "grpc"
-    );
-    for n in &status.nodes {
-        let ro = if n.ro_addr.is_empty() { "-" } else { &n.ro_addr };
-        println!(
-            "{:<6}{:<10}{:<11}{:<6}{:<22}{:<22}{:<22}",
-            n.id, n.region, n.region_role, n.zone, n.resp_addr, ro, n.grpc_addr
-        );
-    }
-    println!(
-        "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}{:<10}keys",
-        "shard", "slots", "leader", "term", "committed", "applied", "gseq"
-    );
-    for s in &status.shards {
-        let slots = format!("{}-{}", s.first_slot, s.last_slot);
-        let leader = if s.leader == 0 {
-            "-".to_string()
-        } else {
-            s.leader.to_string()
-        };
-        println!(
-            "{:<7}{:<14}{:<8}{:<7}{:<12}{:<12}{:<10}{}",
-            s.shard, slots, leader, s.term, s.committed_index, s.applied_index, s.gseq, s.keys
-        );
-    }
-    let shipping: Vec<_> = status
-        .shards
-        .iter()
-        .flat_map(|s| s.shipping.iter().map(move |x| (s.shard, x)))
-        .collect();
-    if !shipping.is_empty() {
-        println!(
-            "cross-region log, as node {} ships it:\n{:<7}{:<10}{:<10}{:<10}{:<13}{:<11}{:<8}stuck",
-            status.answered_by, "shard", "region", "shipped", "acked", "lag_records", "lag_bytes", "lag_ms"
-        );
-        for (shard, x) in shipping {
-            let stuck = if x.stuck.is_empty() { "-" } else { &x.stuck };
-            println!(
-                "{:<7}{:<10}{:<10}{:<10}{:<13}{:<11}{:<8}{}",
-                shard, x.region, x.shipped, x.acked, x.lag_records, x.lag_bytes, x.lag_ms, stuck
-            );
-        }
-    }
-    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

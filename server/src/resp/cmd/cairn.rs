@@ -1,5 +1,5 @@
 //! Cairn's own commands for the failover group: `CAIRN.STATUS`,
-//! `CAIRN.FAILOVER` and `CAIRN.FAILOVERS`.
+//! `CAIRN.FAILOVER`, `CAIRN.FAILOVERS` and `CAIRN.RPO`.
 //!
 //! They read and change the meta group (see [`crate::meta`] and
 //! [`crate::failover`]) from any node, and answer text in `INFO`'s
@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use super::{Client, Outcome, Spec, error_frame, syntax_error};
-use crate::config::{Durability, RegionRole};
+use crate::config::Durability;
 use crate::error::Error;
 use crate::failover;
 use crate::meta::{Failover, FailoverGroup, Policy};
@@ -20,9 +20,6 @@ use crate::node::Node;
 use crate::placement::RegionIndex;
 use crate::resp::frame::Frame;
 use crate::shard::now_ms;
-
-/// The one failover group's name.
-const GROUP: &str = "default";
 
 /// `CAIRN.STATUS`.
 pub static STATUS: Spec = Spec {
@@ -98,8 +95,43 @@ pub static FAILOVERS: Spec = Spec {
     },
 };
 
+/// `CAIRN.RPO`.
+pub static RPO: Spec = Spec {
+    name: "cairn.rpo",
+    arity: 1,
+    flags: &["admin", "stale"],
+    first_key: 0,
+    last_key: 0,
+    step: 0,
+    categories: &["@admin", "@slow"],
+    run: |shared, _: &mut Client, _| {
+        let node = shared.node.clone();
+        Outcome::Later(Box::pin(async move {
+            if !node.has_meta_group() {
+                return no_group();
+            }
+            match failover::rpo(&node).await {
+                Ok(shards) => Frame::bulk(
+                    shards
+                        .iter()
+                        .map(|(shard, rpo)| {
+                            format!(
+                                "shard:{shard} head:{} safe:{} lost_records:{} lost_bytes:{} lost_ms:{}\n",
+                                rpo.head, rpo.safe, rpo.lost.records, rpo.lost.bytes, rpo.lost.ms
+                            )
+                        })
+                        .collect::<String>(),
+                ),
+                Err(err) => error_frame(err),
+            }
+        }))
+    },
+};
+
 fn no_group() -> Frame {
-    Frame::error("ERR this cluster has one region: there is no failover group")
+    error_frame(Error::Failover(
+        "this cluster has one region: there is no failover group".into(),
+    ))
 }
 
 /// The failover group, read linearizably from the meta group.
@@ -115,9 +147,6 @@ async fn read_group(node: &Node) -> Result<FailoverGroup, Frame> {
 /// `group TO region [FORCE]`: the target region and whether forced, or
 /// the error naming what is wrong (nothing is changed).
 fn parse_failover(node: &Node, args: &[Bytes]) -> Result<(RegionIndex, bool), Frame> {
-    if !node.has_meta_group() {
-        return Err(no_group());
-    }
     let forced = match args.get(4).map(|a| a.to_ascii_uppercase()) {
         None => false,
         Some(word) if word == b"FORCE" && args.len() == 5 => true,
@@ -127,34 +156,13 @@ fn parse_failover(node: &Node, args: &[Bytes]) -> Result<(RegionIndex, bool), Fr
         return Err(syntax_error());
     }
     let group = String::from_utf8_lossy(&args[1]);
-    if group != GROUP {
-        return Err(Frame::error(format!(
-            "ERR no failover group named '{group}' (there is one: '{GROUP}')"
-        )));
-    }
-    let topology = &node.config().topology;
-    let name = String::from_utf8_lossy(&args[3]);
-    let Some(to) = topology.region_index(&name) else {
-        let names: Vec<String> = topology.region_specs().iter().map(|r| r.name.clone()).collect();
-        return Err(Frame::error(format!(
-            "ERR no region named '{name}' (regions: {})",
-            names.join(", ")
-        )));
-    };
-    if topology.region_specs()[usize::from(to)].role == RegionRole::Witness {
-        return Err(Frame::error(format!(
-            "ERR region '{name}' is the witness: it holds no data and cannot be primary"
-        )));
-    }
+    let region = String::from_utf8_lossy(&args[3]);
+    let to = failover::target(node, &group, &region).map_err(error_frame)?;
     Ok((to, forced))
 }
 
-/// A region's name.
 fn region_name(node: &Node, region: RegionIndex) -> String {
-    let specs = node.config().topology.region_specs();
-    specs
-        .get(usize::from(region))
-        .map_or_else(|| region.to_string(), |r| r.name.clone())
+    node.config().topology.region_name(region)
 }
 
 /// `CAIRN.STATUS`'s text.
@@ -196,11 +204,7 @@ fn status(node: &Node, group: &FailoverGroup) -> String {
 
 /// One failover on one line.
 fn describe(node: &Node, f: &Failover) -> String {
-    let kind = match (f.forced, f.by.as_str()) {
-        (true, "automatic") => "automatic",
-        (true, _) => "forced",
-        (false, _) => "planned",
-    };
+    let kind = f.kind();
     let mut line = format!(
         "epoch:{}->{} from:{} to:{} kind:{kind} by:{} started_ms:{} rto_ms:{}",
         f.from_epoch,
@@ -224,13 +228,9 @@ fn describe(node: &Node, f: &Failover) -> String {
     }
     let handover: Vec<String> = f.handover.iter().map(u64::to_string).collect();
     let _ = write!(line, " handover:{}", handover.join(","));
-    let lost = match f.lost.len() == f.handover.len() {
-        true => f.lost.values().sum::<u64>().to_string(),
-        false => format!(
-            "{}+unknown({} shards not reported)",
-            f.lost.values().sum::<u64>(),
-            f.handover.len() - f.lost.len()
-        ),
+    let lost = match f.lost() {
+        (lost, 0) => lost.to_string(),
+        (lost, unreported) => format!("{lost}+unknown({unreported}_shards_not_reported)"),
     };
     let _ = write!(line, " lost_records:{lost}");
     line

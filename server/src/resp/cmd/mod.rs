@@ -199,6 +199,7 @@ pub static TABLE: &[&Spec] = &[
     &auth::SPEC,
     &cairn::FAILOVER,
     &cairn::FAILOVERS,
+    &cairn::RPO,
     &cairn::STATUS,
     &client::SPEC,
     &cluster::CLUSTER,
