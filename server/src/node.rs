@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::acl::{ACL_SHARD, DEFAULT_USER, User, Users};
-use crate::config::{Durability, NodeConfig, PastBound, ReadOnlyOptions, RegionRole};
+use crate::config::{Durability, NodeConfig, PastBound, RaftOptions, ReadOnlyOptions, RegionRole};
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply, Write, WriteOp};
 use crate::lease::Lease;
@@ -218,9 +218,22 @@ impl Node {
                 let state_machine = StateMachine::open(dir.join("snapshots").join("meta"), false, Stance::default())?;
                 // The primary region's voter makes the group.
                 let first = meta_voters.get(usize::from(primary)).copied() == Some(config.id);
-                let started = opener
-                    .open(META_GROUP, state_machine, first.then_some(&meta_voters[..]))
-                    .await?;
+                // Its voters are regions apart: half the pace of a group
+                // inside a region (a heartbeat must make its round trip
+                // within its interval).
+                let paced = RaftOptions {
+                    heartbeat_ms: config.raft.heartbeat_ms * 2,
+                    election_timeout_min_ms: config.raft.election_timeout_min_ms * 2,
+                    election_timeout_max_ms: config.raft.election_timeout_max_ms * 2,
+                    ..config.raft.clone()
+                };
+                let meta_config = Arc::new(crate::raft::openraft_config(&topology.cluster_name, &paced)?);
+                let meta_opener = GroupOpener {
+                    raft_config: &meta_config,
+                    ..opener
+                };
+                let members = first.then_some(&meta_voters[..]);
+                let started = meta_opener.open(META_GROUP, state_machine, members).await?;
                 Some(started.into_shard(META_GROUP, config.id, WritePolicy::default()))
             }
             false => None,
@@ -710,6 +723,7 @@ impl Node {
 }
 
 /// What a node opens its groups with.
+#[derive(Clone, Copy)]
 struct GroupOpener<'a> {
     id: NodeId,
     storage: &'a Arc<dyn Storage>,

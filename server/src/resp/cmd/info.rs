@@ -16,7 +16,11 @@
 //! leader of a primary group a line per destination region
 //! (`cairn_xlog<n>`: shipped and acknowledged gseq, and the lag in records,
 //! bytes and milliseconds); on the witness, a line per shard
-//! (`cairn_witness<n>`: the oldest and newest gseq it holds).
+//! (`cairn_witness<n>`: the oldest and newest gseq it holds). In a
+//! cluster of several regions, `cairn_failover` says which region is
+//! primary in which epoch as the node last heard, whether this node holds
+//! the primary lease, and the failovers and records lost so far (from the
+//! reports of old primaries that came back).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -154,6 +158,19 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
     }
     if show("replication") {
         let _ = write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
+        if node.has_meta_group() {
+            let meta = node.meta_view().borrow().clone();
+            let group = node.failover_group();
+            let lost: u64 = meta.history.iter().map(|f| f.lost().0).sum();
+            let _ = write!(
+                out,
+                "cairn_failover:epoch={},primary={},lease={},failovers={},lost_records={lost}\r\n",
+                group.epoch,
+                node.config().topology.region_name(group.primary),
+                u8::from(node.lease().holds()),
+                meta.history.iter().filter(|f| f.aborted.is_none()).count(),
+            );
+        }
         for shard in node.shards() {
             let metrics = shard.metrics();
             let role = if metrics.current_leader == Some(node.id()) {
