@@ -135,6 +135,23 @@ pub struct Failover {
 }
 
 impl Failover {
+    /// `failing` of `group`, ended at `now_ms`: switched, with no handover
+    /// or losses known yet.
+    fn ended_at(group: &FailoverGroup, failing: Failing, now_ms: u64) -> Self {
+        Failover {
+            from_epoch: group.epoch,
+            from: group.primary,
+            to: failing.to,
+            forced: failing.forced,
+            by: failing.by,
+            started_ms: failing.started_ms,
+            finished_ms: now_ms,
+            aborted: None,
+            handover: Vec::new(),
+            lost: BTreeMap::new(),
+        }
+    }
+
     /// `planned`, `forced`, or `automatic` (forced by the meta group).
     pub fn kind(&self) -> &'static str {
         match (self.forced, self.by.as_str()) {
@@ -279,21 +296,15 @@ impl Meta {
                     (Some(failing), true) => failing.clone(),
                     _ => return Some(format!("no failover of epoch {epoch} is under way")),
                 };
+                // A planned failover drained every record first.
+                let lost = match failing.forced {
+                    true => BTreeMap::new(),
+                    false => (0..handover.len() as u64).map(|s| (s, 0)).collect(),
+                };
                 self.history.push(Failover {
-                    from_epoch: group.epoch,
-                    from: group.primary,
-                    to: failing.to,
-                    forced: failing.forced,
-                    by: failing.by,
-                    started_ms: failing.started_ms,
-                    finished_ms: now_ms,
-                    aborted: None,
                     handover: handover.clone(),
-                    // A planned failover drained every record first.
-                    lost: match failing.forced {
-                        true => BTreeMap::new(),
-                        false => (0..handover.len() as u64).map(|s| (s, 0)).collect(),
-                    },
+                    lost,
+                    ..Failover::ended_at(group, failing.clone(), now_ms)
                 });
                 group.epoch += 1;
                 group.primary = failing.to;
@@ -308,16 +319,8 @@ impl Meta {
                     _ => return Some(format!("no failover of epoch {epoch} is under way")),
                 };
                 self.history.push(Failover {
-                    from_epoch: group.epoch,
-                    from: group.primary,
-                    to: failing.to,
-                    forced: failing.forced,
-                    by: failing.by,
-                    started_ms: failing.started_ms,
-                    finished_ms: now_ms,
                     aborted: Some(why.clone()),
-                    handover: Vec::new(),
-                    lost: BTreeMap::new(),
+                    ..Failover::ended_at(group, failing, now_ms)
                 });
                 group.failing = None;
                 self.trim_history();

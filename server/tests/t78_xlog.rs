@@ -8,45 +8,14 @@
 mod fixtures;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_proto::admin::admin_client::AdminClient;
 use cairn_proto::admin::{StatusReply, StatusRequest};
 use fixtures::{
-    ONE_CLUSTER_AT_A_TIME, Resp, Value, dev_refusal, free_base, replication_lines, server_binary, signal, start_dev,
-    stop_dev,
+    ONE_CLUSTER_AT_A_TIME, Processes, Resp, Value, dev_refusal, free_base, kill, listeners, replication_lines, restart,
+    start_dev, stop_dev,
 };
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Ports of dev node `node` (from 1): its read/write and read-only
-/// listeners.
-fn listeners(base: u16, node: u16) -> (SocketAddr, SocketAddr) {
-    let port = base + 10 * (node - 1);
-    (loopback(port), loopback(port + 1))
-}
-
-/// The dev cluster and the nodes the test started again itself, stopped
-/// when the test ends, passed or failed.
-struct Processes {
-    dev: Child,
-    restarted: Vec<Child>,
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.restarted {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        signal(self.dev.id(), "INT");
-        let _ = self.dev.wait();
-    }
-}
 
 /// The Admin service's status from dev node `node`.
 fn admin_status(base: u16, node: u16) -> StatusReply {
@@ -59,26 +28,6 @@ fn admin_status(base: u16, node: u16) -> StatusReply {
         let mut admin = AdminClient::connect(addr).await.unwrap();
         admin.status(StatusRequest {}).await.unwrap().into_inner()
     })
-}
-
-/// `kill -9` a dev node.
-fn kill(dir: &Path, node: u16) {
-    let pid = std::fs::read_to_string(dir.join(format!("node{node}/pid"))).unwrap();
-    signal(pid.trim().parse().unwrap(), "KILL");
-}
-
-/// Starts a dev node again from its own config, as a child of the test.
-fn restart(dir: &Path, node: u16) -> Child {
-    let node_dir = dir.join(format!("node{node}"));
-    let log = std::fs::File::create(node_dir.join("restart.log")).unwrap();
-    Command::new(server_binary("cairn-server"))
-        .arg("--config")
-        .arg(node_dir.join("node.toml"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
 }
 
 /// A connection to `addr` once it listens (within 30 s).

@@ -8,6 +8,8 @@
 //! failover group, and says so.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -15,10 +17,12 @@ use super::{Client, Outcome, Spec, error_frame, syntax_error};
 use crate::config::Durability;
 use crate::error::Error;
 use crate::failover;
+use crate::keyspace::Rpo;
 use crate::meta::{Failover, FailoverGroup, Policy};
 use crate::node::Node;
 use crate::placement::RegionIndex;
 use crate::resp::frame::Frame;
+use crate::resp::server::Shared;
 use crate::shard::now_ms;
 
 /// `CAIRN.STATUS`.
@@ -31,13 +35,14 @@ pub static STATUS: Spec = Spec {
     step: 0,
     categories: &["@admin", "@slow"],
     run: |shared, _: &mut Client, _| {
-        let node = shared.node.clone();
-        Outcome::Later(Box::pin(async move {
-            match read_group(&node).await {
-                Ok(group) => Frame::bulk(status(&node, &group)),
-                Err(frame) => frame,
-            }
-        }))
+        in_group(shared, |node| async move {
+            let group = node
+                .read_meta()
+                .await?
+                .group
+                .ok_or_else(|| Error::Failover("the meta group holds no failover group yet".into()))?;
+            Ok(status(&node, &group))
+        })
     },
 };
 
@@ -77,21 +82,10 @@ pub static FAILOVERS: Spec = Spec {
     step: 0,
     categories: &["@admin", "@slow"],
     run: |shared, _: &mut Client, _| {
-        let node = shared.node.clone();
-        Outcome::Later(Box::pin(async move {
-            if !node.has_meta_group() {
-                return no_group();
-            }
-            match node.read_meta().await {
-                Ok(meta) => Frame::bulk(
-                    meta.history
-                        .iter()
-                        .map(|f| describe(&node, f) + "\n")
-                        .collect::<String>(),
-                ),
-                Err(err) => error_frame(err),
-            }
-        }))
+        in_group(shared, |node| async move {
+            let meta = node.read_meta().await?;
+            Ok(meta.history.iter().map(|f| describe(&node, f) + "\n").collect())
+        })
     },
 };
 
@@ -105,43 +99,38 @@ pub static RPO: Spec = Spec {
     step: 0,
     categories: &["@admin", "@slow"],
     run: |shared, _: &mut Client, _| {
-        let node = shared.node.clone();
-        Outcome::Later(Box::pin(async move {
-            if !node.has_meta_group() {
-                return no_group();
-            }
-            match failover::rpo(&node).await {
-                Ok(shards) => Frame::bulk(
-                    shards
-                        .iter()
-                        .map(|(shard, rpo)| {
-                            format!(
-                                "shard:{shard} head:{} safe:{} lost_records:{} lost_bytes:{} lost_ms:{}\n",
-                                rpo.head, rpo.safe, rpo.lost.records, rpo.lost.bytes, rpo.lost.ms
-                            )
-                        })
-                        .collect::<String>(),
-                ),
-                Err(err) => error_frame(err),
-            }
-        }))
+        in_group(shared, |node| async move {
+            let shards = failover::rpo(&node).await?;
+            let line = |(shard, rpo): &(u64, Rpo)| {
+                format!(
+                    "shard:{shard} head:{} safe:{} lost_records:{} lost_bytes:{} lost_ms:{}\n",
+                    rpo.head, rpo.safe, rpo.lost.records, rpo.lost.bytes, rpo.lost.ms
+                )
+            };
+            Ok(shards.iter().map(line).collect())
+        })
     },
 };
 
-fn no_group() -> Frame {
-    error_frame(Error::Failover(
-        "this cluster has one region: there is no failover group".into(),
-    ))
-}
-
-/// The failover group, read linearizably from the meta group.
-async fn read_group(node: &Node) -> Result<FailoverGroup, Frame> {
+/// Answers the text `answer` makes, in a cluster with a failover group.
+fn in_group<F, Fut>(shared: &Arc<Shared>, answer: F) -> Outcome
+where
+    F: FnOnce(Arc<Node>) -> Fut,
+    Fut: Future<Output = Result<String, Error>> + Send + 'static,
+{
+    let node = shared.node.clone();
     if !node.has_meta_group() {
-        return Err(no_group());
+        return Outcome::Reply(error_frame(Error::Failover(
+            "this cluster has one region: there is no failover group".into(),
+        )));
     }
-    let meta = node.read_meta().await.map_err(error_frame)?;
-    meta.group
-        .ok_or_else(|| error_frame(Error::Failover("the meta group holds no failover group yet".into())))
+    let answered = answer(node);
+    Outcome::Later(Box::pin(async move {
+        match answered.await {
+            Ok(text) => Frame::bulk(text),
+            Err(err) => error_frame(err),
+        }
+    }))
 }
 
 /// `group TO region [FORCE]`: the target region and whether forced, or
