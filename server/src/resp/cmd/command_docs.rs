@@ -45,6 +45,12 @@ static DOCS: &[Doc] = &[
         "cairn",
     ),
     doc(
+        "cairn.rpo",
+        "Per shard, what a forced failover now would lose",
+        "cairn",
+        "cairn",
+    ),
+    doc(
         "cairn.status",
         "The failover group: epoch, primary, policy and state",
         "cairn",
