@@ -274,14 +274,7 @@ async fn pull(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<V
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
     let epoch = group.epoch + 1;
-    let witness = node.config().topology.witness_region().and_then(|region| {
-        let topology = &node.config().topology;
-        let first = topology
-            .nodes
-            .iter()
-            .find(|n| topology.region_of(n.id).map(|r| r.0) == Some(region));
-        first.map(|n| n.id)
-    });
+    let witness = node.config().topology.witness_node();
     let mut handover = Vec::new();
     for shard in 0..u64::from(node.slots().shards()) {
         let target = group_id(failing.to, shard);

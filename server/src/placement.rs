@@ -83,6 +83,16 @@ impl Topology {
         Some(index as RegionIndex)
     }
 
+    /// The witness region's node, if there is one.
+    pub fn witness_node(&self) -> Option<u64> {
+        let region = self.witness_region()?;
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| self.region_of(n.id).map(|r| r.0) == Some(region));
+        node.map(|n| n.id)
+    }
+
     /// The index of the primary region (the one whose groups take writes).
     pub fn primary_region(&self) -> RegionIndex {
         let specs = self.region_specs();
@@ -227,6 +237,7 @@ mod tests {
         assert_eq!(leaders, BTreeSet::from([4, 5, 6]), "leaders spread over the region");
         assert!(topology.preferred_leader(3, 0).is_none(), "no such region");
         assert_eq!(topology.meta_voters(), vec![1, 4, 7], "a voter per region");
+        assert_eq!(topology.witness_node(), Some(7));
         let group = topology.failover_group();
         assert_eq!((group.regions, group.primary, group.epoch), (vec![1, 0], 1, 1));
     }

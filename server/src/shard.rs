@@ -387,8 +387,8 @@ impl Shard {
 
     /// Refuses a read once a failover sealed the group (applied here
     /// before the read was linearized).
-    fn check_serving(&self) -> Result<()> {
-        match self.stance().serving {
+    fn check_serving(&self, applied: &Applied) -> Result<()> {
+        match applied.xlog.stance().serving {
             true => Ok(()),
             false => Err(Error::NotServing { shard: self.shard }),
         }
@@ -529,8 +529,9 @@ impl Shard {
     async fn read(&self, read: &Read, policy: ReadPolicy) -> Result<Answer> {
         self.check_lease()?;
         self.linearize(policy).await?;
-        self.check_serving()?;
-        Ok(self.read_local(read))
+        let applied = self.applied.read().expect("state lock");
+        self.check_serving(&applied)?;
+        Ok(self.answer(&applied, read, now_ms()))
     }
 
     /// The users table, read as a linearizable read is (for nodes that
@@ -538,8 +539,8 @@ impl Shard {
     async fn read_users(&self) -> Result<Answer> {
         self.check_lease()?;
         self.linearize(ReadPolicy::LeaseRead).await?;
-        self.check_serving()?;
         let applied = self.applied.read().expect("state lock");
+        self.check_serving(&applied)?;
         Ok(Answer {
             reply: Reply::Users(applied.users.clone()),
             index: applied.last_applied.as_ref().map_or(0, |id| id.index()),

@@ -80,20 +80,18 @@ enum Destination {
 pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     let topology = &node.config().topology;
     let (own, role) = node.region();
-    let witness = |region: RegionIndex| {
-        let first = topology
-            .nodes
-            .iter()
-            .find(|n| topology.region_of(n.id).map(|r| r.0) == Some(region));
-        first.map(|n| n.id)
-    };
     let destinations: Vec<(RegionIndex, Option<NodeId>)> = topology
         .region_specs()
         .iter()
         .enumerate()
         .map(|(index, spec)| (index as RegionIndex, spec.role))
         .filter(|&(index, _)| index != own)
-        .map(|(index, role)| (index, (role == RegionRole::Witness).then(|| witness(index)).flatten()))
+        .map(|(index, role)| {
+            (
+                index,
+                (role == RegionRole::Witness).then(|| topology.witness_node()).flatten(),
+            )
+        })
         .collect();
     if role == RegionRole::Witness || destinations.is_empty() {
         return;
