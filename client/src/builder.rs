@@ -22,6 +22,7 @@ use crate::watch;
 /// Settings of a client; see [`Client::builder`].
 pub struct ClientBuilder {
     seeds: Vec<String>,
+    region: Option<String>,
     options: CallOptions,
     attempt_timeout: Duration,
     connect_timeout: Duration,
@@ -38,6 +39,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             seeds: Vec::new(),
+            region: None,
             options: CallOptions::default(),
             attempt_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_millis(500),
@@ -57,6 +59,14 @@ impl ClientBuilder {
     /// listener, an `http://` prefix is accepted); any one is enough.
     pub fn seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
         self.seeds = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The region this client runs in, whose replicas
+    /// [`Client::read_only`] handles read (default: the region of the seed
+    /// that answered).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
         self
     }
 
@@ -146,7 +156,19 @@ impl ClientBuilder {
                 Err(err) => failures.push(format!("{addr}: {err}")),
             }
         }
-        let topology = topology.ok_or_else(|| Error::Discovery(failures.join("; ")))?;
+        let (topology, answered_by) = topology.ok_or_else(|| Error::Discovery(failures.join("; ")))?;
+        let region = match self.region {
+            Some(region) if topology.nodes.values().any(|n| n.region == region) => region,
+            Some(region) => {
+                let known: std::collections::BTreeSet<&str> =
+                    topology.nodes.values().map(|n| n.region.as_str()).collect();
+                return Err(Error::InvalidArgument(format!(
+                    "the cluster has no region {region:?} (it has {})",
+                    Vec::from_iter(known).join(", ")
+                )));
+            }
+            None => topology.region_of(answered_by).unwrap_or_default().to_string(),
+        };
         tracing::debug!(
             nodes = topology.nodes.len(),
             shards = topology.shards.len(),
@@ -154,6 +176,7 @@ impl ClientBuilder {
         );
         let inner = Arc::new(Inner {
             topology: RwLock::new(topology),
+            region,
             pool: Pool::new(channels),
             breakers: Mutex::default(),
             settings: Settings {
@@ -170,12 +193,13 @@ impl ClientBuilder {
         Ok(Client {
             inner,
             options: self.options,
+            local_reads: false,
         })
     }
 }
 
-/// Asks one node for the topology.
-async fn discover(channels: &ChannelConfig, addr: &str, timeout: Duration) -> Result<Topology> {
+/// Asks one node for the topology; also says which node answered.
+async fn discover(channels: &ChannelConfig, addr: &str, timeout: Duration) -> Result<(Topology, u64)> {
     let mut admin = AdminClient::new(channels.channel(addr)?);
     let mut request = tonic::Request::new(StatusRequest {});
     request.set_timeout(timeout);
@@ -185,6 +209,8 @@ async fn discover(channels: &ChannelConfig, addr: &str, timeout: Duration) -> Re
             node: 0,
             after: timeout,
         })?
-        .map_err(|status| Error::from_status(&status, 0, 0))?;
-    Topology::from_status(status.into_inner())
+        .map_err(|status| Error::from_status(&status, 0, 0))?
+        .into_inner();
+    let answered_by = status.answered_by;
+    Ok((Topology::from_status(status)?, answered_by))
 }

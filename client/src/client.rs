@@ -48,6 +48,8 @@ pub(crate) struct Settings {
 /// What every handle of one client shares.
 pub(crate) struct Inner {
     pub(crate) topology: RwLock<Topology>,
+    /// The region the client runs in: where read-only handles read.
+    pub(crate) region: String,
     pub(crate) pool: Pool,
     pub(crate) breakers: Mutex<std::collections::HashMap<u64, Arc<Breaker>>>,
     pub(crate) settings: Settings,
@@ -101,13 +103,23 @@ impl Inner {
 
     /// Where to send an attempt for `shard`: the leader (directly) when
     /// needed and reachable, else any replica whose breaker lets it through
-    /// (which forwards when needed).
-    fn route(&self, shard: u64, needs_leader: bool) -> Option<(u64, bool)> {
-        let (leader, mut candidates) = {
+    /// (which forwards when needed). With `local`, a replica in the
+    /// client's own region comes first.
+    fn route(&self, shard: u64, needs_leader: bool, local: bool) -> Option<(u64, bool)> {
+        let (leader, mut near, mut candidates) = {
             let topology = self.topology.read().expect("topology lock");
+            let near: Vec<u64> = match topology.shard(shard) {
+                Some(info) if local => info
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&n| topology.region_of(n) == Some(self.region.as_str()))
+                    .collect(),
+                _ => Vec::new(),
+            };
             let voters = topology.shard(shard).map(|s| s.voters.clone()).unwrap_or_default();
             let others: Vec<u64> = topology.nodes.keys().filter(|n| !voters.contains(n)).copied().collect();
-            (topology.leader(shard), [voters, others].concat())
+            (topology.leader(shard), near, [voters, others].concat())
         };
         if needs_leader && let Some(leader) = leader {
             if self.breaker(leader).allow() {
@@ -115,15 +127,17 @@ impl Inner {
             }
             candidates.retain(|&n| n != leader);
         }
-        if candidates.is_empty() {
-            return None;
+        for list in [&mut near, &mut candidates] {
+            if list.is_empty() {
+                continue;
+            }
+            let start = rand::rng().random_range(0..list.len());
+            list.rotate_left(start);
+            if let Some(&n) = list.iter().find(|&&n| self.breaker(n).allow()) {
+                return Some((n, false));
+            }
         }
-        let start = rand::rng().random_range(0..candidates.len());
-        candidates.rotate_left(start);
-        candidates
-            .into_iter()
-            .find(|&n| self.breaker(n).allow())
-            .map(|n| (n, false))
+        None
     }
 }
 
@@ -133,6 +147,9 @@ impl Inner {
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
     pub(crate) options: CallOptions,
+    /// Reads go to a replica in the client's region first (read-only
+    /// handles).
+    pub(crate) local_reads: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -177,6 +194,7 @@ impl Client {
         Client {
             inner: self.inner.clone(),
             options,
+            local_reads: self.local_reads,
         }
     }
 
@@ -231,7 +249,7 @@ impl Client {
                         })),
                     });
                 }
-                let Some((node, direct)) = inner.route(shard, needs_leader) else {
+                let Some((node, direct)) = inner.route(shard, needs_leader, self.local_reads) else {
                     last = Some(Error::Unavailable {
                         node: 0,
                         detail: "every node's circuit breaker is open".into(),

@@ -19,6 +19,10 @@
 //!   counts once.
 //! - **Circuit breakers.** One per node: a dead node is skipped after a few
 //!   failures and probed again later.
+//! - **Regions.** In a cluster of several regions,
+//!   [`Client::read_write`] follows the failover group's primary region
+//!   across failovers, and [`Client::read_only`] reads the replicas of the
+//!   client's own region within a staleness bound.
 //! - **Consistency per call.** [`Consistency::Linearizable`] (default),
 //!   [`Consistency::ReadIndex`], [`Consistency::BoundedStaleness`],
 //!   [`Consistency::Stale`]; every reply's [`Header`] says which shard and
@@ -66,6 +70,7 @@ mod breaker;
 mod builder;
 mod client;
 mod error;
+mod failover_group;
 mod metrics;
 mod options;
 mod pool;
@@ -80,7 +85,8 @@ pub use breaker::{BreakerConfig, BreakerState};
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, Result};
+pub use failover_group::ReadOnly;
 pub use metrics::{Attempt, MetricsHook, Stats};
 pub use options::{CallOptions, Condition, Consistency, SetOptions};
 pub use reply::{CasOutcome, Header, MGet, Reply, Ttl};
-pub use topology::{NodeInfo, ShardInfo, Topology};
+pub use topology::{FailoverGroupInfo, NodeInfo, ShardInfo, Topology};

@@ -40,8 +40,25 @@ pub struct ShardInfo {
     pub leader: Option<u64>,
     /// The term the leader was reported for.
     pub term: u64,
-    /// The nodes holding a replica.
+    /// The voters of its group in the primary region, which take its
+    /// writes.
     pub voters: Vec<u64>,
+    /// Every node holding a replica, in any data region.
+    pub replicas: Vec<u64>,
+}
+
+/// A failover group: shards served by one primary region at a time, which
+/// a failover moves to another region in a new epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverGroupInfo {
+    /// Its name.
+    pub name: String,
+    /// Bumped by every failover.
+    pub epoch: u64,
+    /// The region taking its writes.
+    pub primary: String,
+    /// Its data regions.
+    pub regions: Vec<String>,
 }
 
 /// The cluster as the client knows it.
@@ -53,6 +70,8 @@ pub struct Topology {
     pub nodes: BTreeMap<u64, NodeInfo>,
     /// Shards in slot order.
     pub shards: Vec<ShardInfo>,
+    /// The failover group, in a cluster of several regions.
+    pub failover_group: Option<FailoverGroupInfo>,
 }
 
 impl Topology {
@@ -82,6 +101,7 @@ impl Topology {
                 leader: (s.leader != 0).then_some(s.leader),
                 term: s.term,
                 voters: s.voters,
+                replicas: s.replicas,
             })
             .collect();
         shards.sort_by_key(|s| s.first_slot);
@@ -105,7 +125,23 @@ impl Topology {
             cluster_name: status.cluster_name,
             nodes,
             shards,
+            failover_group: status.failover_group.map(|g| FailoverGroupInfo {
+                name: g.name,
+                epoch: g.epoch,
+                primary: g.primary,
+                regions: g.regions,
+            }),
         })
+    }
+
+    /// The failover group's epoch (0 in a cluster of one region).
+    pub fn epoch(&self) -> u64 {
+        self.failover_group.as_ref().map_or(0, |g| g.epoch)
+    }
+
+    /// The region of node `node`.
+    pub fn region_of(&self, node: u64) -> Option<&str> {
+        self.nodes.get(&node).map(|n| n.region.as_str())
     }
 
     /// The shard owning `key`.
@@ -126,8 +162,22 @@ impl Topology {
     }
 
     /// Takes what `update` knows that is newer; returns whether any leader
-    /// changed. A different slot layout replaces the whole picture.
+    /// changed. A different slot layout, or a later epoch (another primary
+    /// region, whose groups' terms are not comparable with the old ones),
+    /// replaces the whole picture; an earlier epoch (a node that has not
+    /// heard of the last failover) changes no route.
     pub(crate) fn merge(&mut self, update: Topology) -> bool {
+        match update.epoch().cmp(&self.epoch()) {
+            std::cmp::Ordering::Less => {
+                self.nodes = update.nodes;
+                return false;
+            }
+            std::cmp::Ordering::Greater => {
+                *self = update;
+                return true;
+            }
+            std::cmp::Ordering::Equal => {}
+        }
         let same_layout = self.shards.len() == update.shards.len()
             && self
                 .shards
@@ -162,7 +212,7 @@ impl Topology {
 
 #[cfg(test)]
 mod tests {
-    use cairn_proto::admin::ShardStatus;
+    use cairn_proto::admin::{FailoverGroupStatus, ShardStatus};
 
     use super::*;
 
@@ -205,6 +255,29 @@ mod tests {
         assert!(topology.merge(Topology::from_status(status(&[(3, 6), (0, 6)])).unwrap()));
         assert_eq!(topology.leader(0), Some(3));
         assert_eq!(topology.leader(1), None, "an election under way forgets the old leader");
+    }
+
+    #[test]
+    fn a_later_epoch_replaces_the_routes_and_an_earlier_one_changes_none() {
+        let at_epoch = |leaders: &[(u64, u64)], epoch| {
+            let mut status = status(leaders);
+            status.failover_group = Some(FailoverGroupStatus {
+                name: "default".into(),
+                epoch,
+                ..Default::default()
+            });
+            Topology::from_status(status).unwrap()
+        };
+        let mut topology = at_epoch(&[(1, 9)], 1);
+        assert!(topology.merge(at_epoch(&[(4, 2)], 2)));
+        assert_eq!(
+            topology.leader(0),
+            Some(4),
+            "the new primary's leader, though at a lower term"
+        );
+        assert!(!topology.merge(at_epoch(&[(1, 10)], 1)));
+        assert_eq!(topology.leader(0), Some(4), "a node that missed the failover");
+        assert_eq!(topology.epoch(), 2);
     }
 
     #[test]

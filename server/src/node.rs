@@ -607,18 +607,22 @@ impl Node {
     }
 
     /// Answers `read` at the asked consistency: weaker levels are served by
-    /// this node's replica when it may, the rest by the leader (here, or
-    /// forwarded unless `direct`).
+    /// this node's replica when it may (on a secondary region's node, its
+    /// own region's replica), the rest by the leader (here, or forwarded
+    /// unless `direct`).
     pub async fn read(&self, shard: u64, read: Read, consistency: Consistency, direct: bool) -> Result<Answer> {
         let local = self.shard(shard);
         let request = match consistency {
             Consistency::Linearizable => Request::Read(read),
             Consistency::ReadIndex => Request::ReadIndex(read),
-            Consistency::Bounded(bound) => match local.and_then(|l| l.read_bounded(&read, bound)) {
+            Consistency::Bounded(bound) => match self
+                .read_secondary(shard, &read, bound)
+                .or_else(|| local.and_then(|l| l.read_bounded(&read, bound)))
+            {
                 Some(answer) => return Ok(answer),
                 None => Request::Read(read),
             },
-            Consistency::Stale => match local {
+            Consistency::Stale => match local.or_else(|| self.secondary_replica(shard)) {
                 Some(local) => return Ok(local.read_local(&read)),
                 None => Request::Read(read),
             },
@@ -628,6 +632,21 @@ impl Node {
         } else {
             self.execute(shard, request).await
         }
+    }
+
+    /// This node's replica of `shard` in its own region, when that region
+    /// is a secondary (data) region.
+    fn secondary_replica(&self, shard: u64) -> Option<&Shard> {
+        if self.role == RegionRole::Witness || self.region == self.primary() {
+            return None;
+        }
+        self.group(group_id(self.region, shard))
+    }
+
+    /// Reads this node's secondary replica of `shard` if its cross-region
+    /// log shows it at most `bound` behind the primary.
+    fn read_secondary(&self, shard: u64, read: &Read, bound: Duration) -> Option<Answer> {
+        self.secondary_replica(shard)?.read_fresh(read, bound)
     }
 
     /// Executes `request` as the read-only listener does: a write is
@@ -644,11 +663,8 @@ impl Node {
             Request::Read(read) | Request::ReadIndex(read) => read,
         };
         let bound = Duration::from_millis(options.max_staleness_ms);
-        if self.role != RegionRole::Witness && self.region != self.primary() {
-            let local = self.group(group_id(self.region, shard));
-            if let Some(answer) = local.and_then(|l| l.read_fresh(&read, bound)) {
-                return Ok(answer);
-            }
+        if let Some(answer) = self.read_secondary(shard, &read, bound) {
+            return Ok(answer);
         }
         let local = self.shard(shard);
         if let Some(answer) = local.and_then(|l| l.read_bounded(&read, bound)) {

@@ -4,8 +4,9 @@
 //! for a "not leader" error.
 //!
 //! A watch wakes on the groups' server metrics (they change on votes,
-//! leader and membership changes, not on every applied entry) and sends a
-//! new status when some shard's leader or term differs from the last one
+//! leader and membership changes, not on every applied entry) and on the
+//! node's view of the meta group, and sends a new status when some shard's
+//! leader or term, or the failover group's epoch, differs from the last one
 //! sent, and at least every [`WATCH_REFRESH`] regardless, so a client whose
 //! picture drifted (a stale hint from a node in the middle of an election)
 //! is set right within that time.
@@ -30,12 +31,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::config::{Durability, RegionSpec};
+use crate::config::{Durability, RegionRole, RegionSpec};
 use crate::failover;
 use crate::grpc::status;
 use crate::meta::{Failover, FailoverGroup, Policy};
 use crate::node::Node;
-use crate::placement::group_id;
+use crate::placement::{RegionIndex, group_id};
 use crate::shard::Shard;
 
 /// Status messages a slow watcher may fall behind by.
@@ -77,6 +78,10 @@ fn status_of(node: &Node) -> StatusReply {
         .collect();
     let slots = node.slots();
     let regions = topology.region_specs();
+    let data_regions: Vec<RegionIndex> = (0..regions.len())
+        .filter(|&i| regions[i].role != RegionRole::Witness)
+        .map(|i| i as RegionIndex)
+        .collect();
     let shards = (0..u64::from(slots.shards()))
         .map(|id| {
             let (first_slot, last_slot) = slots.slot_range(id);
@@ -85,6 +90,10 @@ fn status_of(node: &Node) -> StatusReply {
                 first_slot: first_slot.into(),
                 last_slot: last_slot.into(),
                 voters: node.serving_replicas(id).to_vec(),
+                replicas: data_regions
+                    .iter()
+                    .flat_map(|&region| topology.replicas_in(region, id))
+                    .collect(),
                 ..Default::default()
             };
             if let Some(own) = node.group(group_id(node.region().0, id)) {
@@ -187,15 +196,17 @@ fn shipping_of(shard: &Shard, regions: &[RegionSpec]) -> Vec<XlogStatus> {
         .collect()
 }
 
-/// Sends the status whenever a leader or term changes, until the watcher
-/// goes away or the node's groups stop.
+/// Sends the status whenever a leader or term, or the failover group's
+/// epoch, changes, until the watcher goes away or the node's groups stop.
 async fn watch(node: Arc<Node>, tx: mpsc::Sender<Result<StatusReply, Status>>) {
     let mut watchers: Vec<_> = node.shards().map(|shard| shard.raft().server_metrics()).collect();
-    let mut sent: Option<Vec<(u64, u64)>> = None;
+    let mut view = node.meta_view();
+    let mut sent: Option<(u64, Vec<(u64, u64)>)> = None;
     let mut refresh = false;
     loop {
         let status = status_of(&node);
-        let leaders: Vec<(u64, u64)> = status.shards.iter().map(|s| (s.leader, s.term)).collect();
+        let epoch = status.failover_group.as_ref().map_or(0, |g| g.epoch);
+        let leaders = (epoch, status.shards.iter().map(|s| (s.leader, s.term)).collect());
         if refresh || sent.as_ref() != Some(&leaders) {
             if tx.send(Ok(status)).await.is_err() {
                 return;
@@ -212,6 +223,11 @@ async fn watch(node: Arc<Node>, tx: mpsc::Sender<Result<StatusReply, Status>>) {
             (changed, _, _) = futures::future::select_all(changes) => {
                 if changed.is_err() {
                     return; // a group stopped: the node is going down
+                }
+            }
+            changed = view.changed() => {
+                if changed.is_err() {
+                    return;
                 }
             }
             () = tokio::time::sleep(WATCH_REFRESH) => refresh = true,
