@@ -150,9 +150,14 @@ impl LogStore {
         key
     }
 
-    /// Keys of this group lie in `[log_key(0), end_key())`.
-    fn end_key(&self) -> [u8; 8] {
-        (self.group + 1).to_be_bytes()
+    /// Keys of this group lie in `[log_key(0), end_key())`: the next
+    /// group's first key or, for the last group id (the meta group's),
+    /// a key after every 16-byte key.
+    fn end_key(&self) -> Vec<u8> {
+        match self.group.checked_add(1) {
+            Some(next) => next.to_be_bytes().to_vec(),
+            None => [0xff; 17].to_vec(),
+        }
     }
 
     fn state_key(&self, name: &[u8]) -> Vec<u8> {
@@ -257,7 +262,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             return Ok(entries);
         }
         let from = self.log_key(start);
-        let to = end.map_or_else(|| self.end_key().to_vec(), |end| self.log_key(end).to_vec());
+        let to = end.map_or_else(|| self.end_key(), |end| self.log_key(end).to_vec());
         let records = self
             .storage
             .scan(Cf::RaftLog, &from, &to, usize::MAX)
@@ -457,6 +462,30 @@ mod tests {
         );
         log.append([entry(2)], IoFlushed::noop()).await.unwrap();
         assert_eq!(reopened().read_committed().await.unwrap(), Some(entry(1).log_id));
+    }
+
+    #[tokio::test]
+    async fn the_last_group_id_finds_truncates_and_reopens_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
+        let commit = GroupCommit::start(&storage).unwrap();
+        // The meta group's id, with a neighbour whose keys must stay apart.
+        let reopened = |group| LogStore::new(storage.clone(), group, Fsync::Never, commit.clone());
+        let mut neighbour = reopened(u64::MAX - 1);
+        neighbour.append((1..=2).map(entry), IoFlushed::noop()).await.unwrap();
+        let mut log = reopened(u64::MAX);
+        log.append((1..=5).map(entry), IoFlushed::noop()).await.unwrap();
+        assert_eq!(
+            reopened(u64::MAX).get_log_state().await.unwrap().last_log_id,
+            Some(entry(5).log_id)
+        );
+        log.truncate_after(Some(entry(3).log_id)).await.unwrap();
+        let mut log = reopened(u64::MAX);
+        assert_eq!(log.get_log_state().await.unwrap().last_log_id, Some(entry(3).log_id));
+        let read = log.try_get_log_entries(1..10).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3]));
+        let neighbour = reopened(u64::MAX - 1).try_get_log_entries(1..10).await.unwrap();
+        assert_eq!(indexes(Some(neighbour)), Some(vec![1, 2]));
     }
 
     #[tokio::test]
