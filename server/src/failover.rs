@@ -31,8 +31,11 @@
 //! still open in an epoch that ended ([`step_down`]): each group's leader
 //! writes the records past the handover to the lost-writes report
 //! (`lost-writes.log` in the data dir, and `MetaOp::ReportLost`, shown by
-//! `CAIRN.FAILOVERS`), then seals its group, which the new primary's
-//! shippers then resync.
+//! `CAIRN.FAILOVERS`), then gives up its copy (`WriteOp::XlogDiscard`):
+//! its state holds those writes, and its gseqs past the handover number
+//! other writes than the new primary's, so it takes no shipped records
+//! until the new primary's shipper replaces the copy whole (a resync). A
+//! group with nothing past the handover is only sealed.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -378,8 +381,15 @@ async fn step_down(node: &Node) {
             tracing::error!(cause = %err, "lost writes not reported; the group stays open");
             continue;
         }
-        let seal = Request::Write(Write::new(WriteOp::XlogSeal));
-        if let Err(err) = shard.execute(seal).await {
+        // With nothing past the handover this copy is the new primary's
+        // up to there and only needs sealing; otherwise it holds writes the
+        // new primary never had, so it is given up and resynced whole.
+        let op = if lost.is_empty() {
+            WriteOp::XlogSeal
+        } else {
+            WriteOp::XlogDiscard
+        };
+        if let Err(err) = shard.execute(Request::Write(Write::new(op))).await {
             tracing::warn!(shard = shard.shard, cause = %err, "not sealed yet");
             continue;
         }

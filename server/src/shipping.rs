@@ -118,6 +118,14 @@ pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     while tasks.join_next().await.is_some() {}
 }
 
+/// Why a destination did not take a batch.
+enum NotTaken {
+    /// Its copy of the shard must be replaced first (a resync).
+    NeedsCopy,
+    /// Anything else, said.
+    Failed(String),
+}
+
 /// Ships one shard's log to one destination region.
 struct Shipper {
     node: Arc<Node>,
@@ -138,6 +146,8 @@ impl Shipper {
         // What the destination holds, once it said so under this
         // leadership.
         let mut acked: Option<u64> = None;
+        // The destination said its copy must be replaced.
+        let mut needs_copy = false;
         let mut sent = Instant::now() - HEARTBEAT;
         let mut trimmed = Instant::now();
         while !*self.stop.borrow() {
@@ -153,14 +163,17 @@ impl Shipper {
             }
             let epoch = shard.stance().epoch;
             let as_of_ms = now_ms();
-            let (records, complete) = match acked.map(|a| shard.xlog_since(a, MAX_BATCH_BYTES)) {
-                None => (Vec::new(), false),
-                Some(Since::Records { records, complete }) => (records, complete),
-                Some(since @ (Since::Trimmed | Since::Ahead)) => {
-                    let why = match since {
-                        Since::Trimmed => "needed records already trimmed",
-                        _ => "held records this log never had",
-                    };
+            let next = match acked.map(|a| shard.xlog_since(a, MAX_BATCH_BYTES)) {
+                _ if needs_copy => Err("holds a copy to be replaced (an old primary's, or a resync cut short)"),
+                None => Ok((Vec::new(), false)),
+                Some(Since::Records { records, complete }) => Ok((records, complete)),
+                Some(Since::Trimmed) => Err("needed records already trimmed"),
+                Some(Since::Ahead) => Err("held records this log never had"),
+            };
+            let (records, complete) = match next {
+                Ok(next) => next,
+                Err(why) => {
+                    needs_copy = false;
                     self.stuck(shard, acked, &format!("resyncing: it {why}"));
                     acked = match self.resync(&node, shard, why, epoch).await {
                         Ok(gseq) => Some(gseq),
@@ -197,7 +210,8 @@ impl Shipper {
                     };
                     shard.set_progress(self.region, progress);
                 }
-                Err(err) => {
+                Err(NotTaken::NeedsCopy) => needs_copy = true,
+                Err(NotTaken::Failed(err)) => {
                     tracing::debug!(shard = self.shard, region = self.region, cause = %err, "shipping paused");
                     self.stuck(shard, acked, &err);
                     acked = None;
@@ -214,7 +228,7 @@ impl Shipper {
 
     /// Sends records (none: a probe or a heartbeat); the gseq the
     /// destination then holds.
-    async fn send(&self, node: &Node, records: Vec<Record>, as_of_ms: u64, epoch: u64) -> Result<u64, String> {
+    async fn send(&self, node: &Node, records: Vec<Record>, as_of_ms: u64, epoch: u64) -> Result<u64, NotTaken> {
         match self.to {
             Destination::Region(group) => {
                 let batch = Write::new(WriteOp::Xlog {
@@ -225,13 +239,14 @@ impl Shipper {
                 let answer = node
                     .execute_in(group, Request::Write(batch))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| NotTaken::Failed(e.to_string()))?;
                 match answer.reply {
                     Reply::Int(gseq) => Ok(gseq as u64),
-                    Reply::Err(KvError::Fenced) => Err(format!(
+                    Reply::Err(KvError::NeedsCopy) => Err(NotTaken::NeedsCopy),
+                    Reply::Err(KvError::Fenced) => Err(NotTaken::Failed(format!(
                         "the destination takes writes itself or serves an epoch after {epoch}"
-                    )),
-                    other => Err(format!("answered {other:?}")),
+                    ))),
+                    other => Err(NotTaken::Failed(format!("answered {other:?}"))),
                 }
             }
             Destination::Witness(witness) => {
@@ -241,7 +256,9 @@ impl Shipper {
                     restart_after: None,
                     epoch,
                 };
-                node.send_to_witness(witness, batch).await.map_err(|e| e.to_string())
+                node.send_to_witness(witness, batch)
+                    .await
+                    .map_err(|e| NotTaken::Failed(e.to_string()))
             }
         }
     }

@@ -187,6 +187,17 @@ impl Xlog {
         self.stance.serving = false;
     }
 
+    /// Gives up this copy: an old primary's, whose writes past the
+    /// handover were discarded. Client writes stop, the copy is no longer
+    /// fresh, and it refuses shipped records and opening as a resync cut
+    /// short does, until a resync replaces it.
+    pub fn discard(&mut self) {
+        self.stance.serving = false;
+        self.resetting = Some((self.gseq, u32::MAX));
+        self.fresh_ms = 0;
+        self.window.clear();
+    }
+
     /// Applies client writes from now on, in `epoch`.
     pub fn open(&mut self, epoch: u64) {
         self.stance = Stance { epoch, serving: true };
@@ -453,6 +464,23 @@ mod tests {
         copy.finish_reset(41);
         assert_eq!((copy.gseq(), copy.resetting()), (41, None));
         assert_eq!(copy.accept(&records[0]), Accept::Duplicate);
+    }
+
+    #[test]
+    fn a_discarded_copy_takes_nothing_until_a_resync_replaces_it() {
+        let mut old = log_of(3);
+        old.open(1);
+        old.fresh_as_of(5);
+        let next = Record::new(4, 0, Bytes::from_static(b"w"));
+        old.discard();
+        assert!(!old.stance().serving, "client writes stop");
+        assert_eq!(old.fresh_ms(), 0, "its reads are no longer fresh");
+        assert_eq!(old.window().len(), 0);
+        assert_eq!(old.accept(&next), Accept::Refuse, "shipping waits for the copy");
+        assert!(!old.take_part(3, 1), "only a resync from its start replaces it");
+        assert!(old.take_part(9, 0));
+        old.finish_reset(9);
+        assert_eq!((old.gseq(), old.resetting()), (9, None));
     }
 
     #[test]

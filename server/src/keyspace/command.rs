@@ -252,6 +252,11 @@ pub enum WriteOp {
     /// A change to the meta group's state (only in
     /// [`crate::meta::META_GROUP`]'s log).
     Meta(MetaOp),
+    /// Stop client writes and give up this copy: an old primary whose
+    /// writes past the handover were discarded. The group refuses shipped
+    /// records and opening until a resync replaces its copy. Replies the
+    /// gseq it held.
+    XlogDiscard,
 }
 
 /// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
@@ -288,6 +293,7 @@ impl WriteOp {
                 | WriteOp::XlogReset { .. }
                 | WriteOp::XlogSeal
                 | WriteOp::XlogOpen { .. }
+                | WriteOp::XlogDiscard
                 | WriteOp::Meta(_)
         )
     }
@@ -323,6 +329,7 @@ impl WriteOp {
             | WriteOp::XlogReset { .. }
             | WriteOp::XlogSeal
             | WriteOp::XlogOpen { .. }
+            | WriteOp::XlogDiscard
             | WriteOp::Meta(_) => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
@@ -356,6 +363,7 @@ impl fmt::Display for Write {
             WriteOp::XlogReset { .. } => "xlog-reset",
             WriteOp::XlogSeal => "xlog-seal",
             WriteOp::XlogOpen { .. } => "xlog-open",
+            WriteOp::XlogDiscard => "xlog-discard",
             WriteOp::Meta(_) => "meta",
         };
         write!(f, "{name}@{}", self.now_ms)
@@ -480,6 +488,9 @@ pub enum KvError {
     /// Shipping refused: the destination takes client writes, or serves a
     /// later epoch than the shipper.
     Fenced,
+    /// Shipping refused: the destination's copy must be replaced first (a
+    /// resync cut short, or an old primary's discarded copy).
+    NeedsCopy,
 }
 
 /// What a write or a read answers.

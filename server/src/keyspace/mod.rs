@@ -626,6 +626,7 @@ impl Keyspace {
             | WriteOp::XlogReset { .. }
             | WriteOp::XlogSeal
             | WriteOp::XlogOpen { .. }
+            | WriteOp::XlogDiscard
             | WriteOp::Meta(_) => Reply::Ok,
             WriteOp::Flush => {
                 self.map.clear();

@@ -337,6 +337,10 @@ fn apply_write(applied: &mut Applied, write: Write) -> Reply {
             applied.xlog.seal();
             Reply::Int(applied.xlog.gseq() as i64)
         }
+        WriteOp::XlogDiscard => {
+            applied.xlog.discard();
+            Reply::Int(applied.xlog.gseq() as i64)
+        }
         // A partial copy must not take writes.
         WriteOp::XlogOpen { .. } if applied.xlog.resetting().is_some() => Reply::Nil,
         WriteOp::XlogOpen { epoch } => {
@@ -380,8 +384,12 @@ fn apply_client_write(applied: &mut Applied, write: &Write) -> Reply {
 /// Applies shipped records in gseq order, skipping those already applied
 /// and stopping at a gap, a bad checksum or an undecodable write (the
 /// shipper sends again from the gseq replied). Marks the replica fresh as
-/// of `as_of_ms` when it then holds every record of the batch.
+/// of `as_of_ms` when it then holds every record of the batch. A copy
+/// waiting for a resync takes nothing (`NeedsCopy`: the shipper resyncs).
 fn apply_records(applied: &mut Applied, records: &[Record], as_of_ms: u64) -> Reply {
+    if applied.xlog.resetting().is_some() {
+        return Reply::Err(KvError::NeedsCopy);
+    }
     for record in records {
         match applied.xlog.accept(record) {
             Accept::Duplicate => continue,

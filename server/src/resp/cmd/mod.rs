@@ -436,6 +436,7 @@ pub fn kv_error(err: KvError) -> Frame {
         KvError::HashNotFloat => Frame::error("ERR hash value is not a float"),
         KvError::NotServing => Frame::error("TRYAGAIN the region is failing over; try again"),
         KvError::Fenced => Frame::error("ERR shipping refused by a group of another epoch"),
+        KvError::NeedsCopy => Frame::error("ERR shipping refused: the group needs a copy of the shard first"),
     }
 }
 
