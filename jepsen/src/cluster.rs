@@ -1,5 +1,6 @@
 //! The cluster under test: real `cairn-server` processes started from the
-//! built binary, one per zone, on loopback.
+//! built binary, one per zone of each region (and a witness node when the
+//! run has several regions), laid out as `cairn-server dev` lays them out.
 //!
 //! Every node's config, data and log live in the run's output directory.
 //! Processes are killed (`SIGKILL`), paused (`SIGSTOP`/`SIGCONT`) and
@@ -16,9 +17,10 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 use cairn_server::config::{
-    AuthOptions, ClientLimits, Durability, LinkLatency, NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions,
-    StorageOptions, Topology, XlogOptions,
+    AuthOptions, ClientLimits, Durability, FailoverOptions, LinkLatency, NodeFile, RaftOptions, ReadOnlyOptions,
+    RegionRole, StorageOptions, Topology, XlogOptions,
 };
+use cairn_server::dev::{self, Shape};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -48,46 +50,50 @@ pub struct Cluster {
     pub net: Net,
 }
 
+/// The port `dev::topology` lays the nodes out from; every address is
+/// replaced by the run's own.
+const DEV_PORT: u16 = 10_000;
+
+/// The shape of a run's cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Regions, zones per region, a witness node or not, shards.
+    pub shape: Shape,
+    /// When writes are acknowledged.
+    pub durability: Durability,
+    /// When the failover group fails over by itself.
+    pub failover: FailoverOptions,
+}
+
+impl Layout {
+    /// Nodes of the cluster, the witness included.
+    pub fn nodes(&self) -> usize {
+        self.shape.regions * self.shape.zones + usize::from(self.shape.witness)
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl Cluster {
-    /// Writes configs for `nodes` nodes (one per zone) under `dir` and
-    /// starts them on `net`.
-    pub fn start(
-        server: &Path,
-        dir: &Path,
-        nodes: usize,
-        shards: u16,
-        net: Net,
-        bug: Option<String>,
-    ) -> anyhow::Result<Cluster> {
-        let nodes = (0..nodes)
-            .map(|i| {
-                let id = i as u64 + 1;
-                let (grpc, resp) = match net {
-                    Net::Loopback => (free_port()?, free_port()?),
-                    Net::Namespaces { .. } => (7000, 6379),
-                };
-                Ok(NodeSpec {
-                    id,
-                    region: "local".into(),
-                    zone: ((b'a' + i as u8) as char).to_string(),
-                    grpc_addr: SocketAddr::new(net.address(id), grpc),
-                    resp_addr: SocketAddr::new(net.address(id), resp),
-                    ro_addr: None,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let topology = Topology {
-            cluster_name: "jepsen".into(),
-            shards,
-            regions: Vec::new(),
-            durability: Durability::default(),
-            failover: Default::default(),
-            nodes,
-        };
+    /// Writes configs for a cluster of `layout` under `dir` and starts it on
+    /// `net`.
+    pub fn start(server: &Path, dir: &Path, layout: &Layout, net: Net, bug: Option<String>) -> anyhow::Result<Cluster> {
+        // The dev cluster's layout (names, regions, validation), on this
+        // run's addresses.
+        let mut topology = dev::topology(DEV_PORT, layout.shape, layout.durability, layout.failover)?;
+        topology.cluster_name = "jepsen".into();
+        for node in &mut topology.nodes {
+            let (grpc, resp, ro) = match net {
+                Net::Loopback => (free_port()?, free_port()?, free_port()?),
+                Net::Namespaces { .. } => (7000, 6379, 6380),
+            };
+            let ip = net.address(node.id);
+            node.grpc_addr = SocketAddr::new(ip, grpc);
+            node.resp_addr = SocketAddr::new(ip, resp);
+            node.ro_addr = (layout.shape.regions > 1).then(|| SocketAddr::new(ip, ro));
+        }
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("topology.toml"), toml_string(&topology)?)?;
         for node in &topology.nodes {
@@ -131,6 +137,54 @@ impl Cluster {
     /// Every node id.
     pub fn ids(&self) -> Vec<u64> {
         self.topology.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The region of each node, by name.
+    pub fn region_of(&self, id: u64) -> &str {
+        self.topology.node(id).map_or("", |n| n.region.as_str())
+    }
+
+    /// Nodes of region `region`.
+    pub fn nodes_in(&self, region: &str) -> Vec<u64> {
+        self.topology
+            .nodes
+            .iter()
+            .filter(|n| n.region == region)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// The data regions' names, in the topology's order (one, unnamed
+    /// `local`, in a cluster of one region).
+    pub fn data_regions(&self) -> Vec<String> {
+        if self.topology.regions.is_empty() {
+            return vec![self.region_of(1).to_string()];
+        }
+        self.topology
+            .regions
+            .iter()
+            .filter(|r| r.role != RegionRole::Witness)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    /// The witness node, if there is one.
+    pub fn witness(&self) -> Option<u64> {
+        let region = self.topology.regions.iter().find(|r| r.role == RegionRole::Witness)?;
+        self.nodes_in(&region.name).first().copied()
+    }
+
+    /// Nodes holding data (every node but the witness).
+    pub fn data_nodes(&self) -> Vec<u64> {
+        self.ids()
+            .into_iter()
+            .filter(|&id| Some(id) != self.witness())
+            .collect()
+    }
+
+    /// Where node `id` writes its lost-writes report.
+    pub fn lost_writes_file(&self, id: u64) -> PathBuf {
+        self.node_dir(id).join(cairn_server::failover::LOST_WRITES_FILE)
     }
 
     /// Node ids whose process is running (possibly paused).

@@ -4,8 +4,8 @@
 //! `client`, `call` and `return` (ns on one monotonic clock shared by all
 //! clients of a run), `op`, `key`, `value` (write, add), `expected` and
 //! `new` (cas; `expected: null` means the key must be absent), `status` and
-//! `result` (read: the value or null; cas: true/false; a final read of a
-//! set: the elements; of a counter: the number).
+//! `result` (read: the value or null; cas and contains: true/false; a
+//! final read of a set: the elements; of a counter: the number).
 //!
 //! `status` is `ok` (it happened, with this result), `fail` (it certainly
 //! had no effect) or `unknown` (a timeout or a lost connection: it may have
@@ -33,6 +33,8 @@ pub enum Kind {
     Delete,
     /// Add an element to a set.
     Add,
+    /// Ask whether one element (`value`) is in a set; `result` says.
+    Contains,
     /// Increment a counter by one.
     Incr,
 }

@@ -7,6 +7,7 @@
 //! - [`cluster`]: real `cairn-server` processes to break.
 //! - [`nemesis`]: the faults, on a schedule.
 //! - [`net`]: network namespaces, so partitions are real packet loss.
+//! - [`region`]: the primary region, failovers, and what they discarded.
 //! - [`workload`]: concurrent clients over gRPC and the Redis protocol.
 //! - [`run`]: one whole test, from start to verdict.
 //! - [`report`]: an HTML timeline of what failed.
@@ -16,6 +17,7 @@ pub mod cluster;
 pub mod history;
 pub mod nemesis;
 pub mod net;
+pub mod region;
 pub mod report;
 pub mod resp_client;
 pub mod run;

@@ -5,11 +5,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cairn_jepsen::cluster::Layout;
 use cairn_jepsen::nemesis::Fault;
+use cairn_jepsen::region::Discarded;
 use cairn_jepsen::run::{Bug, RunOptions, run};
 use cairn_jepsen::workload::{Via, Workload};
 use cairn_jepsen::{checker, history};
+use cairn_server::config::{Durability, FailoverOptions, FailoverPolicy};
+use cairn_server::dev::Shape;
 use clap::{Parser, Subcommand};
+
+/// When writes are acknowledged.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    /// By a majority of the primary region's zones.
+    Zone,
+    /// By the witness too.
+    Witness,
+}
 
 /// Linearizability and lost-write checks for Cairn under real faults.
 #[derive(Parser)]
@@ -39,9 +52,21 @@ enum Command {
         /// Seconds of load.
         #[arg(long, default_value_t = 60)]
         time: u64,
-        /// Nodes, one per zone.
+        /// Nodes of each region, one per zone.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Data regions; with more than one, the cluster has a witness
+        /// node too, and the region faults may be injected.
+        #[arg(long, default_value_t = 1)]
+        regions: usize,
+        /// When writes are acknowledged: `zone` (a majority of the primary
+        /// region's zones) or `witness` (the witness too).
+        #[arg(long, value_enum, default_value = "zone")]
+        durability: DurabilityArg,
+        /// How long the primary region may be silent before the cluster
+        /// fails over by itself.
+        #[arg(long, default_value_t = 3000)]
+        failover_grace_ms: u64,
         /// Shards.
         #[arg(long, default_value_t = 4)]
         shards: u16,
@@ -85,7 +110,8 @@ async fn real_main() -> anyhow::Result<bool> {
     match Args::parse().command {
         Command::Check { file } => {
             let ops = history::load(&file)?;
-            let report = checker::check_all(&ops);
+            let discarded = Discarded::load_beside(&file)?;
+            let report = checker::check_all(&ops, &discarded);
             let html = file.with_extension("html");
             let summary = format!(
                 "{}verdict: {}\nreport: {}\n",
@@ -104,6 +130,9 @@ async fn real_main() -> anyhow::Result<bool> {
             nemesis_interval,
             time,
             nodes,
+            regions,
+            durability,
+            failover_grace_ms,
             shards,
             clients,
             seed,
@@ -128,6 +157,28 @@ async fn real_main() -> anyhow::Result<bool> {
                 server.display()
             );
             anyhow::ensure!(nemesis_interval > 0.0, "--nemesis-interval must be positive");
+            if let Some(fault) = nemesis.iter().find(|f| f.needs_regions())
+                && regions < 2
+            {
+                anyhow::bail!("the {} fault needs --regions 2 or more", fault.name());
+            }
+            anyhow::ensure!(failover_grace_ms >= 1000, "--failover-grace-ms must be at least 1000");
+            let layout = Layout {
+                shape: Shape {
+                    regions,
+                    zones: nodes,
+                    witness: regions > 1,
+                    shards,
+                },
+                durability: match durability {
+                    DurabilityArg::Zone => Durability::Zone,
+                    DurabilityArg::Witness => Durability::Witness,
+                },
+                failover: FailoverOptions {
+                    policy: FailoverPolicy::Automatic,
+                    grace_ms: failover_grace_ms,
+                },
+            };
             let via = via.unwrap_or(workload.default_via());
             anyhow::ensure!(
                 workload.supports(via),
@@ -140,8 +191,7 @@ async fn real_main() -> anyhow::Result<bool> {
                 nemesis,
                 interval: Duration::from_secs_f64(nemesis_interval),
                 time: Duration::from_secs(time),
-                nodes,
-                shards,
+                layout,
                 clients,
                 seed,
                 out,

@@ -11,6 +11,12 @@
 //! where each node reaches only its two neighbours (no two nodes see the
 //! same majority with five nodes); and a bridge, two halves that meet only
 //! through one node. Clients keep reaching every node.
+//!
+//! With several regions: the whole primary region killed (it returns at
+//! heal time, as an old primary that must report what it discarded), cut
+//! off from everyone or from the secondaries only, the witness cut off,
+//! and planned or forced failovers to the next data region. The cluster
+//! fails over by itself once the primary has been silent for its grace.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::history::Recorder;
+use crate::region;
 use crate::resp_client::{Reply, RespClient};
 
 /// A kind of fault.
@@ -66,6 +73,21 @@ pub enum Fault {
     PartitionRing,
     /// Two halves that meet only through one node.
     PartitionBridge,
+    /// `kill -9` every node of the primary region; they come back at heal
+    /// time, as an old primary returning.
+    RegionKill,
+    /// The primary region cut off from every other region.
+    RegionPartition,
+    /// The primary region cut off from the secondary regions only (the
+    /// witness still reaches both).
+    RegionPartitionSecondary,
+    /// The witness cut off from every data region.
+    WitnessLost,
+    /// A planned failover to the next data region (`CAIRN.FAILOVER`).
+    Failover,
+    /// A forced failover to the next data region (`CAIRN.FAILOVER …
+    /// FORCE`) while the primary still runs.
+    FailoverForce,
 }
 
 impl Fault {
@@ -78,6 +100,22 @@ impl Fault {
                 | Fault::PartitionHalves
                 | Fault::PartitionRing
                 | Fault::PartitionBridge
+                | Fault::RegionPartition
+                | Fault::RegionPartitionSecondary
+                | Fault::WitnessLost
+        )
+    }
+
+    /// Whether this fault needs a cluster of several regions.
+    pub fn needs_regions(self) -> bool {
+        matches!(
+            self,
+            Fault::RegionKill
+                | Fault::RegionPartition
+                | Fault::RegionPartitionSecondary
+                | Fault::WitnessLost
+                | Fault::Failover
+                | Fault::FailoverForce
         )
     }
 
@@ -177,12 +215,25 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
         .expect("shapes"),
         other => other,
     };
-    let (ids, resp) = {
+    let (ids, resp, data_resp, regions) = {
         let cluster = cluster.lock().expect("cluster lock");
         let ids = cluster.ids();
         let resp: Vec<SocketAddr> = ids.iter().map(|&id| cluster.resp(id)).collect();
-        (ids, resp)
+        let data_resp: Vec<SocketAddr> = cluster.data_nodes().iter().map(|&id| cluster.resp(id)).collect();
+        (ids, resp, data_resp, cluster.data_regions())
     };
+    let primary = if fault.needs_regions() {
+        Some(region::primary(&data_resp).await?)
+    } else {
+        None
+    };
+    if let (Fault::Failover | Fault::FailoverForce, Some(primary)) = (fault, &primary) {
+        let at = regions.iter().position(|r| r == primary).unwrap_or(0);
+        let to = &regions[(at + 1) % regions.len()];
+        let forced = fault == Fault::FailoverForce;
+        let done = region::failover(&data_resp, to, forced).await?;
+        return Ok(format!("{}: {done}", fault.name()));
+    }
     let leader = if fault == Fault::PartitionLeader {
         shard0_leader(&resp).await
     } else {
@@ -306,7 +357,32 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
             cluster.net.cut(left, right)?;
             format!("{name}: {left:?} <-> {bridge} <-> {right:?}")
         }
-        Fault::Partition => unreachable!("resolved to a shape above"),
+        Fault::RegionKill => {
+            let region = primary.expect("looked up above");
+            let members = cluster.nodes_in(&region);
+            for &id in &members {
+                cluster.kill(id);
+            }
+            format!("kill region {region} (nodes {members:?})")
+        }
+        Fault::RegionPartition | Fault::RegionPartitionSecondary => {
+            let region = primary.expect("looked up above");
+            let members = cluster.nodes_in(&region);
+            let others = if fault == Fault::RegionPartition {
+                ids.clone()
+            } else {
+                cluster.data_nodes()
+            };
+            let others: Vec<u64> = others.into_iter().filter(|id| !members.contains(id)).collect();
+            cluster.net.cut(&members, &others)?;
+            format!("{name}: region {region} {members:?} | {others:?}")
+        }
+        Fault::WitnessLost => {
+            let witness = cluster.witness().expect("a cluster of several regions has a witness");
+            cluster.net.cut(&[witness], &cluster.data_nodes())?;
+            format!("{name}: witness node {witness} cut off")
+        }
+        Fault::Partition | Fault::Failover | Fault::FailoverForce => unreachable!("handled above"),
     })
 }
 

@@ -96,7 +96,7 @@ fn label(op: &Op) -> String {
             op.result.as_ref().map_or("?".into(), |v| v.to_string())
         ),
         Kind::Delete => "del".into(),
-        Kind::Add | Kind::Incr => format!("{:?}", op.op),
+        Kind::Add | Kind::Contains | Kind::Incr => format!("{:?}", op.op),
     }
 }
 

@@ -4,18 +4,23 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use tokio::time::Instant;
 
 use crate::checker;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Layout};
 use crate::history::{self, Recorder, Status};
 use crate::nemesis::{self, Fault};
 use crate::net::Net;
+use crate::region::{self, Discarded};
 use crate::resp_client::{Reply, RespClient};
 use crate::workload::{self, Context, Via, Workload};
+
+/// How long the run waits, after healing, for every old primary to report
+/// what it discarded.
+const REPORT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -30,10 +35,9 @@ pub struct RunOptions {
     pub interval: Duration,
     /// How long clients run.
     pub time: Duration,
-    /// Nodes (one per zone).
-    pub nodes: usize,
-    /// Shards.
-    pub shards: u16,
+    /// The cluster's regions, zones, shards, durability and failover
+    /// policy.
+    pub layout: Layout,
     /// Concurrent clients.
     pub clients: usize,
     /// Seed for every random choice.
@@ -65,24 +69,26 @@ impl Bug {
 /// Runs the test; `Ok(true)` when every checker passed.
 pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
-    let (net, why_loopback) = Net::create(options.nodes)?;
+    let (net, why_loopback) = Net::create(options.layout.nodes())?;
     if let Some(why) = why_loopback {
         eprintln!("WARNING: nodes run on loopback ({why}); partitions cannot be injected");
     }
     let cluster = Cluster::start(
         &options.server,
         &options.out.join("cluster"),
-        options.nodes,
-        options.shards,
+        &options.layout,
         net,
         options.bug.map(|b| b.failpoints().to_string()),
     )?;
-    let grpc = cluster.ids().iter().map(|&id| cluster.grpc(id)).collect();
-    let resp: Vec<_> = cluster.ids().iter().map(|&id| cluster.resp(id)).collect();
+    // Clients use the data nodes (the witness serves no data).
+    let data_nodes = cluster.data_nodes();
+    let grpc = data_nodes.iter().map(|&id| cluster.grpc(id)).collect();
+    let resp: Vec<_> = data_nodes.iter().map(|&id| cluster.resp(id)).collect();
     wait_ready(&resp).await?;
     let cluster = Arc::new(Mutex::new(cluster));
 
     let recorder = Arc::new(Recorder::default());
+    let started = SystemTime::now();
     let deadline = Instant::now() + options.time;
     let ctx = Arc::new(Context {
         recorder: recorder.clone(),
@@ -115,6 +121,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     let log = nemesis.await?;
     wait_ready(&resp).await?;
     workload::final_reads(options.workload, &ctx).await?;
+    let (switches, discarded) = if options.layout.shape.regions > 1 {
+        let switches = region::switches(&resp, REPORT_PATIENCE).await?;
+        let files: Vec<PathBuf> = {
+            let cluster = cluster.lock().expect("cluster lock");
+            cluster.ids().iter().map(|&id| cluster.lost_writes_file(id)).collect()
+        };
+        let discarded = region::discarded(&files, &switches, started);
+        (switches, discarded)
+    } else {
+        (Vec::new(), Discarded::default())
+    };
+    discarded.save(&options.out)?;
     let crashes = {
         let mut cluster = cluster.lock().expect("cluster lock");
         let mut crashes = log.crashes.clone();
@@ -125,7 +143,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     let ops = recorder.ops();
     let history_path = options.out.join("history.jsonl");
     history::save(&history_path, &ops)?;
-    let report = checker::check_all(&ops);
+    let report = checker::check_all(&ops, &discarded);
     let count = |s: Status| ops.iter().filter(|op| op.status == s).count();
     let mut summary = format!(
         "ops: {} ok, {} fail, {} unknown\nfaults injected: {}{}\n",
@@ -141,6 +159,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     );
     for (at, event) in &log.events {
         summary.push_str(&format!("  {at:8.3}s {event}\n"));
+    }
+    if options.layout.shape.regions > 1 {
+        summary.push_str(&format!(
+            "failovers: {} completed{}; writes reported discarded: {}\n",
+            switches.len(),
+            if switches.iter().all(|s| s.reported) {
+                ""
+            } else {
+                " (some old primaries never reported what they discarded)"
+            },
+            discarded.keys.len()
+        ));
     }
     for (node, status) in &crashes {
         summary.push_str(&format!(

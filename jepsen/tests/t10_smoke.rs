@@ -10,6 +10,7 @@ use std::process::Command;
 
 use cairn_jepsen::checker;
 use cairn_jepsen::history::{self, Kind, Status};
+use cairn_jepsen::region::Discarded;
 
 const JEPSEN: &str = env!("CARGO_BIN_EXE_cairn-jepsen");
 
@@ -77,7 +78,7 @@ fn t10_every_workload_passes_under_kill_pause_and_partition() {
     // after a second write had returned now sees the first write's value.
     let path = dir.path().join("register/history.jsonl");
     let mut ops = history::load(&path).unwrap();
-    assert!(checker::check_all(&ops).valid());
+    assert!(checker::check_all(&ops, &Discarded::default()).valid());
     let ok_writes: Vec<_> = ops
         .iter()
         .filter(|o| o.op == Kind::Write && o.status == Status::Ok)

@@ -161,7 +161,7 @@ fn step(state: &State, op: &Op) -> Option<State> {
                 (false, _) => Some(if matches { op.new.clone() } else { state.clone() }),
             }
         }
-        Kind::Add | Kind::Incr => None,
+        Kind::Add | Kind::Contains | Kind::Incr => None,
     }
 }
 

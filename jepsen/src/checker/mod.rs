@@ -1,7 +1,8 @@
 //! Checkers: given a history, is it what a correct Cairn could have done?
 //!
 //! - [`linearizable`]: registers (read / write / cas / delete), per key.
-//! - [`set`]: grow-only sets: no acknowledged element lost, none invented.
+//! - [`set`]: grow-only sets: no acknowledged element lost (but those the
+//!   lost-writes reports list), none invented.
 //! - [`counter`]: increments: none lost, none applied twice.
 //!
 //! [`check_all`] sorts a history's keys by what was done to them (a key
@@ -16,6 +17,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::history::{Kind, Op};
+use crate::region::Discarded;
 
 /// Every checker's findings.
 #[derive(Debug, Default)]
@@ -73,6 +75,22 @@ impl Report {
                 v.duplicated,
                 if v.read { "" } else { ", no final read" }
             );
+            if !v.discarded.is_empty() || !v.discarded_present.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  lost-writes report: {} acknowledged adds discarded, {} listed but kept {:?}",
+                    v.discarded.len(),
+                    v.discarded_present.len(),
+                    v.discarded_present
+                );
+            }
+            if !v.read_discarded.is_empty() || !v.stale_probes.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  probes: saw discarded writes after their epoch ended {:?}, missed acknowledged ones {:?}",
+                    v.read_discarded, v.stale_probes
+                );
+            }
         }
         for v in &self.counters {
             let _ = writeln!(
@@ -89,8 +107,9 @@ impl Report {
     }
 }
 
-/// Runs every checker on the keys it applies to.
-pub fn check_all(history: &[Op]) -> Report {
+/// Runs every checker on the keys it applies to; `discarded` is what the
+/// old primaries' lost-writes reports list.
+pub fn check_all(history: &[Op], discarded: &Discarded) -> Report {
     let keys_with = |kind: Kind| -> BTreeSet<&str> {
         history
             .iter()
@@ -104,7 +123,7 @@ pub fn check_all(history: &[Op]) -> Report {
         |wanted: &dyn Fn(&str) -> bool| -> Vec<Op> { history.iter().filter(|op| wanted(&op.key)).cloned().collect() };
     Report {
         registers: linearizable::check(&pick(&|k| !sets.contains(k) && !counters.contains(k))),
-        sets: set::check(&pick(&|k| sets.contains(k))),
+        sets: set::check(&pick(&|k| sets.contains(k)), discarded),
         counters: counter::check(&pick(&|k| counters.contains(k))),
     }
 }

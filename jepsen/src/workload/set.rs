@@ -1,7 +1,9 @@
 //! The set workload: each added element is its own key
 //! (`s<set>:<element>`), written through the Redis protocol or
 //! cairn-client, and the final read is an `MGET` of every element ever
-//! attempted.
+//! attempted. Now and then a client probes (`GET`, linearizable) one of
+//! its own recently acknowledged elements: after a failover that
+//! discarded writes, no probe may still see them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,40 @@ use crate::resp_client::{Reply, RespClient};
 
 /// Sets written concurrently.
 const SETS: u64 = 3;
+/// One add in this many is followed by a probe.
+const PROBE_EVERY: u32 = 4;
+/// How many of its latest acknowledged elements a client probes among.
+const PROBED: usize = 50;
+
+/// A client's latest acknowledged elements, and which to probe next.
+#[derive(Default)]
+struct Probes {
+    recent: std::collections::VecDeque<(String, String)>,
+}
+
+impl Probes {
+    /// Notes an acknowledged add; maybe returns `(set, element)` to probe.
+    fn after_ack(&mut self, set: &str, element: &str, rng: &mut StdRng) -> Option<(String, String)> {
+        self.recent.push_back((set.to_string(), element.to_string()));
+        if self.recent.len() > PROBED {
+            self.recent.pop_front();
+        }
+        if rng.random_range(0..PROBE_EVERY) != 0 {
+            return None;
+        }
+        self.recent.get(rng.random_range(0..self.recent.len())).cloned()
+    }
+}
+
+/// Records a probe's outcome: `Some(found)` when it was answered.
+fn record_probe(ctx: &Context, id: u64, call: u64, (set, element): (String, String), found: Option<bool>) {
+    let fields = Fields {
+        value: Some(element),
+        result: found.map(|f| json!(f)),
+        ..Fields::status(if found.is_some() { Status::Ok } else { Status::Unknown })
+    };
+    ctx.record(id, call, Kind::Contains, &set, fields);
+}
 
 /// One client: adds unique elements until the deadline.
 pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
@@ -30,6 +66,7 @@ async fn through_client(id: u64, ctx: Arc<Context>, seed: u64) {
     let Some(client) = cairn_client(&ctx).await else {
         return;
     };
+    let mut probes = Probes::default();
     let mut n = 0u64;
     while tokio::time::Instant::now() < ctx.deadline {
         n += 1;
@@ -43,10 +80,22 @@ async fn through_client(id: u64, ctx: Arc<Context>, seed: u64) {
             Err(_) => Status::Unknown,
         };
         let fields = Fields {
-            value: Some(element),
+            value: Some(element.clone()),
             ..Fields::status(status)
         };
         ctx.record(id, call, Kind::Add, &set, fields);
+        if status != Status::Ok {
+            continue;
+        }
+        if let Some(probe) = probes.after_ack(&set, &element, &mut rng) {
+            let call = ctx.recorder.now();
+            let key = format!("{}:{}", probe.0, probe.1);
+            let found = match tokio::time::timeout(OP_TIMEOUT, client.get(key)).await {
+                Ok(Ok(reply)) => Some(reply.value.is_some()),
+                _ => None,
+            };
+            record_probe(&ctx, id, call, probe, found);
+        }
     }
 }
 
@@ -54,6 +103,7 @@ async fn through_resp(id: u64, ctx: Arc<Context>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut node = id as usize;
     let mut conn: Option<RespClient> = None;
+    let mut probes = Probes::default();
     let mut n = 0u64;
     while tokio::time::Instant::now() < ctx.deadline {
         n += 1;
@@ -73,15 +123,33 @@ async fn through_resp(id: u64, ctx: Arc<Context>, seed: u64) {
                 _ => Status::Unknown,
             },
         };
+        let fields = Fields {
+            value: Some(element.clone()),
+            ..Fields::status(status)
+        };
+        ctx.record(id, call, Kind::Add, &set, fields);
+        let probe = match (status, conn.as_mut()) {
+            (Status::Ok, Some(c)) => probes.after_ack(&set, &element, &mut rng).map(|p| (p, c)),
+            _ => None,
+        };
+        if let Some((probe, c)) = probe {
+            let call = ctx.recorder.now();
+            let key = format!("{}:{}", probe.0, probe.1);
+            let found = match tokio::time::timeout(OP_TIMEOUT, c.call(&[b"GET", key.as_bytes()])).await {
+                Ok(Ok(Reply::Bulk(value))) => Some(value.is_some()),
+                _ => None,
+            };
+            let answered = found.is_some();
+            record_probe(&ctx, id, call, probe, found);
+            if !answered {
+                conn = None;
+                node += 1;
+            }
+        }
         if status != Status::Ok {
             conn = None;
             node += 1;
         }
-        let fields = Fields {
-            value: Some(element),
-            ..Fields::status(status)
-        };
-        ctx.record(id, call, Kind::Add, &set, fields);
     }
 }
 
