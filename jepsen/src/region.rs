@@ -9,7 +9,7 @@
 //! it was written in; [`discarded`] joins the two into, per key, the time
 //! (on the history's clock) after which no read may see that write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +27,11 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(40);
 pub struct Discarded {
     /// Key → switch time of the failover that ended the write's epoch.
     pub keys: BTreeMap<String, u64>,
+    /// Keys whose discarded write carried a client session: its client
+    /// may have retried it, and the new primary applied it again, so it
+    /// may be present after all.
+    #[serde(default)]
+    pub retried: BTreeSet<String>,
 }
 
 impl Discarded {
@@ -131,14 +136,28 @@ pub async fn switches(nodes: &[SocketAddr], patience: Duration) -> anyhow::Resul
     }
 }
 
-/// The keys and epochs of a `lost-writes.log`'s records (writes of one
-/// key; other records are skipped).
-fn reported(text: &str) -> Vec<(u64, String)> {
+/// One record of a `lost-writes.log`.
+#[derive(Debug, PartialEq)]
+struct Reported {
+    epoch: u64,
+    key: String,
+    /// Whether the write carried a client session.
+    session: bool,
+}
+
+/// The records of a `lost-writes.log` (writes of one key; other records
+/// are skipped).
+fn reported(text: &str) -> Vec<Reported> {
     text.lines()
         .filter_map(|line| {
             let epoch = line.strip_prefix("epoch=")?.split(' ').next()?.parse().ok()?;
-            let key = line.split("key: b\"").nth(1)?.split('"').next()?;
-            Some((epoch, key.to_string()))
+            let (head, write) = line.split_once(" write=")?;
+            let key = write.split("key: b\"").nth(1)?.split('"').next()?;
+            Some(Reported {
+                epoch,
+                key: key.to_string(),
+                session: head.contains(" session="),
+            })
         })
         .collect()
 }
@@ -148,18 +167,21 @@ fn reported(text: &str) -> Vec<(u64, String)> {
 /// `started` (wall clock).
 pub fn discarded(files: &[std::path::PathBuf], switches: &[Switch], started: SystemTime) -> Discarded {
     let started_ms = started.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let mut keys = BTreeMap::new();
+    let mut discarded = Discarded::default();
     for file in files {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        for (epoch, key) in reported(&text) {
+        for record in reported(&text) {
             let ended = switches
                 .iter()
-                .find(|s| s.from_epoch == epoch)
+                .find(|s| s.from_epoch == record.epoch)
                 .map_or(u64::MAX, |s| s.switched_ms.saturating_sub(started_ms) * 1_000_000);
-            keys.insert(key, ended);
+            if record.session {
+                discarded.retried.insert(record.key.clone());
+            }
+            discarded.keys.insert(record.key, ended);
         }
     }
-    Discarded { keys }
+    discarded
 }
 
 #[cfg(test)]
@@ -184,7 +206,12 @@ mod tests {
             None
         );
         let report = "epoch=2 shard=1 gseq=9 proposed_ms=1 write=Set { key: b\"s1:4-17\", value: b\"1\" }\n\
-                      epoch=2 shard=0 gseq=3 proposed_ms=1 write=Incr { key: b\"c0\", delta: 1 }\n";
-        assert_eq!(reported(report), [(2, "s1:4-17".into()), (2, "c0".into())]);
+                      epoch=2 shard=0 gseq=3 proposed_ms=1 session=7:12 write=Incr { key: b\"c0\", delta: 1 }\n";
+        let record = |key: &str, session| Reported {
+            epoch: 2,
+            key: key.into(),
+            session,
+        };
+        assert_eq!(reported(report), [record("s1:4-17", false), record("c0", true)]);
     }
 }

@@ -421,13 +421,21 @@ fn report(node: &Node, shard: &Shard, epoch: u64, lost: &[crate::xlog::Record]) 
         .map_err(|e| Error::io(&path, e))?;
     let mut text = String::new();
     for record in lost {
-        let write = match wire::decode::<Write>(&record.payload) {
-            Ok(write) => format!("{:?}", write.op),
-            Err(err) => format!("(undecodable: {err})"),
+        // A write with a client session may be retried by its client, and
+        // applied again by the new primary: the session says whose it was.
+        let (session, write) = match wire::decode::<Write>(&record.payload) {
+            Ok(write) => (
+                write.session.map(|s| format!(" session={}:{}", s.client, s.seq)),
+                format!("{:?}", write.op),
+            ),
+            Err(err) => (None, format!("(undecodable: {err})")),
         };
         text.push_str(&format!(
-            "epoch={epoch} shard={} gseq={} proposed_ms={} write={write}\n",
-            shard.shard, record.gseq, record.proposed_ms
+            "epoch={epoch} shard={} gseq={} proposed_ms={}{} write={write}\n",
+            shard.shard,
+            record.gseq,
+            record.proposed_ms,
+            session.unwrap_or_default()
         ));
     }
     file.write_all(text.as_bytes()).map_err(|e| Error::io(&path, e))?;

@@ -10,7 +10,9 @@
 //! report must name exactly what was lost. No `contains` probe may see it
 //! once the failover that discarded it switched, and a probe of an element
 //! acknowledged before the probe began must find it unless it was
-//! discarded.
+//! discarded. A discarded write that carried a client session (from
+//! cairn-client) may have been retried and applied again by the new
+//! primary, so it may be present, and seen, after all.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,8 +84,10 @@ pub fn check(history: &[Op], discarded: &Discarded) -> Vec<SetVerdict> {
 
 fn check_one(key: &str, ops: &[&Op], read: Option<&Op>, discarded: &Discarded) -> SetVerdict {
     let adds: Vec<&Op> = ops.iter().copied().filter(|op| op.op == Kind::Add).collect();
-    // When each discarded element's epoch ended.
+    // When each discarded element's epoch ended, and whether its client
+    // may have written it again since.
     let ended = |element: &str| discarded.keys.get(&format!("{key}:{element}")).copied();
+    let retried = |element: &str| discarded.retried.contains(&format!("{key}:{element}"));
     let attempted: BTreeSet<&str> = adds
         .iter()
         .filter(|a| a.status != Status::Fail)
@@ -115,7 +119,9 @@ fn check_one(key: &str, ops: &[&Op], read: Option<&Op>, discarded: &Discarded) -
         };
         let found = probe.result.as_ref().and_then(|r| r.as_bool()) == Some(true);
         match ended(element) {
-            Some(ended) if found && probe.call > ended => verdict.read_discarded.push(element.to_string()),
+            Some(ended) if found && probe.call > ended && !retried(element) => {
+                verdict.read_discarded.push(element.to_string());
+            }
             Some(_) => {}
             None if !found && acknowledged.get(element).is_some_and(|&ack| ack < probe.call) => {
                 verdict.stale_probes.push(element.to_string());
@@ -141,7 +147,7 @@ fn check_one(key: &str, ops: &[&Op], read: Option<&Op>, discarded: &Discarded) -
         .collect();
     verdict.discarded_present = counts
         .keys()
-        .filter(|e| ended(e).is_some())
+        .filter(|e| ended(e).is_some() && !retried(e))
         .map(|e| e.to_string())
         .collect();
     verdict.phantom = counts
@@ -226,8 +232,9 @@ mod tests {
 
     #[test]
     fn a_discarded_element_must_be_reported_missing_and_unseen_after_its_epoch() {
-        let discarded = Discarded {
+        let mut discarded = Discarded {
             keys: [("s:b".to_string(), 5), ("s:c".to_string(), 5)].into(),
+            ..Discarded::default()
         };
         let history = [
             add("a", Status::Ok),
@@ -252,5 +259,12 @@ mod tests {
         assert_eq!(check(&unreported, &discarded)[0].lost, ["a"]);
         let stale = [add("a", Status::Ok), probe("a", 4, false), read(&["a"])];
         assert_eq!(check(&stale, &discarded)[0].stale_probes, ["a"]);
+
+        discarded.retried.insert("s:b".into());
+        let retried = [add("b", Status::Ok), probe("b", 6, true), read(&["b"])];
+        assert!(
+            check(&retried, &discarded)[0].valid(),
+            "a client's retry applied it again"
+        );
     }
 }
