@@ -57,6 +57,9 @@ use crate::wire;
 const TICK: Duration = Duration::from_millis(100);
 /// How long a planned failover waits for the target to catch up.
 const DRAIN_WAIT: Duration = Duration::from_secs(10);
+/// How long a new driver gives a live primary to renew before it trusts
+/// the record's silence: three renewals' worth.
+const RENEWAL_ROOM_MS: u64 = 3000;
 /// How long [`start`] waits for the failover to complete.
 pub const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// The lost-writes report, in the data dir.
@@ -148,8 +151,9 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Since when (ms since the Unix epoch) this node has led a meta group
-    // that answered: the primary's silence counts only from then, since
-    // renewals cannot get through a meta group without a majority.
+    // that answered: renewals cannot get through a meta group without a
+    // majority, so the record's silence counts only once a live primary
+    // has had [`RENEWAL_ROOM_MS`] to renew under this leader.
     let mut watching: Option<u64> = None;
     loop {
         tokio::select! {
@@ -175,9 +179,12 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
 /// failover under way to its end, or starts one the policy asks for.
 async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
     let Some(failing) = group.failing.clone() else {
-        let silent_ms = now_ms().saturating_sub(group.renewed_ms.max(watching_ms));
+        let now = now_ms();
+        let silent_ms = now.saturating_sub(group.renewed_ms);
+        let watched_ms = now.saturating_sub(watching_ms);
         if let Policy::Automatic { grace_ms } = group.policy
             && silent_ms > grace_ms
+            && watched_ms > grace_ms.min(RENEWAL_ROOM_MS)
             && let Some(to) = group.next_region()
         {
             tracing::warn!(
