@@ -96,10 +96,11 @@ pub enum Error {
     },
 
     /// `durability = "witness"`: the write was applied in the primary
-    /// region, but the witness did not acknowledge it in time.
+    /// region (or the read saw writes that were), but the witness did not
+    /// acknowledge it in time.
     #[error(
-        "shard {shard} applied the write, but the witness did not acknowledge it within {waited_ms} ms \
-         (durability = \"witness\"): it is not yet safe from the loss of the primary region"
+        "shard {shard} applied the writes this answer depends on, but the witness did not acknowledge them \
+         within {waited_ms} ms (durability = \"witness\"): they are not yet safe from the loss of the primary region"
     )]
     NotWitnessed {
         /// The shard.

@@ -25,7 +25,10 @@
 //! ([`Shard::progress`], written by [`crate::shipping`]); with
 //! `durability = "witness"` a client write is proposed only while the
 //! witness acknowledges that shipping, and answered only once the witness
-//! holds it.
+//! holds it; a linearizable read is answered only once the witness holds
+//! every write applied when it was read, so no value a client saw is lost
+//! with the region (cairn-jepsen found a read of a write that a forced
+//! failover then discarded).
 //!
 //! In a cluster of several regions a client's write or linearizable read
 //! is taken only while the node holds the primary lease
@@ -529,9 +532,18 @@ impl Shard {
     async fn read(&self, read: &Read, policy: ReadPolicy) -> Result<Answer> {
         self.check_lease()?;
         self.linearize(policy).await?;
-        let applied = self.applied.read().expect("state lock");
-        self.check_serving(&applied)?;
-        Ok(self.answer(&applied, read, now_ms()))
+        let (answer, gseq) = {
+            let applied = self.applied.read().expect("state lock");
+            self.check_serving(&applied)?;
+            (self.answer(&applied, read, now_ms()), applied.xlog.gseq())
+        };
+        // With `durability = "witness"` nothing a read returns may be lost
+        // with this region: it waits, as writes do, until the witness
+        // holds every write it could have seen.
+        if let Some(region) = self.policy.witness {
+            self.wait_witnessed(region, gseq).await?;
+        }
+        Ok(answer)
     }
 
     /// The users table, read as a linearizable read is (for nodes that
