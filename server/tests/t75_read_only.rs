@@ -46,6 +46,11 @@ fn t75_the_read_only_listener_reads_every_replica_and_refuses_writes() {
         eventually(&mut ro, &["GET", "greeting"], hello);
         // Reads over every shard work too.
         assert!(matches!(ro.cmd(&["DBSIZE"]), Value::Int(n) if n >= 1));
+        // It says it is a replica, whose master is the read/write listener.
+        let info = ro.cmd(&["INFO", "replication"]).text().unwrap();
+        let rw = cluster.topology.node(id).unwrap().resp_addr;
+        assert!(info.contains("role:slave\r\n"), "{info}");
+        assert!(info.contains(&format!("master_port:{}\r\n", rw.port())), "{info}");
         for write in [
             vec!["SET", "greeting", "bye"],
             vec!["DEL", "greeting"],

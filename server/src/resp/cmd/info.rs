@@ -157,7 +157,23 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
         );
     }
     if show("replication") {
-        let _ = write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
+        match shared.read_only {
+            // As a Redis replica says it: its master is this node's
+            // read/write listener, which takes the writes it refuses.
+            Some(_) => {
+                let master = node.config().me().resp_addr;
+                let _ = write!(
+                    out,
+                    "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\n\
+                     master_link_status:up\r\nslave_read_only:1\r\nconnected_slaves:0\r\n",
+                    master.ip(),
+                    master.port()
+                );
+            }
+            None => {
+                let _ = write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
+            }
+        }
         if node.has_meta_group() {
             let meta = node.meta_view().borrow().clone();
             let group = node.failover_group();
