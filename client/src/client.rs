@@ -108,7 +108,8 @@ impl Inner {
     fn route(&self, shard: u64, needs_leader: bool, local: bool) -> Option<(u64, bool)> {
         let (leader, mut near, mut candidates) = {
             let topology = self.topology.read().expect("topology lock");
-            let near: Vec<u64> = match topology.shard(shard) {
+            let info = topology.shard(shard);
+            let near: Vec<u64> = match info {
                 Some(info) if local => info
                     .replicas
                     .iter()
@@ -117,9 +118,9 @@ impl Inner {
                     .collect(),
                 _ => Vec::new(),
             };
-            let voters = topology.shard(shard).map(|s| s.voters.clone()).unwrap_or_default();
+            let voters = info.map(|s| s.voters.clone()).unwrap_or_default();
             let others: Vec<u64> = topology.nodes.keys().filter(|n| !voters.contains(n)).copied().collect();
-            (topology.leader(shard), near, [voters, others].concat())
+            (info.and_then(|s| s.leader), near, [voters, others].concat())
         };
         if needs_leader && let Some(leader) = leader {
             if self.breaker(leader).allow() {

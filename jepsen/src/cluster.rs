@@ -176,10 +176,8 @@ impl Cluster {
 
     /// Nodes holding data (every node but the witness).
     pub fn data_nodes(&self) -> Vec<u64> {
-        self.ids()
-            .into_iter()
-            .filter(|&id| Some(id) != self.witness())
-            .collect()
+        let witness = self.witness();
+        self.ids().into_iter().filter(|&id| Some(id) != witness).collect()
     }
 
     /// Where node `id` writes its lost-writes report.

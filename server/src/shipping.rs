@@ -163,12 +163,15 @@ impl Shipper {
             }
             let epoch = shard.stance().epoch;
             let as_of_ms = now_ms();
-            let next = match acked.map(|a| shard.xlog_since(a, MAX_BATCH_BYTES)) {
-                _ if needs_copy => Err("holds a copy to be replaced (an old primary's, or a resync cut short)"),
-                None => Ok((Vec::new(), false)),
-                Some(Since::Records { records, complete }) => Ok((records, complete)),
-                Some(Since::Trimmed) => Err("needed records already trimmed"),
-                Some(Since::Ahead) => Err("held records this log never had"),
+            let next = if needs_copy {
+                Err("holds a copy to be replaced (an old primary's, or a resync cut short)")
+            } else {
+                match acked.map(|a| shard.xlog_since(a, MAX_BATCH_BYTES)) {
+                    None => Ok((Vec::new(), false)),
+                    Some(Since::Records { records, complete }) => Ok((records, complete)),
+                    Some(Since::Trimmed) => Err("needed records already trimmed"),
+                    Some(Since::Ahead) => Err("held records this log never had"),
+                }
             };
             let (records, complete) = match next {
                 Ok(next) => next,
