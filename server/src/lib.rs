@@ -13,9 +13,10 @@
 //! ```
 //!
 //! `config`, `placement` and `slot` are shared vocabulary; `xlog` is the
-//! cross-region log and `meta` the meta group's state, as state machines
-//! keep them; `server` wires a node's listeners and background work
-//! (`expiry`, `users_refresh`, `shipping`, `lease`, `failover`) together;
+//! cross-region log and `meta` the meta group's state (with `layout`, what
+//! every node must agree on), as state machines keep them; `server` wires
+//! a node's listeners and background work (`expiry`, `users_refresh`,
+//! `shipping`, `lease`, `failover`, `layout_check`) together;
 //! `dev` runs a whole local cluster as child processes.
 
 pub mod acl;
@@ -26,6 +27,8 @@ pub mod expiry;
 pub mod failover;
 pub mod grpc;
 pub mod keyspace;
+pub mod layout;
+pub mod layout_check;
 pub mod lease;
 pub mod meta;
 pub mod node;

@@ -1,5 +1,5 @@
-//! The meta group's state: the failover group's record, the primary lease
-//! and the failover history.
+//! The meta group's state: the cluster's layout, the failover group's
+//! record, the primary lease and the failover history.
 //!
 //! A cluster of several regions runs one more Raft group, [`META_GROUP`],
 //! with one voter per region (each region's first node, the witness
@@ -22,6 +22,10 @@
 //! Every failover is kept in the history, with the gseq each shard was
 //! handed over at and, once the old primary reported them, the records it
 //! lost ([`MetaOp::ReportLost`]).
+//!
+//! The first [`MetaOp::Layout`] records the cluster's [`Layout`]; a later
+//! one that differs is refused with the difference named (see
+//! [`crate::layout`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,6 +33,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Durability;
+use crate::layout::Layout;
 use crate::placement::RegionIndex;
 use crate::raft::typ::GroupId;
 
@@ -181,6 +186,9 @@ pub struct Meta {
     pub group: Option<FailoverGroup>,
     /// The newest failovers, oldest first.
     pub history: Vec<Failover>,
+    /// The cluster's layout, once the first node to reach the group
+    /// proposed it.
+    pub layout: Option<Layout>,
 }
 
 /// A change to the meta group's state, applied at `now_ms` (the
@@ -232,6 +240,10 @@ pub enum MetaOp {
         /// How many records.
         records: u64,
     },
+    /// Record the layout a node's topology file describes, unless one is
+    /// recorded; refused, naming the difference, if the recorded one
+    /// differs.
+    Layout(Layout),
 }
 
 /// What a meta op answers: the state after it, and why it was refused if
@@ -248,6 +260,10 @@ impl Meta {
     /// Applies `op` at `now_ms`: `None` when it was applied, else why not
     /// (and nothing changed).
     pub fn apply(&mut self, op: &MetaOp, now_ms: u64) -> Option<String> {
+        if let MetaOp::Layout(layout) = op {
+            let recorded = self.layout.get_or_insert_with(|| layout.clone());
+            return recorded.difference(layout);
+        }
         if let MetaOp::Init(group) = op {
             self.group.get_or_insert_with(|| FailoverGroup {
                 renewed_ms: now_ms,
@@ -259,7 +275,7 @@ impl Meta {
             return Some("the meta group holds no failover group yet".into());
         };
         match op {
-            MetaOp::Init(_) => None,
+            MetaOp::Init(_) | MetaOp::Layout(_) => None,
             MetaOp::Renew { region, epoch } => {
                 if *region != group.primary || *epoch != group.epoch {
                     return Some(format!(

@@ -7,7 +7,9 @@
 //! accepting, lets connections finish the command in flight, stops the Raft
 //! groups and makes the store durable. A group that hits a fatal error
 //! (for example a corrupted log record) stops the whole node with that
-//! error: a node never keeps serving with a shard it cannot trust.
+//! error: a node never keeps serving with a shard it cannot trust. So does
+//! a refusal of the node's topology by the meta group (see
+//! [`crate::layout_check`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -79,9 +81,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let outcome = tokio::select! {
         _ = shutdown => Ok(()),
         err = health => Err(err),
+        err = crate::layout_check::refusal(node.clone()) => Err(err),
     };
     if let Err(err) = &outcome {
-        tracing::error!(cause = %err, "a shard failed; stopping the node");
+        tracing::error!(cause = %err, "stopping the node");
     }
     let _ = stop_tx.send(true);
     let _ = resp.await;

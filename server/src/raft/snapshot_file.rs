@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{User, Users};
 use crate::error::{Error, Result};
 use crate::keyspace::{Data, Keyspace, Value};
-use crate::meta::Meta;
+use crate::layout::Layout;
+use crate::meta::{Failover, FailoverGroup, Meta};
 use crate::raft::typ::SnapshotMeta;
 use crate::sessions::{ClientSession, Sessions};
 use crate::xlog::{Record, Stance, Xlog};
@@ -104,8 +105,14 @@ enum Block {
     },
     /// Whether the group takes client writes, and its epoch.
     XlogStance(Stance),
-    /// The meta group's state (its snapshots only).
-    MetaGroup(Meta),
+    /// The meta group's failover group and history (its snapshots only).
+    MetaGroup {
+        group: Option<FailoverGroup>,
+        history: Vec<Failover>,
+    },
+    /// The cluster's layout, as the meta group records it (absent from
+    /// older files, and until a node proposed it).
+    MetaLayout(Layout),
 }
 
 struct BlockWriter {
@@ -153,8 +160,15 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
         writer.put(&Block::XlogResetting { gseq, next_part })?;
     }
     writer.put(&Block::XlogStance(contents.xlog.stance()))?;
-    if contents.meta.group.is_some() {
-        writer.put(&Block::MetaGroup(contents.meta.clone()))?;
+    let Meta { group, history, layout } = contents.meta;
+    if group.is_some() {
+        writer.put(&Block::MetaGroup {
+            group: group.clone(),
+            history: history.clone(),
+        })?;
+    }
+    if let Some(layout) = layout {
+        writer.put(&Block::MetaLayout(layout.clone()))?;
     }
     // Records share their payloads with the live log: cloning one costs
     // a reference count, not a copy.
@@ -414,7 +428,11 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
             Block::XlogResetting { gseq, next_part } => resetting = Some((gseq, next_part)),
             Block::XlogRecords(records) => window.extend(records),
             Block::XlogStance(stance) => contents.stance = Some(stance),
-            Block::MetaGroup(meta) => contents.meta = meta,
+            Block::MetaGroup { group, history } => {
+                contents.meta.group = group;
+                contents.meta.history = history;
+            }
+            Block::MetaLayout(layout) => contents.meta.layout = Some(layout),
             Block::End { records } if records == count => {
                 contents.xlog = Xlog::restored(gseq, fresh_ms, resetting, window);
                 return Ok((meta, contents));
@@ -548,6 +566,34 @@ mod tests {
         };
         assert_eq!(restored.apply(repeat, 0, || Reply::Nil), Reply::Ok);
         assert!(!dir.path().join("s.tmp").exists());
+    }
+
+    #[test]
+    fn the_meta_groups_state_round_trips_with_its_layout() {
+        use crate::config::{Durability, FailoverOptions};
+        use crate::dev::{Shape, topology};
+        use crate::meta::MetaOp;
+
+        let shape = Shape {
+            regions: 2,
+            zones: 3,
+            witness: true,
+            shards: 2,
+        };
+        let topology = topology(7000, shape, Durability::Zone, FailoverOptions::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.snap");
+        let mut original = Contents::default();
+        for op in [
+            MetaOp::Layout(Layout::of(&topology)),
+            MetaOp::Init(topology.failover_group()),
+        ] {
+            assert_eq!(original.meta.apply(&op, 5), None);
+        }
+        write(&path, &encode(&SnapshotMeta::default(), view(&original)).unwrap()).unwrap();
+        let (_, back) = read(&path).unwrap();
+        assert_eq!(back.meta, original.meta);
+        assert!(back.meta.layout.is_some() && back.meta.group.is_some());
     }
 
     #[test]

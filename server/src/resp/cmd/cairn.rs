@@ -173,6 +173,15 @@ fn status(node: &Node, group: &FailoverGroup) -> String {
     };
     let _ = writeln!(out, "durability:{durability}");
     let _ = writeln!(out, "primary_silent_ms:{}", now_ms().saturating_sub(group.renewed_ms));
+    match &node.meta_view().borrow().layout {
+        Some(layout) => {
+            let (shards, regions, nodes) = (layout.slots.len(), layout.regions.len(), layout.nodes.len());
+            let _ = writeln!(out, "layout:recorded shards={shards} regions={regions} nodes={nodes}");
+        }
+        None => {
+            let _ = writeln!(out, "layout:unrecorded");
+        }
+    }
     match &group.failing {
         None => {
             let _ = writeln!(out, "state:serving");
