@@ -4,7 +4,14 @@
 //!
 //! A connection writes a whole pipeline of commands in one write and then
 //! reads as many replies; an error reply counts as a failed operation, a
-//! `-MOVED` makes the run re-read the slot map.
+//! `-MOVED` makes the run re-read the slot map. A cluster-aware session
+//! splits a pipeline by node, writes every node its part, and only then
+//! reads the replies, as cluster clients' pipelines do: each node sees its
+//! part at once, and the whole pipeline is in flight together.
+//!
+//! The generator shares the machine with the servers it measures, so it
+//! keeps its own work small: commands are encoded without formatting
+//! machinery and reply lines read into one reused buffer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,20 +36,24 @@ pub enum Value {
     Array(Vec<Value>),
 }
 
-/// A reply being read (boxed: arrays nest).
-type ReadReply<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Value>> + Send + 'a>>;
-
 /// One pipelined connection.
 pub struct Connection {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
     out: Vec<u8>,
+    /// The reply line being read.
+    line: Vec<u8>,
 }
 
 fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    let mut number = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(number.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.push(b'$');
+        out.extend_from_slice(number.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
     }
@@ -62,6 +73,7 @@ impl Connection {
             reader: BufReader::with_capacity(64 * 1024, read),
             writer: write,
             out: Vec::with_capacity(64 * 1024),
+            line: Vec::with_capacity(64),
         })
     }
 
@@ -73,9 +85,9 @@ impl Connection {
         self.read().await
     }
 
-    /// Sends every operation in one write (`SET` with `value`), then reads
-    /// their replies in order.
-    pub async fn pipeline(&mut self, ops: &[Op], value: &[u8]) -> std::io::Result<Vec<Value>> {
+    /// Sends every operation in one write (`SET` with `value`); their
+    /// replies are then read by [`Connection::replies`].
+    pub async fn send(&mut self, ops: &[Op], value: &[u8]) -> std::io::Result<()> {
         self.out.clear();
         for op in ops {
             match op {
@@ -84,57 +96,61 @@ impl Connection {
                 Op::Incr(key) => encode(&mut self.out, &[b"INCR", key]),
             }
         }
-        self.writer.write_all(&self.out).await?;
-        let mut replies = Vec::with_capacity(ops.len());
-        for _ in ops {
+        self.writer.write_all(&self.out).await
+    }
+
+    /// Reads `count` replies, in order.
+    pub async fn replies(&mut self, count: usize) -> std::io::Result<Vec<Value>> {
+        let mut replies = Vec::with_capacity(count);
+        for _ in 0..count {
             replies.push(self.read().await?);
         }
         Ok(replies)
     }
 
-    async fn line(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut line = Vec::new();
-        if self.reader.read_until(b'\n', &mut line).await? == 0 {
+    /// Reads the next reply line into `self.line`, without its `\r\n`.
+    async fn line(&mut self) -> std::io::Result<()> {
+        self.line.clear();
+        if self.reader.read_until(b'\n', &mut self.line).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        line.truncate(line.len().saturating_sub(2));
-        Ok(line)
+        self.line.truncate(self.line.len().saturating_sub(2));
+        Ok(())
     }
 
-    fn read(&mut self) -> ReadReply<'_> {
-        Box::pin(async move {
-            let line = self.line().await?;
-            let (kind, rest) = line.split_first().ok_or_else(|| bad("empty reply line".into()))?;
-            let number = || {
-                std::str::from_utf8(rest)
-                    .ok()
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .ok_or_else(|| bad(format!("bad length {:?}", String::from_utf8_lossy(rest))))
-            };
-            Ok(match kind {
-                b'+' | b':' => Value::Data(rest.to_vec()),
-                b'-' => Value::Error(String::from_utf8_lossy(rest).into_owned()),
-                b'$' => match number()? {
-                    n if n < 0 => Value::Nil,
-                    n => {
-                        let mut data = vec![0; n as usize + 2];
-                        self.reader.read_exact(&mut data).await?;
-                        data.truncate(n as usize);
-                        Value::Data(data)
+    async fn read(&mut self) -> std::io::Result<Value> {
+        self.line().await?;
+        let (&kind, rest) = self.line.split_first().ok_or_else(|| bad("empty reply line".into()))?;
+        let number = || {
+            std::str::from_utf8(rest)
+                .ok()
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| bad(format!("bad length {:?}", String::from_utf8_lossy(rest))))
+        };
+        Ok(match kind {
+            b'+' | b':' => Value::Data(rest.to_vec()),
+            b'-' => Value::Error(String::from_utf8_lossy(rest).into_owned()),
+            b'$' => match number()? {
+                n if n < 0 => Value::Nil,
+                n => {
+                    let mut data = vec![0; n as usize + 2];
+                    self.reader.read_exact(&mut data).await?;
+                    data.truncate(n as usize);
+                    Value::Data(data)
+                }
+            },
+            b'*' => match number()? {
+                n if n < 0 => Value::Nil,
+                n => {
+                    let mut items = Vec::with_capacity(n as usize);
+                    for _ in 0..n {
+                        // Arrays nest: the inner read is boxed.
+                        items.push(Box::pin(self.read()).await?);
                     }
-                },
-                b'*' => match number()? {
-                    n if n < 0 => Value::Nil,
-                    n => {
-                        let mut items = Vec::with_capacity(n as usize);
-                        for _ in 0..n {
-                            items.push(self.read().await?);
-                        }
-                        Value::Array(items)
-                    }
-                },
-                other => return Err(bad(format!("unexpected reply type {:?}", *other as char))),
-            })
+                    Value::Array(items)
+                }
+            },
+            other => return Err(bad(format!("unexpected reply type {:?}", other as char))),
         })
     }
 }
@@ -165,31 +181,39 @@ impl RespSession {
         self.map.as_ref().map_or(self.target, |map| map.addr_of(key))
     }
 
-    /// Sends `ops`, grouped by node; calls `done` with each group's size,
-    /// round-trip time and errors. A `-MOVED` reloads the slot map.
+    /// Sends `ops`, each node its part, all before any reply is read;
+    /// calls `done` with each part's size, round-trip time (from its
+    /// write to its last reply) and errors. A `-MOVED` reloads the slot
+    /// map.
     pub async fn send(
         &mut self,
         ops: Vec<Op>,
         value: &[u8],
         mut done: impl FnMut(usize, Duration, usize),
     ) -> anyhow::Result<()> {
-        let mut groups: HashMap<SocketAddr, Vec<Op>> = HashMap::new();
+        let mut parts: HashMap<SocketAddr, Vec<Op>> = HashMap::new();
         for op in ops {
-            groups.entry(self.addr_of(op.key())).or_default().push(op);
+            parts.entry(self.addr_of(op.key())).or_default().push(op);
         }
-        let mut moved = false;
-        for (addr, group) in groups {
+        let mut sent = Vec::with_capacity(parts.len());
+        for (addr, part) in parts {
             let conn = match self.connections.entry(addr) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(Connection::open(addr).await?),
             };
             let start = Instant::now();
-            let replies = conn.pipeline(&group, value).await?;
+            conn.send(&part, value).await?;
+            sent.push((addr, part.len(), start));
+        }
+        let mut moved = false;
+        for (addr, count, start) in sent {
+            let conn = self.connections.get_mut(&addr).expect("opened to send");
+            let replies = conn.replies(count).await?;
             let errors = replies.iter().filter(|r| matches!(r, Value::Error(_))).count();
             moved |= replies
                 .iter()
                 .any(|r| matches!(r, Value::Error(e) if e.starts_with("MOVED ")));
-            done(group.len(), start.elapsed(), errors);
+            done(count, start.elapsed(), errors);
         }
         if moved && let Some(map) = self.map.as_mut() {
             *map = SlotMap::fetch(self.target).await?;

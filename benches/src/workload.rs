@@ -100,8 +100,14 @@ impl Generator {
     /// The name of key number `n`: `key:` then `n`, zero-padded to the
     /// key size (longer when the size is too small for the number).
     pub fn key_name(n: u64, key_size: usize) -> Vec<u8> {
-        let digits = key_size.saturating_sub(4);
-        format!("key:{n:0digits$}").into_bytes()
+        let mut number = itoa::Buffer::new();
+        let digits = number.format(n).as_bytes();
+        let padded = key_size.max(4 + digits.len());
+        let mut key = Vec::with_capacity(padded);
+        key.extend_from_slice(b"key:");
+        key.resize(padded - digits.len(), b'0');
+        key.extend_from_slice(digits);
+        key
     }
 
     /// The next operation.
@@ -137,5 +143,7 @@ mod tests {
         assert!(ops.iter().all(|op| !matches!(op, Op::Set(_))));
         let hottest = ops.iter().filter(|op| op.key() == Generator::key_name(0, 16)).count();
         assert!(hottest > 500, "zipfian makes key 0 hot: {hottest}");
+        assert_eq!(Generator::key_name(42, 16), b"key:000000000042");
+        assert_eq!(Generator::key_name(123456, 8), b"key:123456", "longer than the size");
     }
 }
