@@ -9,13 +9,12 @@
 //!
 //! # Correctness
 //!
-//! The check cannot wait for the meta group before the node serves: a
-//! node of a region cut off from the others must still serve its reads
-//! when it restarts. Until its answer comes, a node whose file differs
-//! routes by its own file. Nothing it could write is lost that way: a
-//! write goes through the Raft group the node routes it to, which takes
-//! it only from a leader of its own voters, and a client write is taken
-//! only under the primary lease.
+//! The node does not wait for the meta group's answer before it serves:
+//! a node of a region cut off from the others must still serve its reads
+//! after a restart. So a node whose file differs runs by its own file
+//! until the meta group answers it: while the meta group has a majority,
+//! that is its first tick. A node whose groups already hold their
+//! membership in their logs takes it from there, not from the file.
 
 use std::sync::Arc;
 
