@@ -3,16 +3,19 @@
 //! Every complete request already buffered is started before the socket is
 //! read again; requests on distinct keys run side by side (see
 //! [`super::pipeline`] for the ordering rule), and their replies are written
-//! in request order in one batch (or whenever 64 KiB are pending). A protocol error
-//! gets Redis's `-ERR Protocol error: …` and closes the connection; so does
-//! a request that outgrows the query buffer limit. A client idle past the
-//! idle timeout is closed. Nothing else is affected. The task ends when the
-//! client leaves, after `QUIT`, or on shutdown (after the command in
-//! flight).
+//! in request order in one batch (or whenever 64 KiB are pending). A request
+//! answered on its first poll while nothing is in flight (a read served
+//! from memory) is encoded at once, without a place in the pipeline. A
+//! protocol error gets Redis's `-ERR Protocol error: …` and closes the
+//! connection; so does a request that outgrows the query buffer limit. A
+//! client idle past the idle timeout is closed. Nothing else is affected.
+//! The task ends when the client leaves, after `QUIT`, or on shutdown (after
+//! the command in flight).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use futures::FutureExt;
@@ -137,8 +140,20 @@ impl Connection {
                         return Ok(());
                     }
                 };
-                if let Some(reply) = reply {
-                    pipeline.push(keys.unwrap_or_default(), reply, emit);
+                if let Some(mut reply) = reply {
+                    // A request that is answered at once (a read served
+                    // from memory) with nothing in flight before it needs
+                    // no place in the pipeline; one still under way keeps
+                    // its place there, polled once already.
+                    let answered = match pipeline.is_empty() {
+                        true => futures::poll!(&mut reply),
+                        false => Poll::Pending,
+                    };
+                    match answered {
+                        Poll::Ready(frame) if emit => frame.encode(self.client.protocol, &mut output),
+                        Poll::Ready(_) => {}
+                        Poll::Pending => pipeline.push(keys.unwrap_or_default(), reply, emit),
+                    }
                 }
                 if self.client.entry.is_killed() {
                     pipeline.drain(self.client.protocol, &mut output).await;
