@@ -9,8 +9,10 @@
 //! each workload against each of them in turn with the same generator and
 //! settings, prints one table with Cairn's ratio to each peer, and runs
 //! redis-benchmark against Redis and Cairn with the same flags so the
-//! figures people know sit beside ours. Everything it started is stopped
-//! when it ends, fails or is interrupted.
+//! figures people know sit beside ours. Without pipelining it also
+//! measures each Redis-protocol server's GET latency at half of its own
+//! peak ([`crate::half_peak`]). Everything it started is stopped when it
+//! ends, fails or is interrupted.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -18,6 +20,7 @@ use std::process::Command;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::half_peak::{self, HalfPeak};
 use crate::peers::{cairn, etcd, redis};
 use crate::report::{Measured, Output, machine, today};
 use crate::runner::{self, Load, Target};
@@ -30,6 +33,14 @@ struct Row {
     peer: String,
     #[serde(flatten)]
     measured: Measured,
+}
+
+/// A server's GET latency at half of its peak.
+#[derive(Serialize)]
+struct HalfPeakRow {
+    peer: String,
+    #[serde(flatten)]
+    half_peak: HalfPeak,
 }
 
 /// What the comparison runs.
@@ -81,6 +92,30 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
             });
         }
     }
+    let mut half_peaks = Vec::new();
+    if plan.load.pipeline == 1 {
+        for peer in peers.iter().filter(|p| matches!(p.target, Target::Resp { .. })) {
+            let Some(peak) = rows
+                .iter()
+                .find(|r| r.workload == Workload::Get && r.peer == peer.name)
+                .map(|r| r.measured.ops_per_sec)
+            else {
+                continue;
+            };
+            let load = Load {
+                target: peer.target.clone(),
+                workload: Workload::Get,
+                ..plan.load.clone()
+            };
+            let half_peak = half_peak::measure(&load, peak)
+                .await
+                .with_context(|| format!("GET at half of the peak on {}", peer.name))?;
+            half_peaks.push(HalfPeakRow {
+                peer: peer.name.clone(),
+                half_peak,
+            });
+        }
+    }
     let mut benchmarks = Vec::new();
     if plan.redis_benchmark_requests > 0 {
         for peer in &peers {
@@ -96,7 +131,11 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     }
     match plan.output {
         Output::Json => {
-            let report = serde_json::json!({ "runs": rows, "redis_benchmark": benchmarks });
+            let report = serde_json::json!({
+                "runs": rows,
+                "get_at_half_peak": half_peaks,
+                "redis_benchmark": benchmarks,
+            });
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Output::Table => {
@@ -113,11 +152,24 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
             for line in ratios(&rows, &plan.workloads) {
                 println!("{line}");
             }
+            for row in &half_peaks {
+                let h = &row.half_peak;
+                println!(
+                    "get at half of peak: {} with {} connections: {:.0} ops/s ({:.2} of {:.0}), p50 {:.3} ms, p99 {:.3} ms",
+                    row.peer,
+                    h.connections,
+                    h.measured.ops_per_sec,
+                    h.share_of_peak(),
+                    h.peak_ops_per_sec,
+                    h.measured.p50_ms,
+                    h.measured.p99_ms
+                );
+            }
             for b in &benchmarks {
                 println!("redis-benchmark {:<26} {}", b.peer, b.line);
             }
         }
-        Output::Markdown => print_markdown(&rows, &benchmarks, &plan),
+        Output::Markdown => print_markdown(&rows, &half_peaks, &benchmarks, &plan),
     }
     Ok(())
 }
@@ -151,8 +203,8 @@ fn ratios(rows: &[Row], workloads: &[Workload]) -> Vec<String> {
     lines
 }
 
-/// The machine, for reports: cores and memory.
-fn print_markdown(rows: &[Row], benchmarks: &[BenchmarkLine], plan: &Plan) {
+/// The comparison as a Markdown report.
+fn print_markdown(rows: &[Row], half_peaks: &[HalfPeakRow], benchmarks: &[BenchmarkLine], plan: &Plan) {
     println!("## cairn-bench compare\n");
     println!(
         "Machine: {}. Date: {}. Command: `make benchmarks`.\n",
@@ -174,6 +226,26 @@ fn print_markdown(rows: &[Row], benchmarks: &[BenchmarkLine], plan: &Plan) {
     println!("\nCairn's throughput over each peer's:\n");
     for line in ratios(rows, &plan.workloads) {
         println!("- {line}");
+    }
+    if !half_peaks.is_empty() {
+        println!(
+            "\nGET at half of each server's peak: the fewest connections that reach half of the throughput above (closed loop):\n"
+        );
+        println!("| server | connections | ops/s | share of peak | p50 ms | p99 ms | p99.9 ms |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for row in half_peaks {
+            let h = &row.half_peak;
+            println!(
+                "| {} | {} | {:.0} | {:.2} | {:.3} | {:.3} | {:.3} |",
+                row.peer,
+                h.connections,
+                h.measured.ops_per_sec,
+                h.share_of_peak(),
+                h.measured.p50_ms,
+                h.measured.p99_ms,
+                h.measured.p999_ms
+            );
+        }
     }
     if !benchmarks.is_empty() {
         println!("\nredis-benchmark with the same connections, pipeline, value size and key space:\n");

@@ -19,6 +19,7 @@
 mod compare;
 mod etcd;
 mod grpc;
+mod half_peak;
 mod memory;
 mod peers;
 mod report;

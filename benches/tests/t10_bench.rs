@@ -121,6 +121,20 @@ fn t20_compare_runs_every_peer_and_stops_them() {
     for run in runs {
         assert_clean(run, &format!("{} {}", run["workload"], run["peer"]));
     }
+    // GET at half of each Redis-protocol server's peak, with no more
+    // connections than the peak run had.
+    let half_peaks = report["get_at_half_peak"].as_array().unwrap();
+    let measured: Vec<&str> = half_peaks.iter().map(|r| r["peer"].as_str().unwrap()).collect();
+    assert_eq!(
+        measured,
+        ["redis no persistence", "redis appendfsync always", "cairn 3 zones"]
+    );
+    for half_peak in half_peaks {
+        assert_clean(half_peak, &format!("half of peak on {}", half_peak["peer"]));
+        let connections = half_peak["connections"].as_u64().unwrap();
+        assert!((1..=2).contains(&connections), "{half_peak}");
+        assert!(half_peak["peak_ops_per_sec"].as_f64().unwrap() > 0.0, "{half_peak}");
+    }
     let benchmarks = report["redis_benchmark"].as_array().unwrap();
     assert_eq!(
         benchmarks.len(),
