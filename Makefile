@@ -6,7 +6,7 @@
 test:
 	scripts/test
 
-# Regenerates BENCHMARKS.md (about 25 minutes; use an idle machine).
+# Regenerates BENCHMARKS.md (about 15 minutes; use an idle machine).
 benchmarks:
 	scripts/benchmarks
 
