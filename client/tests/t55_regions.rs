@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cairn_client::{Client, Error};
 use cairn_proto::admin::FailoverRequest;
 use cairn_proto::admin::admin_client::AdminClient;
-use fixtures::{Processes, free_base, start_dev};
+use fixtures::{Processes, free_base, listeners, start_dev, wait_for_set};
 
 /// Nodes of the dev cluster: region1 is 1–3, region2 is 4–6, the witness 7.
 const REGION2: [u64; 3] = [4, 5, 6];
@@ -47,6 +47,10 @@ async fn t55_handles_follow_a_failover_and_read_their_own_region() {
         dev,
         restarted: Vec::new(),
     };
+    // `dev` answers once it has started the nodes, not once they serve.
+    for node in [1, 4] {
+        wait_for_set(listeners(base, node).0, "ready", "1");
+    }
     let seeds = [grpc(base, 1).to_string(), grpc(base, 4).to_string()];
 
     // Bad input names what is wrong.
