@@ -21,7 +21,13 @@
 //! (`WriteOp::XlogOpen`) and the record switched ([`MetaOp::Switch`]) with
 //! the gseq each shard was handed over at; the new primary's nodes renew
 //! their lease at once and writes go on. A failover that cannot complete
-//! is aborted with the reason, and a planned one reopens the old primary.
+//! is aborted with the reason, and a planned one reopens the old primary;
+//! but once some target group may be open, the failover is only ever
+//! taken up again. A target group that an earlier driver opened refuses the
+//! next driver's probe (it takes no shipping while open), so the driver
+//! asks its stance instead (`Request::Stance`): open in the new epoch, it
+//! holds what it held when opened, since nothing writes to it before the
+//! switch grants its region the lease.
 //!
 //! With the `automatic` policy the driver starts a forced failover to the
 //! next data region itself once the primary renewed nothing for the
@@ -46,7 +52,7 @@ use tokio::time::Instant;
 
 use crate::config::{Durability, RegionRole};
 use crate::error::{Error, Result};
-use crate::keyspace::{Reply, Rpo, Write, WriteOp};
+use crate::keyspace::{KvError, Reply, Rpo, Write, WriteOp};
 use crate::meta::{AUTOMATIC, Failing, Failover, FailoverGroup, MetaOp, Policy};
 use crate::node::Node;
 use crate::placement::{RegionIndex, group_id};
@@ -215,14 +221,28 @@ async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
         false => drain(node, &group, &failing).await,
     };
     let opened = match handover {
-        Ok(handover) => open(node, failing.to, group.epoch + 1).await.map(|()| handover),
+        Ok(handover) => match open(node, failing.to, group.epoch + 1).await {
+            Ok(()) => Ok(handover),
+            Err(why) if maybe_open(node, failing.to, group.epoch + 1).await => {
+                // Taken up again from the next tick on: each step finds
+                // what was done already.
+                tracing::warn!(%why, "failover not complete yet");
+                return;
+            }
+            Err(why) => Err(why),
+        },
         Err(err) => Err(err),
     };
     let op = match opened {
-        Ok(handover) => MetaOp::Switch {
-            epoch: group.epoch,
-            handover,
-        },
+        Ok(handover) => {
+            // A driver that stops here (its node lost the meta group or
+            // died) leaves the target open and the record unswitched.
+            fail::fail_point!("failover-before-switch", |_| ());
+            MetaOp::Switch {
+                epoch: group.epoch,
+                handover,
+            }
+        }
         Err(why) => {
             tracing::warn!(%why, "failover aborted");
             if !failing.forced {
@@ -258,7 +278,8 @@ async fn drain(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<
     let deadline = Instant::now() + DRAIN_WAIT;
     for (shard, &gseq) in sealed.iter().enumerate() {
         loop {
-            let held = probe(node, group_id(failing.to, shard as u64), group.epoch).await;
+            let target = group_id(failing.to, shard as u64);
+            let held = probe(node, target, group.epoch, group.epoch + 1).await;
             match held {
                 Ok(held) if held >= gseq => break,
                 _ if Instant::now() >= deadline => {
@@ -288,7 +309,7 @@ async fn pull(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<V
     let mut handover = Vec::new();
     for shard in 0..u64::from(node.slots().shards()) {
         let target = group_id(failing.to, shard);
-        let mut held = probe(node, target, epoch)
+        let mut held = probe(node, target, epoch, epoch)
             .await
             .map_err(|e| format!("shard {shard} of region {} cannot be reached: {e}", failing.to))?;
         while let Some(witness) = witness {
@@ -342,14 +363,39 @@ async fn open(node: &Node, region: RegionIndex, epoch: u64) -> Result<(), String
     Ok(())
 }
 
-/// The gseq group `group` holds, asked with an empty batch of `epoch`.
-async fn probe(node: &Node, group: u64, epoch: u64) -> Result<u64> {
+/// Whether some group of `region` may be open in `epoch`, by this driver
+/// or one before it (a group that does not answer may be): the region
+/// is then open in an epoch the record has not switched to, which only
+/// finishing the failover sets right.
+async fn maybe_open(node: &Node, region: RegionIndex, epoch: u64) -> bool {
+    for shard in 0..u64::from(node.slots().shards()) {
+        let answer = node.execute_in(group_id(region, shard), Request::Stance).await;
+        match answer.map(|a| a.reply) {
+            Ok(Reply::Stance { stance, .. }) if !(stance.serving && stance.epoch == epoch) => {}
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// The gseq group `group` holds, asked with an empty batch of `epoch`. A
+/// target that a driver before this one opened in `opening` (this
+/// failover's new epoch) refuses the batch, and holds what it held when
+/// it was opened: nothing writes to it before the switch.
+async fn probe(node: &Node, group: u64, epoch: u64, opening: u64) -> Result<u64> {
     let batch = WriteOp::Xlog {
         records: Vec::new(),
         as_of_ms: 0,
         epoch,
     };
-    gseq_of(node.execute_in(group, Request::Write(Write::new(batch))).await)
+    let answer = node.execute_in(group, Request::Write(Write::new(batch))).await?;
+    if answer.reply != Reply::Err(KvError::Fenced) {
+        return gseq_of(Ok(answer));
+    }
+    match node.execute_in(group, Request::Stance).await?.reply {
+        Reply::Stance { stance, gseq } if stance.serving && stance.epoch == opening => Ok(gseq),
+        other => Err(Error::Failover(format!("answered Err(Fenced), and then {other:?}"))),
+    }
 }
 
 /// The gseq a seal, an opening or a batch answered.

@@ -659,7 +659,9 @@ impl Node {
     pub async fn execute_read_only(&self, shard: u64, request: Request, options: &ReadOnlyOptions) -> Result<Answer> {
         let read = match request {
             Request::Write(_) => return Err(Error::ReadOnly),
-            Request::Users | Request::Meta | Request::Rpo { .. } => return self.execute(shard, request).await,
+            Request::Users | Request::Meta | Request::Rpo { .. } | Request::Stance => {
+                return self.execute(shard, request).await;
+            }
             Request::Read(read) | Request::ReadIndex(read) => read,
         };
         let bound = Duration::from_millis(options.max_staleness_ms);

@@ -86,6 +86,10 @@ pub enum Request {
         /// The region that would take over, and the witness.
         safe_in: Vec<RegionIndex>,
     },
+    /// Whether the group takes client writes and the gseq it holds, read
+    /// linearizably (what a failover's driver asks of a target it may
+    /// have opened already).
+    Stance,
 }
 
 /// The answer to a [`Request`], with where it came from.
@@ -345,7 +349,21 @@ impl Shard {
             Request::Users => self.read_users().await,
             Request::Meta => self.read_meta().await,
             Request::Rpo { safe_in } => self.rpo(&safe_in).await,
+            Request::Stance => self.read_stance().await,
         }
+    }
+
+    async fn read_stance(&self) -> Result<Answer> {
+        self.linearize(ReadPolicy::LeaseRead).await?;
+        let applied = self.applied.read().expect("state lock");
+        Ok(Answer {
+            reply: Reply::Stance {
+                stance: applied.xlog.stance(),
+                gseq: applied.xlog.gseq(),
+            },
+            index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
+            served_by: self.node,
+        })
     }
 
     /// What this leader's region would lose if it died now: the records

@@ -6,7 +6,8 @@
 //! "witness"`), and the old primary comes back as a secondary; and with
 //! `durability = "zone"` and slow links between regions, the writes a
 //! killed primary had not shipped are exactly those its lost-writes report
-//! lists when it comes back.
+//! lists when it comes back; and a failover whose driver stopped between
+//! opening the target and recording the switch is finished by the next.
 
 mod fixtures;
 
@@ -18,7 +19,7 @@ use cairn_proto::admin::admin_client::AdminClient;
 use cairn_proto::admin::{FailoverRequest, StatusRequest};
 use fixtures::{
     ONE_CLUSTER_AT_A_TIME, Processes, Resp, Value, free_base, kill, listeners, replication_lines, restart,
-    restart_with, start_dev,
+    restart_with, start_dev, start_dev_with,
 };
 
 /// Runs `args` through `addr` until it answers something other than an
@@ -186,6 +187,65 @@ fn t82_a_planned_failover_and_back_loses_nothing_and_refuses_bad_requests() {
         }
         assert!(Instant::now() < deadline, "RPO never reached 0: {rpo}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn t85_a_failover_whose_driver_stopped_before_the_switch_is_taken_up_again() {
+    for force in [false, true] {
+        let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let base = free_base(7);
+        let shape = ["--shards", "2", "--manual-failover"];
+        // Each node's driver stops once after it opened the target and
+        // before it recorded the switch, as one that lost the meta group
+        // or died there would; the next drive must finish the failover.
+        let env = [("FAILPOINTS", "failover-before-switch=1*return")];
+        let (dev, _) = start_dev_with("cairn-server-failpoints", dir.path(), base, &shape, &env);
+        let _processes = Processes {
+            dev,
+            restarted: Vec::new(),
+        };
+        let (rw, _) = listeners(base, 1);
+        write_keys(rw, 0..50);
+        let mut args = vec!["CAIRN.FAILOVER", "default", "TO", "region2"];
+        if force {
+            args.push("FORCE");
+        }
+        let answer = Resp::connect(rw).patient(Duration::from_secs(40)).cmd(&args);
+        let done = answer.text().unwrap_or_else(|| panic!("{args:?} answered {answer:?}"));
+        println!("{args:?}: {done}");
+        assert_eq!(field(&done, "to"), "region2");
+        assert_eq!(field(&status(rw), "epoch"), "2");
+        let drives: usize = [1, 4, 7]
+            .iter()
+            .map(|node| {
+                let log = std::fs::read_to_string(dir.path().join(format!("node{node}/log"))).unwrap();
+                log.matches("failing over").count()
+            })
+            .sum();
+        assert!(
+            drives >= 2,
+            "the failover was driven {drives} times; the fault point never fired"
+        );
+        write_keys(rw, 50..100);
+        assert_keys(rw, 0..100);
+
+        // The old primary lost nothing, says so, and follows region2.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
+            if field(&history, "lost_records") == "0" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the old primary never reported: {history}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (_, old_primary_ro) = listeners(base, 2);
+        while Resp::connect(old_primary_ro).cmd(&["GET", "key-99"]).text().as_deref() != Some("value-99") {
+            assert!(Instant::now() < deadline, "region1 never received writes from region2");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{AclChange, Users};
 use crate::meta::{MetaAnswer, MetaOp};
 use crate::sessions::SessionTag;
-use crate::xlog::{Lag, Record};
+use crate::xlog::{Lag, Record, Stance};
 
 /// The longest string a key may hold (Redis's `proto-max-bulk-len`).
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -535,6 +535,14 @@ pub enum Reply {
     Meta(Box<MetaAnswer>),
     /// What a forced failover now would lose ([`crate::shard::Request::Rpo`]).
     Rpo(Rpo),
+    /// Whether a group takes client writes, and the gseq it holds
+    /// ([`crate::shard::Request::Stance`]).
+    Stance {
+        /// Its stance.
+        stance: Stance,
+        /// The gseq of the last write it applied.
+        gseq: u64,
+    },
 }
 
 /// What a forced failover now would lose of one shard.
