@@ -328,6 +328,9 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     if topology.durability == Durability::Witness {
         println!("durability: witness (a write is answered once the witness holds it too)");
     }
+    if let Some(warning) = topology.fragile_meta_group() {
+        println!("note: {warning}");
+    }
     println!(
         "try: redis-cli -p {}    (Ctrl-C stops the cluster)",
         topology.nodes[0].resp_addr.port()

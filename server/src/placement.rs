@@ -142,6 +142,22 @@ impl Topology {
         specs.iter().filter_map(first).collect()
     }
 
+    /// Why losing any one region would stop writes, when it would: the
+    /// meta group has a voter per region, and a group of two (two regions,
+    /// no witness) loses its majority with either, after which the
+    /// primary's lease runs out.
+    pub fn fragile_meta_group(&self) -> Option<String> {
+        let specs = self.region_specs();
+        (specs.len() == 2).then(|| {
+            format!(
+                "the meta group has a voter per region, and regions {} and {} make a group of two, \
+                 which needs both: losing either stops writes once the primary's lease runs out; \
+                 a witness region (`dev --witness`) lets the cluster lose one",
+                specs[0].name, specs[1].name
+            )
+        })
+    }
+
     /// The failover group as the topology starts it: every data region,
     /// the primary first, in epoch 1.
     pub fn failover_group(&self) -> FailoverGroup {
@@ -237,6 +253,7 @@ mod tests {
         assert_eq!(leaders, BTreeSet::from([4, 5, 6]), "leaders spread over the region");
         assert!(topology.preferred_leader(3, 0).is_none(), "no such region");
         assert_eq!(topology.meta_voters(), vec![1, 4, 7], "a voter per region");
+        assert_eq!(topology.fragile_meta_group(), None, "the witness is the third voter");
         assert_eq!(topology.witness_node(), Some(7));
         let group = topology.failover_group();
         assert_eq!((group.regions, group.primary, group.epoch), (vec![1, 0], 1, 1));
@@ -252,5 +269,15 @@ mod tests {
         assert_eq!(group_id(topology.primary_region(), 5), 5);
         assert_eq!(topology.replicas(1), vec![1, 2, 3]);
         assert!(topology.meta_voters().is_empty(), "one region has no meta group");
+        assert_eq!(topology.fragile_meta_group(), None);
+    }
+
+    #[test]
+    fn two_regions_without_a_witness_are_told_they_cannot_lose_one() {
+        let mut topology = two_regions();
+        topology.regions.pop();
+        topology.nodes.pop();
+        let warning = topology.fragile_meta_group().unwrap();
+        assert!(warning.contains("regions east and west") && warning.contains("losing either stops writes"));
     }
 }

@@ -45,6 +45,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         None => None,
     };
     let read_only = config.read_only;
+    if let Some(warning) = config.topology.fragile_meta_group() {
+        tracing::warn!("{warning}");
+    }
     let node = Arc::new(Node::start(config).await?);
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -94,6 +94,10 @@ fn t71_dev_starts_regions_and_a_witness_and_every_node_writes_through_the_primar
         assert!(row.contains(region), "{row}");
     }
     assert!(table.contains("primary region: region1"), "{table}");
+    assert!(
+        !table.contains("note: the meta group"),
+        "a witness is the third voter: {table}"
+    );
 
     // Every node takes writes: the secondary region's and the witness
     // forward them to the primary region.

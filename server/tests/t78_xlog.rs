@@ -254,11 +254,17 @@ fn t79_read_only_lag_under_load() {
         "--zone-latency-ms",
         "1",
     ];
-    let (dev, _) = start_dev("cairn-server-failpoints", dir.path(), base, &shape);
+    let (dev, printed) = start_dev("cairn-server-failpoints", dir.path(), base, &shape);
     let _processes = Processes {
         dev,
         restarted: Vec::new(),
     };
+    // Two regions and no witness: dev says what losing one would do.
+    let note = printed.iter().find(|l| l.starts_with("note: the meta group"));
+    assert!(
+        note.is_some_and(|n| n.contains("losing either stops writes")),
+        "{printed:?}"
+    );
     let (primary, _) = listeners(base, 1);
     let (_, secondary_ro) = listeners(base, 4);
     write_keys(primary, 0..1);
