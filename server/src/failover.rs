@@ -36,14 +36,20 @@
 //! An old primary that comes back after a forced failover finds its groups
 //! still open in an epoch that ended ([`step_down`]): each group's leader
 //! writes the records past the handover to the lost-writes report
-//! (`lost-writes.log` in the data dir, and `MetaOp::ReportLost`, shown by
-//! `CAIRN.FAILOVERS`), then gives up its copy (`WriteOp::XlogDiscard`):
-//! its state holds those writes, and its gseqs past the handover number
-//! other writes than the new primary's, so it takes no shipped records
-//! until the new primary's shipper replaces the copy whole (a resync). A
-//! group with nothing past the handover is only sealed.
+//! (`lost-writes.log` in the data dir: a line per record, then one with
+//! the count), then gives up its copy (`WriteOp::XlogDiscard`), then tells
+//! the meta group the count (`MetaOp::ReportLost`, shown by
+//! `CAIRN.FAILOVERS`), again on every tick until it is recorded; a node
+//! that crashed before that finds the count in its report when it starts
+//! ([`unreported_in`]). The copy is given up because its state holds
+//! those writes, and its gseqs past the handover number other writes than
+//! the new primary's, so it takes no shipped records until the new
+//! primary's shipper replaces it whole (a resync). A group with nothing
+//! past the handover is only sealed.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +64,7 @@ use crate::node::Node;
 use crate::placement::{RegionIndex, group_id};
 use crate::shard::{Request, Shard, now_ms};
 use crate::wire;
+use crate::xlog::Record;
 
 /// How often the driver and the old primary look at the record.
 const TICK: Duration = Duration::from_millis(100);
@@ -161,13 +168,15 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     // majority, so the record's silence counts only once a live primary
     // has had [`RENEWAL_ROOM_MS`] to renew under this leader.
     let mut watching: Option<u64> = None;
+    let mut unreported = unreported_in(&node.config().data_dir.join(LOST_WRITES_FILE));
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
         if node.region().1 != RegionRole::Witness {
-            step_down(&node).await;
+            step_down(&node, &mut unreported).await;
+            report_lost(&node, &mut unreported).await;
         }
         let leads_meta = node.meta_replica().is_some_and(|m| m.leader() == Some(node.id()));
         let group = match leads_meta {
@@ -406,10 +415,15 @@ fn gseq_of(answer: Result<crate::shard::Answer>) -> Result<u64> {
     }
 }
 
+/// What this node's step-downs discarded and the meta group has not
+/// recorded yet: records, by (ended epoch, shard).
+type Unreported = BTreeMap<(u64, u64), u64>;
+
 /// On a node of a region that is no longer the primary: every group it
-/// leads that is still open in an epoch that ended reports the records
-/// past the handover as lost, then seals itself.
-async fn step_down(node: &Node) {
+/// leads that is still open in an epoch that ended writes the records past
+/// the handover to the report, then seals itself, and the count joins
+/// `unreported`.
+async fn step_down(node: &Node, unreported: &mut Unreported) {
     let meta = node.meta_view().borrow().clone();
     let Some(group) = meta.group.as_ref() else {
         return;
@@ -430,7 +444,8 @@ async fn step_down(node: &Node) {
         let (gseq, _) = shard.xlog_position();
         let handover = handover.unwrap_or(gseq);
         let lost = shard.xlog_after(handover);
-        if let Err(err) = report(node, shard, stance.epoch, &lost) {
+        let records = gseq.saturating_sub(handover);
+        if let Err(err) = report(node, shard, (stance.epoch, handover, records), &lost) {
             tracing::error!(cause = %err, "lost writes not reported; the group stays open");
             continue;
         }
@@ -446,26 +461,66 @@ async fn step_down(node: &Node) {
             tracing::warn!(shard = shard.shard, cause = %err, "not sealed yet");
             continue;
         }
-        let records = gseq.saturating_sub(handover);
         tracing::warn!(
             shard = shard.shard,
             epoch = stance.epoch,
             records,
             "stepped down; writes past the handover discarded"
         );
-        let reported = MetaOp::ReportLost {
-            epoch: stance.epoch,
-            shard: shard.shard,
-            records,
-        };
-        if let Err(err) = node.execute_meta(reported).await {
-            tracing::warn!(cause = %err, "lost writes not recorded in the meta group");
+        // A node that stops here has the count in its report only.
+        fail::fail_point!("step-down-before-report", |_| ());
+        unreported.insert((stance.epoch, shard.shard), records);
+    }
+}
+
+/// Tells the meta group each count in `unreported` it has not recorded,
+/// keeping those it could not reach it with for the next tick.
+async fn report_lost(node: &Node, unreported: &mut Unreported) {
+    let meta = node.meta_view().borrow().clone();
+    if meta.group.is_none() {
+        // Not heard from the meta group yet.
+        return;
+    }
+    unreported.retain(|&(epoch, shard), _| !meta.ended(epoch).is_some_and(|f| f.lost.contains_key(&shard)));
+    let pending: Vec<((u64, u64), u64)> = unreported.iter().map(|(&key, &records)| (key, records)).collect();
+    for ((epoch, shard), records) in pending {
+        match node.execute_meta(MetaOp::ReportLost { epoch, shard, records }).await {
+            Ok(answer) => {
+                if let Some(why) = answer.refused {
+                    tracing::warn!(epoch, shard, records, %why, "lost writes not recorded");
+                }
+                unreported.remove(&(epoch, shard));
+            }
+            Err(err) => {
+                tracing::debug!(cause = %err, "lost writes not recorded yet; trying again");
+                return;
+            }
         }
     }
 }
 
-/// Appends `lost` to the lost-writes report, durably.
-fn report(node: &Node, shard: &Shard, epoch: u64, lost: &[crate::xlog::Record]) -> Result<()> {
+/// The counts a lost-writes report at `path` holds (its last line per
+/// ended epoch and shard): what this node may not have told the meta
+/// group before it stopped. [`report_lost`] leaves out what it recorded.
+fn unreported_in(path: &Path) -> Unreported {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let value = |line: &str, name: &str| {
+        line.split(' ')
+            .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    text.lines()
+        .filter_map(|line| {
+            let counted = (value(line, "epoch")?, value(line, "shard")?);
+            Some((counted, value(line, "discarded")?))
+        })
+        .collect()
+}
+
+/// Appends `lost` (the records of `shard` past `handover` that it applied
+/// in `epoch`, `records` of them) to the lost-writes report, then a line
+/// with their count, durably.
+fn report(node: &Node, shard: &Shard, (epoch, handover, records): (u64, u64, u64), lost: &[Record]) -> Result<()> {
     let path = node.config().data_dir.join(LOST_WRITES_FILE);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -491,6 +546,34 @@ fn report(node: &Node, shard: &Shard, epoch: u64, lost: &[crate::xlog::Record]) 
             session.unwrap_or_default()
         ));
     }
+    text.push_str(&format!(
+        "epoch={epoch} shard={} handover={handover} discarded={records}\n",
+        shard.shard
+    ));
     file.write_all(text.as_bytes()).map_err(|e| Error::io(&path, e))?;
     file.sync_all().map_err(|e| Error::io(&path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_gives_back_its_last_count_per_epoch_and_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOST_WRITES_FILE);
+        assert!(unreported_in(&path).is_empty(), "no report, nothing to tell");
+        let text = "epoch=1 shard=0 gseq=7 proposed_ms=5 write=Set { key: b\"a\" }\n\
+                    epoch=1 shard=0 handover=6 discarded=1\n\
+                    epoch=1 shard=1 handover=9 discarded=0\n\
+                    epoch=1 shard=0 gseq=7 proposed_ms=5 write=Set { key: b\"a\" }\n\
+                    epoch=1 shard=0 handover=6 discarded=1\n\
+                    epoch=3 shard=0 handover=20 discarded=4\n";
+        std::fs::write(&path, text).unwrap();
+        let counts = unreported_in(&path);
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            vec![((1, 0), 1), ((1, 1), 0), ((3, 0), 4)]
+        );
+    }
 }
