@@ -22,12 +22,16 @@
 //! the gseq each shard was handed over at; the new primary's nodes renew
 //! their lease at once and writes go on. A failover that cannot complete
 //! is aborted with the reason, and a planned one reopens the old primary;
-//! but once some target group may be open, the failover is only ever
-//! taken up again. A target group that an earlier driver opened refuses the
-//! next driver's probe (it takes no shipping while open), so the driver
-//! asks its stance instead (`Request::Stance`): open in the new epoch, it
-//! holds what it held when opened, since nothing writes to it before the
-//! switch grants its region the lease.
+//! but an opening that fails while some target group may be open is taken
+//! up again on the next tick instead. A target group that an earlier
+//! driver opened refuses the next driver's probe (it takes no shipping
+//! while open), so the driver asks its stance instead (`Request::Stance`):
+//! open in the new epoch, it holds what it held when opened, since nothing
+//! writes to it before the switch grants its region the lease. If that
+//! earlier attempt was aborted (a later step failed), the old primary
+//! wrote on without it: a planned failover waits for the sealed gseq as
+//! ever, and a forced one takes the group at what it holds, the rest
+//! lost as any forced failover loses what the target and witness lack.
 //!
 //! With the `automatic` policy the driver starts a forced failover to the
 //! next data region itself once the primary renewed nothing for the
@@ -421,8 +425,9 @@ type Unreported = BTreeMap<(u64, u64), u64>;
 
 /// On a node of a region that is no longer the primary: every group it
 /// leads that is still open in an epoch that ended writes the records past
-/// the handover to the report, then seals itself, and the count joins
-/// `unreported`.
+/// the handover to the report, and their count to `unreported`, then
+/// gives its copy up (or only seals it, when nothing is past the
+/// handover).
 async fn step_down(node: &Node, unreported: &mut Unreported) {
     let meta = node.meta_view().borrow().clone();
     let Some(group) = meta.group.as_ref() else {
@@ -457,7 +462,14 @@ async fn step_down(node: &Node, unreported: &mut Unreported) {
         } else {
             WriteOp::XlogDiscard
         };
-        if let Err(err) = shard.execute(Request::Write(Write::new(op))).await {
+        let given_up = shard.execute(Request::Write(Write::new(op))).await;
+        // A node that stops here has the count in its report only.
+        fail::fail_point!("step-down-before-report", |_| ());
+        // Told whether or not the step was answered: it may have applied
+        // though its answer was lost, and one that did not is done again
+        // next tick, on a copy nothing writes to, so with the same count.
+        unreported.insert((stance.epoch, shard.shard), records);
+        if let Err(err) = given_up {
             tracing::warn!(shard = shard.shard, cause = %err, "not sealed yet");
             continue;
         }
@@ -467,9 +479,6 @@ async fn step_down(node: &Node, unreported: &mut Unreported) {
             records,
             "stepped down; writes past the handover discarded"
         );
-        // A node that stops here has the count in its report only.
-        fail::fail_point!("step-down-before-report", |_| ());
-        unreported.insert((stance.epoch, shard.shard), records);
     }
 }
 
@@ -499,22 +508,31 @@ async fn report_lost(node: &Node, unreported: &mut Unreported) {
     }
 }
 
-/// The counts a lost-writes report at `path` holds (its last line per
-/// ended epoch and shard): what this node may not have told the meta
+/// The counts a lost-writes report at `path` holds (its last count line
+/// per ended epoch and shard): what this node may not have told the meta
 /// group before it stopped. [`report_lost`] leaves out what it recorded.
 fn unreported_in(path: &Path) -> Unreported {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let value = |line: &str, name: &str| {
-        line.split(' ')
-            .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse::<u64>().ok())
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Unreported::new(),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), cause = %err, "lost-writes report unreadable; its counts are not told again");
+            return Unreported::new();
+        }
     };
-    text.lines()
-        .filter_map(|line| {
-            let counted = (value(line, "epoch")?, value(line, "shard")?);
-            Some((counted, value(line, "discarded")?))
-        })
-        .collect()
+    text.lines().filter_map(count_line).collect()
+}
+
+/// A count line's (ended epoch, shard) and count: exactly
+/// `epoch=E shard=S handover=H discarded=N`, never a record line, whatever
+/// its write's keys hold.
+fn count_line(line: &str) -> Option<((u64, u64), u64)> {
+    let mut values = ["epoch=", "shard=", "handover=", "discarded="]
+        .into_iter()
+        .zip(line.split(' '))
+        .map(|(name, part)| part.strip_prefix(name)?.parse::<u64>().ok());
+    let (epoch, shard, _handover, records) = (values.next()??, values.next()??, values.next()??, values.next()??);
+    (line.split(' ').count() == 4).then_some(((epoch, shard), records))
 }
 
 /// Appends `lost` (the records of `shard` past `handover` that it applied
@@ -563,7 +581,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOST_WRITES_FILE);
         assert!(unreported_in(&path).is_empty(), "no report, nothing to tell");
-        let text = "epoch=1 shard=0 gseq=7 proposed_ms=5 write=Set { key: b\"a\" }\n\
+        // Shard 2's count line was never written: its record says nothing.
+        let text = "epoch=1 shard=2 gseq=3 proposed_ms=5 write=Set { key: b\"x discarded=9 y\" }\n\
+                    epoch=1 shard=0 gseq=7 proposed_ms=5 write=Set { key: b\"a\" }\n\
                     epoch=1 shard=0 handover=6 discarded=1\n\
                     epoch=1 shard=1 handover=9 discarded=0\n\
                     epoch=1 shard=0 gseq=7 proposed_ms=5 write=Set { key: b\"a\" }\n\
