@@ -382,13 +382,20 @@ async fn open(node: &Node, region: RegionIndex, epoch: u64) -> Result<(), String
 /// finishing the failover sets right.
 async fn maybe_open(node: &Node, region: RegionIndex, epoch: u64) -> bool {
     for shard in 0..u64::from(node.slots().shards()) {
-        let answer = node.execute_in(group_id(region, shard), Request::Stance).await;
-        match answer.map(|a| a.reply) {
-            Ok(Reply::Stance { stance, .. }) if !(stance.serving && stance.epoch == epoch) => {}
-            _ => return true,
+        if !matches!(open_in(node, group_id(region, shard), epoch).await, Ok(None)) {
+            return true;
         }
     }
     false
+}
+
+/// The gseq group `group` holds if it is open in `epoch`, read
+/// linearizably; `None` if it is not.
+async fn open_in(node: &Node, group: u64, epoch: u64) -> Result<Option<u64>> {
+    match node.execute_in(group, Request::Stance).await?.reply {
+        Reply::Stance { stance, gseq } => Ok((stance.serving && stance.epoch == epoch).then_some(gseq)),
+        other => Err(Error::Failover(format!("answered {other:?} to a stance read"))),
+    }
 }
 
 /// The gseq group `group` holds, asked with an empty batch of `epoch`. A
@@ -405,10 +412,9 @@ async fn probe(node: &Node, group: u64, epoch: u64, opening: u64) -> Result<u64>
     if answer.reply != Reply::Err(KvError::Fenced) {
         return gseq_of(Ok(answer));
     }
-    match node.execute_in(group, Request::Stance).await?.reply {
-        Reply::Stance { stance, gseq } if stance.serving && stance.epoch == opening => Ok(gseq),
-        other => Err(Error::Failover(format!("answered Err(Fenced), and then {other:?}"))),
-    }
+    open_in(node, group, opening)
+        .await?
+        .ok_or_else(|| Error::Failover(format!("answered Err(Fenced), and is not open in epoch {opening}")))
 }
 
 /// The gseq a seal, an opening or a batch answered.
@@ -485,6 +491,9 @@ async fn step_down(node: &Node, unreported: &mut Unreported) {
 /// Tells the meta group each count in `unreported` it has not recorded,
 /// keeping those it could not reach it with for the next tick.
 async fn report_lost(node: &Node, unreported: &mut Unreported) {
+    if unreported.is_empty() {
+        return;
+    }
     let meta = node.meta_view().borrow().clone();
     if meta.group.is_none() {
         // Not heard from the meta group yet.
@@ -527,12 +536,16 @@ fn unreported_in(path: &Path) -> Unreported {
 /// `epoch=E shard=S handover=H discarded=N`, never a record line, whatever
 /// its write's keys hold.
 fn count_line(line: &str) -> Option<((u64, u64), u64)> {
-    let mut values = ["epoch=", "shard=", "handover=", "discarded="]
-        .into_iter()
-        .zip(line.split(' '))
-        .map(|(name, part)| part.strip_prefix(name)?.parse::<u64>().ok());
-    let (epoch, shard, _handover, records) = (values.next()??, values.next()??, values.next()??, values.next()??);
-    (line.split(' ').count() == 4).then_some(((epoch, shard), records))
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [epoch, shard, handover, records] = parts.as_slice() else {
+        return None;
+    };
+    let value = |part: &str, name: &str| part.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok();
+    value(handover, "handover")?;
+    Some((
+        (value(epoch, "epoch")?, value(shard, "shard")?),
+        value(records, "discarded")?,
+    ))
 }
 
 /// Appends `lost` (the records of `shard` past `handover` that it applied

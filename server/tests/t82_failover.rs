@@ -54,6 +54,16 @@ fn assert_keys(addr: SocketAddr, keys: std::ops::Range<u32>) {
     }
 }
 
+/// Waits (up to 30 s) until `addr` reads `key` as `value`; `what` says
+/// what never happened otherwise.
+fn until_value(addr: SocketAddr, key: &str, value: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Resp::connect(addr).cmd(&["GET", key]).text().as_deref() != Some(value) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The value of `field` in `CAIRN.STATUS`-shaped text.
 fn field(text: &str, field: &str) -> String {
     let prefix = format!("{field}:");
@@ -135,11 +145,12 @@ fn t82_a_planned_failover_and_back_loses_nothing_and_refuses_bad_requests() {
     assert_keys(rw, 0..50);
     write_keys(rw, 50..100);
     let (_, old_primary_ro) = listeners(base, 2);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Resp::connect(old_primary_ro).cmd(&["GET", "key-99"]).text().as_deref() != Some("value-99") {
-        assert!(Instant::now() < deadline, "region1 never received writes from region2");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_value(
+        old_primary_ro,
+        "key-99",
+        "value-99",
+        "region1 never received writes from region2",
+    );
 
     // And back, through the Admin service.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -243,10 +254,12 @@ fn t85_a_failover_whose_driver_stopped_before_the_switch_is_taken_up_again() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let (_, old_primary_ro) = listeners(base, 2);
-        while Resp::connect(old_primary_ro).cmd(&["GET", "key-99"]).text().as_deref() != Some("value-99") {
-            assert!(Instant::now() < deadline, "region1 never received writes from region2");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        until_value(
+            old_primary_ro,
+            "key-99",
+            "value-99",
+            "region1 never received writes from region2",
+        );
     }
 }
 
@@ -418,11 +431,7 @@ fn t84_what_a_killed_primary_had_not_shipped_is_exactly_what_it_reports_lost() {
     // The old primary then holds what the new one does.
     write_keys(rw, 1001..1002);
     let (_, old_ro) = listeners(base, 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Resp::connect(old_ro).cmd(&["GET", "key-1001"]).text().as_deref() != Some("value-1001") {
-        assert!(Instant::now() < deadline, "region1 never resynced");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_value(old_ro, "key-1001", "value-1001", "region1 never resynced");
     let mut old = Resp::connect(old_ro);
     for key in &missing {
         assert_eq!(old.cmd(&["GET", key]), Value::Bulk(None), "{key} was discarded");
