@@ -17,21 +17,29 @@
 //!   target lacks, in the new epoch (from then on the witness refuses the
 //!   old one), and ships them to the target. What neither had is lost.
 //!
-//! Then every target group is opened in the new epoch
-//! (`WriteOp::XlogOpen`) and the record switched ([`MetaOp::Switch`]) with
+//! Then every target group is opened in the failover's own epoch
+//! ([`Meta::opening`]: one no failover before it began towards) with
+//! `WriteOp::XlogOpen`, and the record switched ([`MetaOp::Switch`]) with
 //! the gseq each shard was handed over at; the new primary's nodes renew
 //! their lease at once and writes go on. A failover that cannot complete
 //! is aborted with the reason, and a planned one reopens the old primary;
-//! but an opening that fails while some target group may be open is taken
-//! up again on the next tick instead. A target group that an earlier
-//! driver opened refuses the next driver's probe (it takes no shipping
+//! an opening that fails while some target group may be open is first
+//! taken up again on every tick, for up to [`OPEN_WAIT`] after the
+//! failover began. A target group that an earlier driver of the same
+//! failover opened refuses the next driver's probe (it takes no shipping
 //! while open), so the driver asks its stance instead (`Request::Stance`):
-//! open in the new epoch, it holds what it held when opened, since nothing
-//! writes to it before the switch grants its region the lease. If that
-//! earlier attempt was aborted (a later step failed), the old primary
-//! wrote on without it: a planned failover waits for the sealed gseq as
-//! ever, and a forced one takes the group at what it holds, the rest
-//! lost as any forced failover loses what the target and witness lack.
+//! open in the failover's epoch, it holds what it held when opened, since
+//! nothing writes to it before the switch grants its region the lease.
+//!
+//! An aborted failover may leave target groups open in its epoch (opened
+//! before a later step failed, or by an opening whose answer was lost),
+//! and a forced one the witness refusing the epoch before it. That epoch
+//! is then abandoned ([`Meta::abandoned`]): no region is ever primary in
+//! it, so nothing was written there. Each such group's leader closes it
+//! back to the current epoch (`WriteOp::XlogClose`, [`close_abandoned`]),
+//! and the witness lowers its floor back ([`unfence_witness`]); a driver
+//! whose probe meets such a group closes it itself. The primary then ships
+//! to them again, and the next failover finds them as they were.
 //!
 //! With the `automatic` policy the driver starts a forced failover to the
 //! next data region itself once the primary renewed nothing for the
@@ -63,12 +71,12 @@ use tokio::time::Instant;
 use crate::config::{Durability, RegionRole};
 use crate::error::{Error, Result};
 use crate::keyspace::{KvError, Reply, Rpo, Write, WriteOp};
-use crate::meta::{AUTOMATIC, Failing, Failover, FailoverGroup, MetaOp, Policy};
+use crate::meta::{AUTOMATIC, Failing, Failover, FailoverGroup, Meta, MetaOp, Policy};
 use crate::node::Node;
 use crate::placement::{RegionIndex, group_id};
 use crate::shard::{Request, Shard, now_ms};
 use crate::wire;
-use crate::xlog::Record;
+use crate::xlog::{Record, Stance};
 
 /// How often the driver and the old primary look at the record.
 const TICK: Duration = Duration::from_millis(100);
@@ -77,6 +85,9 @@ const DRAIN_WAIT: Duration = Duration::from_secs(10);
 /// How long a new driver gives a live primary to renew before it trusts
 /// the record's silence: three renewals' worth.
 const RENEWAL_ROOM_MS: u64 = 3000;
+/// How long after a failover began its driver goes on trying to open a
+/// target that may be partly open, before it aborts.
+const OPEN_WAIT: Duration = Duration::from_secs(20);
 /// How long [`start`] waits for the failover to complete.
 pub const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// The lost-writes report, in the data dir.
@@ -129,8 +140,9 @@ pub async fn rpo(node: &Node) -> Result<Vec<(u64, Rpo)>> {
 }
 
 /// Starts a failover of the failover group to `to` and waits until it
-/// switched (or gave up); the failover as the history keeps it.
-pub async fn start(node: &Node, to: RegionIndex, forced: bool, by: String) -> Result<Failover> {
+/// switched (or gave up); the failover as the history keeps it, and the
+/// epoch it switched to.
+pub async fn start(node: &Node, to: RegionIndex, forced: bool, by: String) -> Result<(Failover, Option<u64>)> {
     let answer = node.execute_meta(MetaOp::Begin { to, forced, by }).await?;
     if let Some(why) = answer.refused {
         return Err(Error::Failover(why));
@@ -149,7 +161,7 @@ pub async fn start(node: &Node, to: RegionIndex, forced: bool, by: String) -> Re
             Some(failover) if failover.aborted.is_some() => {
                 return Err(Error::Failover(failover.aborted.clone().unwrap_or_default()));
             }
-            Some(failover) => return Ok(failover.clone()),
+            Some(failover) => return Ok((failover.clone(), meta.to_epoch(failover))),
             None => {}
         }
     }
@@ -178,17 +190,21 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
             _ = interval.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        if node.region().1 != RegionRole::Witness {
-            step_down(&node, &mut unreported).await;
-            report_lost(&node, &mut unreported).await;
+        match node.region().1 {
+            RegionRole::Witness => unfence_witness(&node).await,
+            _ => {
+                step_down(&node, &mut unreported).await;
+                report_lost(&node, &mut unreported).await;
+                close_abandoned(&node).await;
+            }
         }
         let leads_meta = node.meta_replica().is_some_and(|m| m.leader() == Some(node.id()));
-        let group = match leads_meta {
-            true => node.read_meta().await.ok().and_then(|m| m.group),
+        let meta = match leads_meta {
+            true => node.read_meta().await.ok().filter(|m| m.group.is_some()),
             false => None,
         };
-        match group {
-            Some(group) => drive(&node, group, *watching.get_or_insert_with(now_ms)).await,
+        match meta {
+            Some(meta) => drive(&node, &meta, *watching.get_or_insert_with(now_ms)).await,
             None => watching = None,
         }
     }
@@ -196,8 +212,11 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
 
 /// On the meta group's leader, watching it since `watching_ms`: takes the
 /// failover under way to its end, or starts one the policy asks for.
-async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
-    let Some(failing) = group.failing.clone() else {
+async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
+    let Some(group) = meta.group.clone() else {
+        return;
+    };
+    let (Some(failing), Some(opening)) = (group.failing.clone(), meta.opening()) else {
         let now = now_ms();
         let silent_ms = now.saturating_sub(group.renewed_ms);
         let watched_ms = now.saturating_sub(watching_ms);
@@ -229,14 +248,23 @@ async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
         forced = failing.forced,
         "failing over"
     );
+    let attempt = Attempt {
+        meta,
+        group: &group,
+        failing: &failing,
+        opening,
+    };
     let handover = match failing.forced {
-        true => pull(node, &group, &failing).await,
-        false => drain(node, &group, &failing).await,
+        true => pull(node, &attempt).await,
+        false => drain(node, &attempt).await,
     };
     let opened = match handover {
-        Ok(handover) => match open(node, failing.to, group.epoch + 1).await {
+        Ok(handover) => match open(node, failing.to, opening).await {
             Ok(()) => Ok(handover),
-            Err(why) if maybe_open(node, failing.to, group.epoch + 1).await => {
+            Err(why)
+                if now_ms() < failing.started_ms + OPEN_WAIT.as_millis() as u64
+                    && maybe_open(node, failing.to, opening).await =>
+            {
                 // Taken up again from the next tick on: each step finds
                 // what was done already.
                 tracing::warn!(%why, "failover not complete yet");
@@ -246,6 +274,7 @@ async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
         },
         Err(err) => Err(err),
     };
+    let opened = opened.and_then(|handover| given_up_before_switch().map(|()| handover));
     let op = match opened {
         Ok(handover) => {
             // A driver that stops here (its node lost the meta group or
@@ -270,16 +299,45 @@ async fn drive(node: &Node, group: FailoverGroup, watching_ms: u64) {
     };
     match node.execute_meta(op).await {
         Ok(answer) => match answer.refused {
-            None => tracing::info!(epoch = group.epoch + 1, primary = failing.to, "failover done"),
+            None => tracing::info!(epoch = opening, primary = failing.to, "failover done"),
             Some(why) => tracing::warn!(%why, "failover not recorded"),
         },
         Err(err) => tracing::warn!(cause = %err, "failover not recorded; the next leader takes it up"),
     }
 }
 
+/// Why the driver gives up with its target open, when the fault point
+/// `failover-abort-before-switch` says to: the target is then left open in
+/// an abandoned epoch.
+fn given_up_before_switch() -> Result<(), String> {
+    fail::fail_point!("failover-abort-before-switch", |_| Err(
+        "given up before the switch (fault point failover-abort-before-switch)".into()
+    ));
+    Ok(())
+}
+
+/// The failover under way, as the driver found it.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    /// The meta group's state.
+    meta: &'a Meta,
+    /// Its failover group.
+    group: &'a FailoverGroup,
+    /// The failover.
+    failing: &'a Failing,
+    /// The epoch it opens its target in.
+    opening: u64,
+}
+
 /// A planned failover's handover: seals the old primary and waits until
 /// the target holds everything it applied.
-async fn drain(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<Vec<u64>, String> {
+async fn drain(node: &Node, attempt: &Attempt<'_>) -> Result<Vec<u64>, String> {
+    let Attempt {
+        meta,
+        group,
+        failing,
+        opening,
+    } = *attempt;
     let mut sealed = Vec::new();
     for shard in 0..u64::from(node.slots().shards()) {
         let seal = Request::Write(Write::new(WriteOp::XlogSeal));
@@ -292,7 +350,7 @@ async fn drain(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<
     for (shard, &gseq) in sealed.iter().enumerate() {
         loop {
             let target = group_id(failing.to, shard as u64);
-            let held = probe(node, target, group.epoch, group.epoch + 1).await;
+            let held = probe(node, meta, target, group.epoch, opening).await;
             match held {
                 Ok(held) if held >= gseq => break,
                 _ if Instant::now() >= deadline => {
@@ -311,18 +369,23 @@ async fn drain(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<
 
 /// A forced failover's handover: waits out the old primary's lease, then
 /// fills the target in from the witness.
-async fn pull(node: &Node, group: &FailoverGroup, failing: &Failing) -> Result<Vec<u64>, String> {
+async fn pull(node: &Node, attempt: &Attempt<'_>) -> Result<Vec<u64>, String> {
+    let Attempt {
+        meta,
+        group,
+        failing,
+        opening: epoch,
+    } = *attempt;
     let wait = group.lease_end_ms().saturating_sub(now_ms());
     if wait > 0 {
         tracing::info!(wait_ms = wait, "waiting out the old primary's lease");
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
-    let epoch = group.epoch + 1;
     let witness = node.config().topology.witness_node();
     let mut handover = Vec::new();
     for shard in 0..u64::from(node.slots().shards()) {
         let target = group_id(failing.to, shard);
-        let mut held = probe(node, target, epoch, epoch)
+        let mut held = probe(node, meta, target, epoch, epoch)
             .await
             .map_err(|e| format!("shard {shard} of region {} cannot be reached: {e}", failing.to))?;
         while let Some(witness) = witness {
@@ -378,43 +441,111 @@ async fn open(node: &Node, region: RegionIndex, epoch: u64) -> Result<(), String
 
 /// Whether some group of `region` may be open in `epoch`, by this driver
 /// or one before it (a group that does not answer may be): the region
-/// is then open in an epoch the record has not switched to, which only
-/// finishing the failover sets right.
+/// is then open in an epoch the record has not switched to, which
+/// finishing the failover sets right soonest.
 async fn maybe_open(node: &Node, region: RegionIndex, epoch: u64) -> bool {
     for shard in 0..u64::from(node.slots().shards()) {
-        if !matches!(open_in(node, group_id(region, shard), epoch).await, Ok(None)) {
+        let stance = stance_of(node, group_id(region, shard)).await;
+        if !stance.is_ok_and(|(stance, _)| stance != Stance { epoch, serving: true }) {
             return true;
         }
     }
     false
 }
 
-/// The gseq group `group` holds if it is open in `epoch`, read
-/// linearizably; `None` if it is not.
-async fn open_in(node: &Node, group: u64, epoch: u64) -> Result<Option<u64>> {
+/// Group `group`'s stance and the gseq it holds, read linearizably.
+async fn stance_of(node: &Node, group: u64) -> Result<(Stance, u64)> {
     match node.execute_in(group, Request::Stance).await?.reply {
-        Reply::Stance { stance, gseq } => Ok((stance.serving && stance.epoch == epoch).then_some(gseq)),
+        Reply::Stance { stance, gseq } => Ok((stance, gseq)),
         other => Err(Error::Failover(format!("answered {other:?} to a stance read"))),
     }
 }
 
 /// The gseq group `group` holds, asked with an empty batch of `epoch`. A
 /// target that a driver before this one opened in `opening` (this
-/// failover's new epoch) refuses the batch, and holds what it held when
-/// it was opened: nothing writes to it before the switch.
-async fn probe(node: &Node, group: u64, epoch: u64, opening: u64) -> Result<u64> {
+/// failover's epoch) refuses the batch, and holds what it held when it
+/// was opened: nothing writes to it before the switch. One that an
+/// aborted failover opened is closed first (see [`Meta::abandoned`]).
+async fn probe(node: &Node, meta: &Meta, group: u64, epoch: u64, opening: u64) -> Result<u64> {
     let batch = WriteOp::Xlog {
         records: Vec::new(),
         as_of_ms: 0,
         epoch,
     };
-    let answer = node.execute_in(group, Request::Write(Write::new(batch))).await?;
+    let request = Request::Write(Write::new(batch));
+    let answer = node.execute_in(group, request.clone()).await?;
     if answer.reply != Reply::Err(KvError::Fenced) {
         return gseq_of(Ok(answer));
     }
-    open_in(node, group, opening)
-        .await?
-        .ok_or_else(|| Error::Failover(format!("answered Err(Fenced), and is not open in epoch {opening}")))
+    match stance_of(node, group).await? {
+        (stance, gseq)
+            if stance
+                == (Stance {
+                    epoch: opening,
+                    serving: true,
+                }) =>
+        {
+            Ok(gseq)
+        }
+        (stance, _) if stance.serving && meta.abandoned(stance.epoch) => {
+            close(node, meta, group, stance.epoch).await?;
+            gseq_of(node.execute_in(group, request).await)
+        }
+        (stance, _) => Err(Error::Failover(format!(
+            "answered Err(Fenced), and is not open in epoch {opening} ({stance:?})"
+        ))),
+    }
+}
+
+/// Closes group `group`, open in the `abandoned` epoch, back to the
+/// current one of `meta`.
+async fn close(node: &Node, meta: &Meta, group: u64, abandoned: u64) -> Result<()> {
+    let epoch = meta.group.as_ref().map_or(0, |g| g.epoch);
+    let close = WriteOp::XlogClose { abandoned, epoch };
+    gseq_of(node.execute_in(group, Request::Write(Write::new(close))).await)?;
+    tracing::warn!(group, abandoned, epoch, "closed a group an aborted failover had opened");
+    Ok(())
+}
+
+/// On a data node: closes every group it leads that an aborted failover
+/// left open (see [`Meta::abandoned`]), so that it takes shipping again.
+async fn close_abandoned(node: &Node) {
+    let meta = node.meta_view().borrow().clone();
+    let leading = node.shards().filter(|s| s.leader() == Some(node.id()));
+    for shard in leading {
+        let stance = shard.stance();
+        if !stance.serving || !meta.abandoned(stance.epoch) {
+            continue;
+        }
+        if let Err(err) = close(node, &meta, shard.group, stance.epoch).await {
+            tracing::warn!(group = shard.group, cause = %err, "not closed yet");
+        }
+    }
+}
+
+/// On the witness: lowers the floor an aborted forced failover raised to
+/// its abandoned epoch, back to the current one, so that the primary that
+/// stays can ship to it again.
+async fn unfence_witness(node: &Node) {
+    let Some(witness) = node.witness() else {
+        return;
+    };
+    let meta = node.meta_view().borrow().clone();
+    let (floor, Some(group)) = (witness.floor(), meta.group.as_ref()) else {
+        return;
+    };
+    if !meta.abandoned(floor) {
+        return;
+    }
+    match witness.unfence(floor, group.epoch).await {
+        Ok(true) => tracing::warn!(
+            abandoned = floor,
+            epoch = group.epoch,
+            "the witness takes the current epoch again after an aborted failover"
+        ),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(cause = %err, "the witness's floor not lowered yet"),
+    }
 }
 
 /// The gseq a seal, an opening or a batch answered.

@@ -15,8 +15,12 @@
 //! counts its lease from when it sent the renewal (see
 //! [`crate::lease`]). A failover first marks the record ([`MetaOp::Begin`],
 //! after which nothing is renewed), and the meta group's leader drives it
-//! (see [`crate::failover`]) to [`MetaOp::Switch`], which bumps the epoch
-//! and names the new primary, or to [`MetaOp::Abort`]. A forced failover
+//! (see [`crate::failover`]) to [`MetaOp::Switch`], which moves the
+//! epoch on and names the new primary, or to [`MetaOp::Abort`]. Each
+//! failover opens its target in an epoch of its own, one no failover
+//! before it began towards ([`Meta::begun`]), so a target that an aborted
+//! failover opened is known for what it is, [`Meta::abandoned`], and set
+//! right rather than taken for the next failover's. A forced failover
 //! switches only once the last lease granted ran out by the driver's clock
 //! plus [`DRIFT`]: the old primary stops writing before the new one starts.
 //! Every failover is kept in the history, with the gseq each shard was
@@ -189,6 +193,9 @@ pub struct Meta {
     /// The cluster's layout, once the first node to reach the group
     /// proposed it.
     pub layout: Option<Layout>,
+    /// The newest epoch a failover began towards (0 before the first):
+    /// the epoch the failover under way opens its target in.
+    pub begun: u64,
 }
 
 /// A change to the meta group's state, applied at `now_ms` (the
@@ -305,6 +312,7 @@ impl Meta {
                     by: by.clone(),
                     started_ms: now_ms,
                 });
+                self.begun = self.begun.max(group.epoch) + 1;
                 None
             }
             MetaOp::Switch { epoch, handover } => {
@@ -322,7 +330,7 @@ impl Meta {
                     lost,
                     ..Failover::ended_at(group, failing.clone(), now_ms)
                 });
-                group.epoch += 1;
+                group.epoch = self.begun;
                 group.primary = failing.to;
                 group.failing = None;
                 group.renewed_ms = now_ms;
@@ -355,6 +363,36 @@ impl Meta {
                     None => Some(format!("no failover ended epoch {epoch}")),
                 }
             }
+        }
+    }
+
+    /// The epoch the failover under way opens its target in.
+    pub fn opening(&self) -> Option<u64> {
+        let group = self.group.as_ref()?;
+        group.failing.as_ref().map(|_| self.begun)
+    }
+
+    /// Whether `epoch` was begun towards by a failover that ended without
+    /// switching to it: no region is ever primary in it, so a group open
+    /// in it took no client write and may be closed again. No later state
+    /// switches to an epoch an earlier one found abandoned, so a stale
+    /// view's answer is safe to act on.
+    pub fn abandoned(&self, epoch: u64) -> bool {
+        self.group
+            .as_ref()
+            .is_some_and(|g| epoch > g.epoch && epoch <= self.begun && self.opening() != Some(epoch))
+    }
+
+    /// The epoch `failover` (switched) moved the group to: where the next
+    /// switched one started from, or the current epoch.
+    pub fn to_epoch(&self, failover: &Failover) -> Option<u64> {
+        if failover.aborted.is_some() {
+            return None;
+        }
+        let switched = |f: &&Failover| f.aborted.is_none() && f.from_epoch > failover.from_epoch;
+        match self.history.iter().filter(switched).map(|f| f.from_epoch).min() {
+            Some(next) => Some(next),
+            None => self.group.as_ref().map(|g| g.epoch),
         }
     }
 
@@ -464,5 +502,44 @@ mod tests {
         assert_eq!(meta.apply(&lost, 50), None);
         assert_eq!(meta.ended(1).unwrap().lost.get(&0), Some(&3));
         assert_eq!(meta.history.len(), 2);
+    }
+
+    #[test]
+    fn each_failover_opens_an_epoch_of_its_own_and_an_aborted_ones_stays_abandoned() {
+        let mut meta = meta();
+        meta.apply(&begin(1, false), 10);
+        assert_eq!(meta.opening(), Some(2));
+        assert!(!meta.abandoned(2), "under way");
+        let abort = MetaOp::Abort {
+            epoch: 1,
+            why: "test".into(),
+        };
+        meta.apply(&abort, 20);
+        assert_eq!(meta.opening(), None);
+        assert!(meta.abandoned(2) && !meta.abandoned(1) && !meta.abandoned(3));
+        meta.apply(&begin(1, true), 30);
+        assert_eq!(meta.opening(), Some(3), "never the abandoned epoch again");
+        assert!(meta.abandoned(2) && !meta.abandoned(3));
+        let switch = MetaOp::Switch {
+            epoch: 1,
+            handover: vec![4],
+        };
+        assert_eq!(meta.apply(&switch, 40), None);
+        let group = meta.group.clone().unwrap();
+        assert_eq!((group.epoch, group.primary), (3, 1));
+        let switched = meta.ended(1).unwrap();
+        assert_eq!(meta.to_epoch(switched), Some(3));
+        assert_eq!(meta.to_epoch(&meta.history[0]), None, "the aborted one");
+        meta.apply(&begin(0, false), 50);
+        assert_eq!(meta.opening(), Some(4));
+        meta.apply(
+            &MetaOp::Switch {
+                epoch: 3,
+                handover: vec![4],
+            },
+            60,
+        );
+        assert_eq!(meta.to_epoch(meta.ended(1).unwrap()), Some(3), "where the next began");
+        assert_eq!(meta.to_epoch(meta.ended(3).unwrap()), Some(4));
     }
 }

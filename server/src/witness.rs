@@ -22,6 +22,10 @@
 //! the witness refuses batches of earlier epochs, durably (the floor is a
 //! record of its own, under shard `u64::MAX`), so an old primary that comes
 //! back cannot get a write acknowledged that the new primary never saw.
+//! A forced failover that is aborted after its pull leaves the floor at an
+//! epoch no region will ever be primary in; the witness then lowers it
+//! back to the current epoch ([`WitnessStore::unfence`]), or the primary
+//! that stays could ship it nothing.
 //!
 //! # Correctness
 //!
@@ -247,6 +251,26 @@ impl WitnessStore {
         Ok(records)
     }
 
+    /// The epoch before which batches are refused.
+    pub fn floor(&self) -> u64 {
+        *self.floor.lock().expect("floor lock")
+    }
+
+    /// Lowers the floor from `abandoned` (an epoch a failover began towards
+    /// and never switched to) back to `epoch`, durably; a floor at any
+    /// other epoch is left as it is. Whether it was lowered.
+    pub async fn unfence(&self, abandoned: u64, epoch: u64) -> Result<bool> {
+        let _writing = self.writing.lock().await;
+        if self.floor() != abandoned {
+            return Ok(false);
+        }
+        let mut write = Batch::default();
+        write.put(Cf::Xlog, floor_key(), wire::encode(&epoch)?.to_vec());
+        self.write_durably(write).await?;
+        *self.floor.lock().expect("floor lock") = epoch;
+        Ok(true)
+    }
+
     /// Writes `write` and waits for a sync that began after it.
     async fn write_durably(&self, write: Batch) -> Result<()> {
         self.storage.write(write)?;
@@ -364,5 +388,20 @@ mod tests {
         let mut newer = batch(0, records(6..=6), None);
         newer.epoch = 2;
         assert_eq!(witness.append(newer).await.unwrap(), 6);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_epochs_fence_is_lifted_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let witness = store(dir.path(), 100);
+            witness.pull(0, 0, 3).await.unwrap();
+            assert!(!witness.unfence(2, 1).await.unwrap(), "another epoch's fence stays");
+            assert_eq!(witness.floor(), 3);
+            assert!(witness.unfence(3, 1).await.unwrap());
+        }
+        let witness = store(dir.path(), 100);
+        assert_eq!(witness.floor(), 1, "after a restart too");
+        assert_eq!(witness.append(batch(0, records(1..=2), None)).await.unwrap(), 2);
     }
 }

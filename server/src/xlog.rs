@@ -31,7 +31,8 @@
 //! proposed them) and opens the new one's (`WriteOp::XlogOpen`); a sealed
 //! group takes shipped records and resyncs only from its epoch or a later
 //! one, so an old primary that has not yet heard of a failover cannot ship
-//! into the new one.
+//! into the new one. A group opened by a failover that was then aborted
+//! is closed again (`WriteOp::XlogClose`), back to the current epoch.
 //!
 //! This module knows records as bytes; the state machine encodes and
 //! decodes the writes in them (see [`crate::raft::state_machine`]).
@@ -201,6 +202,21 @@ impl Xlog {
     /// Applies client writes from now on, in `epoch`.
     pub fn open(&mut self, epoch: u64) {
         self.stance = Stance { epoch, serving: true };
+    }
+
+    /// Closes the group if it is open in `abandoned`, an epoch no region
+    /// is ever primary in: it took no client write there, and takes
+    /// shipping from `epoch` (the current one) on, as before it was
+    /// opened.
+    pub fn close(&mut self, abandoned: u64, epoch: u64) {
+        if self.stance
+            == (Stance {
+                epoch: abandoned,
+                serving: true,
+            })
+        {
+            self.stance = Stance { epoch, serving: false };
+        }
     }
 
     /// Whether shipping from `epoch` may change this log: only a sealed
@@ -509,6 +525,29 @@ mod tests {
         log.append(1, || Bytes::from_static(b"a"));
         log.append(2, || Bytes::from_static(b"b"));
         assert_eq!(log.after(1).map(|r| r.gseq).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn a_group_open_in_an_abandoned_epoch_closes_back_to_the_current_one() {
+        let mut log = Xlog::new(
+            false,
+            Stance {
+                epoch: 1,
+                serving: false,
+            },
+        );
+        log.open(2);
+        log.close(3, 1);
+        assert!(log.stance().serving, "open in another epoch: left as it is");
+        log.close(2, 1);
+        assert_eq!(
+            log.stance(),
+            Stance {
+                epoch: 1,
+                serving: false
+            }
+        );
+        assert!(log.admits(1), "the current primary ships to it again");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! killed primary had not shipped are exactly those its lost-writes report
 //! lists when it comes back, and the count reaches `CAIRN.FAILOVERS` even
 //! if it crashed before telling it; and a failover whose driver stopped between
-//! opening the target and recording the switch is finished by the next.
+//! opening the target and recording the switch is finished by the next;
+//! and one given up after opening the target leaves the cluster writing
+//! and shipping as before, and the next failover loses nothing.
 
 mod fixtures;
 
@@ -71,6 +73,19 @@ fn field(text: &str, field: &str) -> String {
         .find_map(|part| part.strip_prefix(prefix.as_str()))
         .unwrap_or_else(|| panic!("no {field} in {text}"))
         .to_string()
+}
+
+/// The writes the node at `addr` holds, over its shards (their gseqs).
+fn writes_held(addr: SocketAddr) -> u64 {
+    replication_lines(addr, "cairn_shard")
+        .iter()
+        .map(|line| {
+            let gseq = line.split(',').find_map(|part| part.strip_prefix("gseq="));
+            gseq.unwrap_or_else(|| panic!("no gseq in {line}"))
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
 }
 
 fn status(addr: SocketAddr) -> String {
@@ -181,7 +196,9 @@ fn t82_a_planned_failover_and_back_loses_nothing_and_refuses_bad_requests() {
         (back.to.as_str(), back.kind.as_str(), back.lost_records),
         ("region1", "planned", 0)
     );
+    assert_eq!((back.from_epoch, back.to_epoch), (2, 3));
     assert_eq!(failovers.failovers.len(), 2);
+    assert_eq!(failovers.failovers[0].to_epoch, 2, "where the failback began");
     write_keys(rw, 100..120);
     assert_keys(rw, 0..120);
     let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
@@ -260,6 +277,59 @@ fn t85_a_failover_whose_driver_stopped_before_the_switch_is_taken_up_again() {
             "value-99",
             "region1 never received writes from region2",
         );
+    }
+}
+
+#[test]
+fn t86_a_failover_given_up_with_its_target_open_leaves_the_cluster_as_it_was() {
+    for force in [false, true] {
+        let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let base = free_base(7);
+        let shape = ["--shards", "2", "--manual-failover", "--durability", "witness"];
+        // The first failover gives up after it opened region2's groups
+        // (and, forced, after the witness took its epoch).
+        let env = [("FAILPOINTS", "failover-abort-before-switch=1*return")];
+        let (dev, _) = start_dev_with("cairn-server-failpoints", dir.path(), base, &shape, &env);
+        let _processes = Processes {
+            dev,
+            restarted: Vec::new(),
+        };
+        let (rw, _) = listeners(base, 1);
+        let (region2, _) = listeners(base, 5);
+        write_keys(rw, 0..50);
+        let mut args = vec!["CAIRN.FAILOVER", "default", "TO", "region2"];
+        if force {
+            args.push("FORCE");
+        }
+        let patient = || Resp::connect(rw).patient(Duration::from_secs(40));
+        let why = error_of(patient().cmd(&args));
+        assert!(why.contains("given up before the switch"), "{args:?}: {why}");
+        assert_eq!(field(&status(rw), "epoch"), "1");
+
+        // Region1 takes writes again, each held by the witness before it
+        // is answered, and region2 takes them shipped again.
+        write_keys(rw, 50..100);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while writes_held(region2) < 100 {
+            assert!(
+                Instant::now() < deadline,
+                "region2 never took shipping again after the failover was given up: {:?}",
+                replication_lines(region2, "cairn_shard")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+
+        // The next failover opens an epoch of its own and loses nothing.
+        let answer = patient().cmd(&args);
+        let done = answer.text().unwrap_or_else(|| panic!("{args:?} answered {answer:?}"));
+        println!("{args:?}: {done}");
+        assert_eq!(field(&done, "epoch"), "1->3");
+        assert_eq!(field(&status(rw), "epoch"), "3");
+        write_keys(rw, 100..120);
+        assert_keys(rw, 0..120);
+        let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
+        assert!(history.contains("aborted:given_up_before_the_switch"), "{history}");
     }
 }
 

@@ -157,8 +157,9 @@ fn group_status(node: &Node, group: &FailoverGroup) -> FailoverGroupStatus {
     }
 }
 
-/// One failover as the Admin service shows it.
-fn failover_record(node: &Node, failover: &Failover) -> FailoverRecord {
+/// One failover as the Admin service shows it, with the epoch it
+/// switched to.
+fn failover_record(node: &Node, failover: &Failover, to_epoch: Option<u64>) -> FailoverRecord {
     let topology = &node.config().topology;
     let (lost_records, shards_unreported) = failover.lost();
     FailoverRecord {
@@ -173,6 +174,7 @@ fn failover_record(node: &Node, failover: &Failover) -> FailoverRecord {
         lost_records,
         shards_unreported,
         aborted: failover.aborted.clone().unwrap_or_default(),
+        to_epoch: to_epoch.unwrap_or_default(),
     }
 }
 
@@ -255,10 +257,10 @@ impl Admin for AdminService {
         let request = request.into_inner();
         let node = &self.node;
         let to = failover::target(node, &request.group, &request.to).map_err(status)?;
-        let done = failover::start(node, to, request.force, format!("admin ({from})"))
+        let (done, to_epoch) = failover::start(node, to, request.force, format!("admin ({from})"))
             .await
             .map_err(status)?;
-        Ok(Response::new(failover_record(node, &done)))
+        Ok(Response::new(failover_record(node, &done, to_epoch)))
     }
 
     async fn failovers(&self, _request: Request<StatusRequest>) -> Result<Response<FailoversReply>, Status> {
@@ -267,7 +269,11 @@ impl Admin for AdminService {
             return Ok(Response::new(FailoversReply::default()));
         }
         let meta = node.read_meta().await.map_err(status)?;
-        let failovers = meta.history.iter().map(|f| failover_record(node, f)).collect();
+        let failovers = meta
+            .history
+            .iter()
+            .map(|f| failover_record(node, f, meta.to_epoch(f)))
+            .collect();
         Ok(Response::new(FailoversReply { failovers }))
     }
 

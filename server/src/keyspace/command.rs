@@ -257,6 +257,16 @@ pub enum WriteOp {
     /// records and opening until a resync replaces its copy. Replies the
     /// gseq it held.
     XlogDiscard,
+    /// Close a group that a failover opened in `abandoned`, an epoch it
+    /// never switched to (see [`crate::meta::Meta::abandoned`]): it takes
+    /// shipping again, from `epoch` (the current one) on. A group not open
+    /// in `abandoned` is left as it is. Replies the gseq it holds.
+    XlogClose {
+        /// The abandoned epoch.
+        abandoned: u64,
+        /// The current epoch.
+        epoch: u64,
+    },
 }
 
 /// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
@@ -294,6 +304,7 @@ impl WriteOp {
                 | WriteOp::XlogSeal
                 | WriteOp::XlogOpen { .. }
                 | WriteOp::XlogDiscard
+                | WriteOp::XlogClose { .. }
                 | WriteOp::Meta(_)
         )
     }
@@ -330,6 +341,7 @@ impl WriteOp {
             | WriteOp::XlogSeal
             | WriteOp::XlogOpen { .. }
             | WriteOp::XlogDiscard
+            | WriteOp::XlogClose { .. }
             | WriteOp::Meta(_) => Vec::new(),
             WriteOp::Del { keys } | WriteOp::PurgeExpired { keys } => keys.iter().collect(),
         }
@@ -364,6 +376,7 @@ impl fmt::Display for Write {
             WriteOp::XlogSeal => "xlog-seal",
             WriteOp::XlogOpen { .. } => "xlog-open",
             WriteOp::XlogDiscard => "xlog-discard",
+            WriteOp::XlogClose { .. } => "xlog-close",
             WriteOp::Meta(_) => "meta",
         };
         write!(f, "{name}@{}", self.now_ms)

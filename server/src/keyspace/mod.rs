@@ -627,6 +627,7 @@ impl Keyspace {
             | WriteOp::XlogSeal
             | WriteOp::XlogOpen { .. }
             | WriteOp::XlogDiscard
+            | WriteOp::XlogClose { .. }
             | WriteOp::Meta(_) => Reply::Ok,
             WriteOp::Flush => {
                 self.map.clear();

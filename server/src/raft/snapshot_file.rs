@@ -113,6 +113,10 @@ enum Block {
     /// The cluster's layout, as the meta group records it (absent from
     /// older files, and until a node proposed it).
     MetaLayout(Layout),
+    /// The newest epoch a failover began towards (absent from older
+    /// files: the next failover then begins towards the epoch after the
+    /// current one, as every failover did before).
+    MetaBegun(u64),
 }
 
 struct BlockWriter {
@@ -160,7 +164,12 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
         writer.put(&Block::XlogResetting { gseq, next_part })?;
     }
     writer.put(&Block::XlogStance(contents.xlog.stance()))?;
-    let Meta { group, history, layout } = contents.meta;
+    let Meta {
+        group,
+        history,
+        layout,
+        begun,
+    } = contents.meta;
     if group.is_some() {
         writer.put(&Block::MetaGroup {
             group: group.clone(),
@@ -169,6 +178,9 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
     }
     if let Some(layout) = layout {
         writer.put(&Block::MetaLayout(layout.clone()))?;
+    }
+    if *begun > 0 {
+        writer.put(&Block::MetaBegun(*begun))?;
     }
     // Records share their payloads with the live log: cloning one costs
     // a reference count, not a copy.
@@ -433,6 +445,7 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
                 contents.meta.history = history;
             }
             Block::MetaLayout(layout) => contents.meta.layout = Some(layout),
+            Block::MetaBegun(begun) => contents.meta.begun = begun,
             Block::End { records } if records == count => {
                 contents.xlog = Xlog::restored(gseq, fresh_ms, resetting, window);
                 return Ok((meta, contents));
@@ -584,16 +597,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.snap");
         let mut original = Contents::default();
+        let begin = MetaOp::Begin {
+            to: 1,
+            forced: false,
+            by: "test".into(),
+        };
         for op in [
             MetaOp::Layout(Layout::of(&topology)),
             MetaOp::Init(topology.failover_group()),
+            begin,
         ] {
             assert_eq!(original.meta.apply(&op, 5), None);
         }
         write(&path, &encode(&SnapshotMeta::default(), view(&original)).unwrap()).unwrap();
         let (_, back) = read(&path).unwrap();
         assert_eq!(back.meta, original.meta);
-        assert!(back.meta.layout.is_some() && back.meta.group.is_some());
+        assert!(back.meta.layout.is_some() && back.meta.group.is_some() && back.meta.begun == 2);
     }
 
     #[test]

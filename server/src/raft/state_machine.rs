@@ -341,6 +341,10 @@ fn apply_write(applied: &mut Applied, write: Write) -> Reply {
             applied.xlog.discard();
             Reply::Int(applied.xlog.gseq() as i64)
         }
+        WriteOp::XlogClose { abandoned, epoch } => {
+            applied.xlog.close(*abandoned, *epoch);
+            Reply::Int(applied.xlog.gseq() as i64)
+        }
         // A partial copy must not take writes.
         WriteOp::XlogOpen { .. } if applied.xlog.resetting().is_some() => Reply::Nil,
         WriteOp::XlogOpen { epoch } => {

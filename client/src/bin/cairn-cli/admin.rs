@@ -58,15 +58,13 @@ pub fn run(addr: &str, words: &[String]) -> ExitCode {
 
 /// A failover on one line.
 fn line(f: &FailoverRecord) -> String {
+    let epochs = match f.aborted.is_empty() {
+        true => format!("epoch {} -> {}", f.from_epoch, f.to_epoch),
+        false => format!("epoch {}", f.from_epoch),
+    };
     let mut text = format!(
-        "epoch {} -> {}  {} -> {}  {}  by {}  rto {} ms",
-        f.from_epoch,
-        f.from_epoch + 1,
-        f.from,
-        f.to,
-        f.kind,
-        f.by,
-        f.rto_ms
+        "{epochs}  {} -> {}  {}  by {}  rto {} ms",
+        f.from, f.to, f.kind, f.by, f.rto_ms
     );
     if !f.aborted.is_empty() {
         return format!("{text}  aborted: {}", f.aborted);

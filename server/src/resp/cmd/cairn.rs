@@ -65,7 +65,7 @@ pub static FAILOVER: Spec = Spec {
         Outcome::Later(Box::pin(async move {
             let (to, forced) = target;
             match failover::start(&node, to, forced, by).await {
-                Ok(failover) => Frame::bulk(describe(&node, &failover)),
+                Ok((failover, to_epoch)) => Frame::bulk(describe(&node, &failover, to_epoch)),
                 Err(err) => error_frame(err),
             }
         }))
@@ -84,7 +84,8 @@ pub static FAILOVERS: Spec = Spec {
     run: |shared, _: &mut Client, _| {
         in_group(shared, |node| async move {
             let meta = node.read_meta().await?;
-            Ok(meta.history.iter().map(|f| describe(&node, f) + "\n").collect())
+            let lines = meta.history.iter().map(|f| describe(&node, f, meta.to_epoch(f)) + "\n");
+            Ok(lines.collect())
         })
     },
 };
@@ -200,13 +201,13 @@ fn status(node: &Node, group: &FailoverGroup) -> String {
     out
 }
 
-/// One failover on one line.
-fn describe(node: &Node, f: &Failover) -> String {
+/// One failover on one line, with the epoch it switched to.
+fn describe(node: &Node, f: &Failover, to_epoch: Option<u64>) -> String {
     let kind = f.kind();
     let mut line = format!(
         "epoch:{}->{} from:{} to:{} kind:{kind} by:{} started_ms:{} rto_ms:{}",
         f.from_epoch,
-        f.from_epoch + 1,
+        to_epoch.map_or_else(|| "?".to_string(), |e| e.to_string()),
         region_name(node, f.from),
         region_name(node, f.to),
         f.by.replace(' ', "_"),
