@@ -92,6 +92,24 @@ fn status(addr: SocketAddr) -> String {
     until_ok(addr, &["CAIRN.STATUS"]).text().unwrap()
 }
 
+/// A dev cluster of `cairn-server-failpoints` nodes, each with `env`.
+fn start_failing(dir: &Path, base: u16, shape: &[&str], env: &[(&str, &str)]) -> Processes {
+    let (dev, _) = start_dev_with("cairn-server-failpoints", dir, base, shape, env);
+    Processes {
+        dev,
+        restarted: Vec::new(),
+    }
+}
+
+/// `CAIRN.FAILOVER` of the default group to region2, forced if `force`.
+fn to_region2(force: bool) -> Vec<&'static str> {
+    let mut args = vec!["CAIRN.FAILOVER", "default", "TO", "region2"];
+    if force {
+        args.push("FORCE");
+    }
+    args
+}
+
 fn error_of(value: Value) -> String {
     match value {
         Value::Error(message) => message,
@@ -230,17 +248,10 @@ fn t85_a_failover_whose_driver_stopped_before_the_switch_is_taken_up_again() {
         // before it recorded the switch, as one that lost the meta group
         // or died there would; the next drive must finish the failover.
         let env = [("FAILPOINTS", "failover-before-switch=1*return")];
-        let (dev, _) = start_dev_with("cairn-server-failpoints", dir.path(), base, &shape, &env);
-        let _processes = Processes {
-            dev,
-            restarted: Vec::new(),
-        };
+        let _processes = start_failing(dir.path(), base, &shape, &env);
         let (rw, _) = listeners(base, 1);
         write_keys(rw, 0..50);
-        let mut args = vec!["CAIRN.FAILOVER", "default", "TO", "region2"];
-        if force {
-            args.push("FORCE");
-        }
+        let args = to_region2(force);
         let answer = Resp::connect(rw).patient(Duration::from_secs(40)).cmd(&args);
         let done = answer.text().unwrap_or_else(|| panic!("{args:?} answered {answer:?}"));
         println!("{args:?}: {done}");
@@ -290,18 +301,11 @@ fn t86_a_failover_given_up_with_its_target_open_leaves_the_cluster_as_it_was() {
         // The first failover gives up after it opened region2's groups
         // (and, forced, after the witness took its epoch).
         let env = [("FAILPOINTS", "failover-abort-before-switch=1*return")];
-        let (dev, _) = start_dev_with("cairn-server-failpoints", dir.path(), base, &shape, &env);
-        let _processes = Processes {
-            dev,
-            restarted: Vec::new(),
-        };
+        let _processes = start_failing(dir.path(), base, &shape, &env);
         let (rw, _) = listeners(base, 1);
         let (region2, _) = listeners(base, 5);
         write_keys(rw, 0..50);
-        let mut args = vec!["CAIRN.FAILOVER", "default", "TO", "region2"];
-        if force {
-            args.push("FORCE");
-        }
+        let args = to_region2(force);
         let patient = || Resp::connect(rw).patient(Duration::from_secs(40));
         let why = error_of(patient().cmd(&args));
         assert!(why.contains("given up before the switch"), "{args:?}: {why}");
