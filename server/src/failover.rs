@@ -46,8 +46,9 @@
 //! grace period.
 //!
 //! An old primary that comes back after a forced failover finds its groups
-//! still open in an epoch that ended ([`step_down`]): each group's leader
-//! writes the records past the handover to the lost-writes report
+//! still open in an epoch that ended ([`step_down`]): each group's leader,
+//! once a linearizable stance read has it apply its whole log, writes the
+//! records past the handover to the lost-writes report
 //! (`lost-writes.log` in the data dir: a line per record, then one with
 //! the count), then gives up its copy (`WriteOp::XlogDiscard`), then tells
 //! the meta group the count (`MetaOp::ReportLost`, shown by
@@ -576,14 +577,30 @@ async fn step_down(node: &Node, unreported: &mut Unreported) {
     }
     let leading = node.shards().filter(|s| s.leader() == Some(node.id()));
     for shard in leading {
-        let stance = shard.stance();
-        if !stance.serving || stance.epoch >= group.epoch {
+        if !open_before(shard.stance(), group.epoch) {
+            continue;
+        }
+        // A leader just elected after a restart may not have applied all
+        // its log yet: what it holds past the handover is read only once
+        // it has (no client write is proposed to it meanwhile: its region
+        // has no lease).
+        let (stance, gseq) = match shard.execute(Request::Stance).await.map(|a| a.reply) {
+            Ok(Reply::Stance { stance, gseq }) => (stance, gseq),
+            Ok(other) => {
+                tracing::warn!(shard = shard.shard, ?other, "stance not read; stepping down later");
+                continue;
+            }
+            Err(err) => {
+                tracing::debug!(shard = shard.shard, cause = %err, "stance not read; stepping down later");
+                continue;
+            }
+        };
+        if !open_before(stance, group.epoch) {
             continue;
         }
         let handover = meta
             .ended(stance.epoch)
             .and_then(|f| f.handover.get(shard.shard as usize).copied());
-        let (gseq, _) = shard.xlog_position();
         let handover = handover.unwrap_or(gseq);
         let lost = shard.xlog_after(handover);
         let records = gseq.saturating_sub(handover);
@@ -617,6 +634,12 @@ async fn step_down(node: &Node, unreported: &mut Unreported) {
             "stepped down; writes past the handover discarded"
         );
     }
+}
+
+/// Whether a group in `stance` is open in an epoch before `epoch` (one
+/// that ended).
+fn open_before(stance: Stance, epoch: u64) -> bool {
+    stance.serving && stance.epoch < epoch
 }
 
 /// Tells the meta group each count in `unreported` it has not recorded,
