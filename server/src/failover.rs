@@ -447,7 +447,7 @@ async fn open(node: &Node, region: RegionIndex, epoch: u64) -> Result<(), String
 async fn maybe_open(node: &Node, region: RegionIndex, epoch: u64) -> bool {
     for shard in 0..u64::from(node.slots().shards()) {
         let stance = stance_of(node, group_id(region, shard)).await;
-        if !stance.is_ok_and(|(stance, _)| stance != Stance { epoch, serving: true }) {
+        if !stance.is_ok_and(|(stance, _)| stance != Stance::open_in(epoch)) {
             return true;
         }
     }
@@ -479,15 +479,7 @@ async fn probe(node: &Node, meta: &Meta, group: u64, epoch: u64, opening: u64) -
         return gseq_of(Ok(answer));
     }
     match stance_of(node, group).await? {
-        (stance, gseq)
-            if stance
-                == (Stance {
-                    epoch: opening,
-                    serving: true,
-                }) =>
-        {
-            Ok(gseq)
-        }
+        (stance, gseq) if stance == Stance::open_in(opening) => Ok(gseq),
         (stance, _) if stance.serving && meta.abandoned(stance.epoch) => {
             close(node, meta, group, stance.epoch).await?;
             gseq_of(node.execute_in(group, request).await)
@@ -584,12 +576,8 @@ async fn step_down(node: &Node, unreported: &mut Unreported) {
         // its log yet: what it holds past the handover is read only once
         // it has (no client write is proposed to it meanwhile: its region
         // has no lease).
-        let (stance, gseq) = match shard.execute(Request::Stance).await.map(|a| a.reply) {
-            Ok(Reply::Stance { stance, gseq }) => (stance, gseq),
-            Ok(other) => {
-                tracing::warn!(shard = shard.shard, ?other, "stance not read; stepping down later");
-                continue;
-            }
+        let (stance, gseq) = match stance_of(node, shard.group).await {
+            Ok(read) => read,
             Err(err) => {
                 tracing::debug!(shard = shard.shard, cause = %err, "stance not read; stepping down later");
                 continue;

@@ -122,6 +122,13 @@ pub struct Stance {
     pub serving: bool,
 }
 
+impl Stance {
+    /// Applying client writes in `epoch`.
+    pub fn open_in(epoch: u64) -> Self {
+        Stance { epoch, serving: true }
+    }
+}
+
 /// A group's position in the cross-region log, and the window of records
 /// it keeps for shipping.
 #[derive(Debug, Default, Clone)]
@@ -201,7 +208,7 @@ impl Xlog {
 
     /// Applies client writes from now on, in `epoch`.
     pub fn open(&mut self, epoch: u64) {
-        self.stance = Stance { epoch, serving: true };
+        self.stance = Stance::open_in(epoch);
     }
 
     /// Closes the group if it is open in `abandoned`, an epoch no region
@@ -209,12 +216,7 @@ impl Xlog {
     /// shipping from `epoch` (the current one) on, as before it was
     /// opened.
     pub fn close(&mut self, abandoned: u64, epoch: u64) {
-        if self.stance
-            == (Stance {
-                epoch: abandoned,
-                serving: true,
-            })
-        {
+        if self.stance == Stance::open_in(abandoned) {
             self.stance = Stance { epoch, serving: false };
         }
     }
