@@ -3,8 +3,9 @@
 //!
 //! A failover group's writes and linearizable reads are taken by its
 //! primary region only, and a failover moves that to another region in a
-//! new epoch. The read/write handle routes every call to the primary's
-//! shard leaders; it learns of a failover from the topology stream (a
+//! new epoch. Each key is served by the failover group of its shard: the
+//! read/write handle routes every call to that group's primary shard
+//! leader; it learns of a failover from the topology stream (a
 //! status of a later epoch replaces the whole routing picture, one of an
 //! earlier epoch changes no route) or, failing that, from the refusals of
 //! the old primary's nodes, which forward to the new one.
@@ -58,15 +59,16 @@ impl Client {
 
     fn check_group(&self, group: &str) -> Result<()> {
         let topology = self.inner.topology.read().expect("topology lock");
-        let known = topology
-            .failover_group
-            .as_ref()
-            .map_or(SINGLE_REGION_GROUP, |g| g.name.as_str());
-        if group == known {
+        let known: Vec<&str> = match topology.failover_groups.is_empty() {
+            true => vec![SINGLE_REGION_GROUP],
+            false => topology.failover_groups.iter().map(|g| g.name.as_str()).collect(),
+        };
+        if known.contains(&group) {
             Ok(())
         } else {
             Err(Error::InvalidArgument(format!(
-                "the cluster has no failover group {group:?} (it has {known:?})"
+                "the cluster has no failover group {group:?} (it has {})",
+                known.join(", ")
             )))
         }
     }

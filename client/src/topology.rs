@@ -59,6 +59,8 @@ pub struct FailoverGroupInfo {
     pub primary: String,
     /// Its data regions.
     pub regions: Vec<String>,
+    /// Its shards.
+    pub shards: Vec<u64>,
 }
 
 /// The cluster as the client knows it.
@@ -70,8 +72,8 @@ pub struct Topology {
     pub nodes: BTreeMap<u64, NodeInfo>,
     /// Shards in slot order.
     pub shards: Vec<ShardInfo>,
-    /// The failover group, in a cluster of several regions.
-    pub failover_group: Option<FailoverGroupInfo>,
+    /// The failover groups, in a cluster of several regions.
+    pub failover_groups: Vec<FailoverGroupInfo>,
 }
 
 impl Topology {
@@ -125,18 +127,30 @@ impl Topology {
             cluster_name: status.cluster_name,
             nodes,
             shards,
-            failover_group: status.failover_group.map(|g| FailoverGroupInfo {
-                name: g.name,
-                epoch: g.epoch,
-                primary: g.primary,
-                regions: g.regions,
-            }),
+            failover_groups: status
+                .failover_groups
+                .into_iter()
+                .map(|g| FailoverGroupInfo {
+                    name: g.name,
+                    epoch: g.epoch,
+                    primary: g.primary,
+                    regions: g.regions,
+                    shards: g.shards,
+                })
+                .collect(),
         })
     }
 
-    /// The failover group's epoch (0 in a cluster of one region).
-    pub fn epoch(&self) -> u64 {
-        self.failover_group.as_ref().map_or(0, |g| g.epoch)
+    /// The sum of the failover groups' epochs (0 in a cluster of one
+    /// region): every failover of any group raises it, so a status with a
+    /// higher one is newer.
+    pub fn generation(&self) -> u64 {
+        self.failover_groups.iter().map(|g| g.epoch).sum()
+    }
+
+    /// The failover group named `name`.
+    pub fn failover_group(&self, name: &str) -> Option<&FailoverGroupInfo> {
+        self.failover_groups.iter().find(|g| g.name == name)
     }
 
     /// The region of node `node`.
@@ -162,12 +176,13 @@ impl Topology {
     }
 
     /// Takes what `update` knows that is newer; returns whether any leader
-    /// changed. A different slot layout, or a later epoch (another primary
-    /// region, whose groups' terms are not comparable with the old ones),
-    /// replaces the whole picture; an earlier epoch (a node that has not
-    /// heard of the last failover) changes no route.
+    /// changed. A different slot layout, or a later generation (a failover
+    /// moved some shards to another primary region, whose groups' terms
+    /// are not comparable with the old ones), replaces the whole picture;
+    /// an earlier one (a node that has not heard of the last failover)
+    /// changes no route.
     pub(crate) fn merge(&mut self, update: Topology) -> bool {
-        match update.epoch().cmp(&self.epoch()) {
+        match update.generation().cmp(&self.generation()) {
             std::cmp::Ordering::Less => {
                 self.nodes = update.nodes;
                 return false;
@@ -261,11 +276,18 @@ mod tests {
     fn a_later_epoch_replaces_the_routes_and_an_earlier_one_changes_none() {
         let at_epoch = |leaders: &[(u64, u64)], epoch| {
             let mut status = status(leaders);
-            status.failover_group = Some(FailoverGroupStatus {
-                name: "default".into(),
-                epoch,
-                ..Default::default()
-            });
+            status.failover_groups = vec![
+                FailoverGroupStatus {
+                    name: "default".into(),
+                    epoch,
+                    ..Default::default()
+                },
+                FailoverGroupStatus {
+                    name: "other".into(),
+                    epoch: 1,
+                    ..Default::default()
+                },
+            ];
             Topology::from_status(status).unwrap()
         };
         let mut topology = at_epoch(&[(1, 9)], 1);
@@ -277,7 +299,7 @@ mod tests {
         );
         assert!(!topology.merge(at_epoch(&[(1, 10)], 1)));
         assert_eq!(topology.leader(0), Some(4), "a node that missed the failover");
-        assert_eq!(topology.epoch(), 2);
+        assert_eq!(topology.generation(), 3, "epochs 2 and 1");
     }
 
     #[test]

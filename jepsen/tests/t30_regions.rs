@@ -37,7 +37,7 @@ fn t30_a_killed_primary_region_loses_only_what_it_reports() {
     println!("{summary}{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the run failed:\n{summary}");
     assert!(summary.contains("kill region region1"), "{summary}");
-    assert!(summary.contains("failover: epoch:2->3"), "{summary}");
+    assert!(summary.contains("failover: group:default epoch:2->3"), "{summary}");
     assert!(summary.contains("failovers: 2 completed;"), "{summary}");
     assert!(out.join("discarded.json").exists());
 

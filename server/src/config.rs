@@ -14,7 +14,7 @@
 //! Loading validates everything it can before the node starts, and every
 //! error names the file, the key and what is wrong.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -43,9 +43,13 @@ pub struct Topology {
     /// When a write is acknowledged (default `zone`).
     #[serde(default, skip_serializing_if = "Durability::is_zone")]
     pub durability: Durability,
-    /// When the failover group fails over without a human.
+    /// When a failover group fails over without a human.
     #[serde(default, skip_serializing_if = "FailoverOptions::is_default")]
     pub failover: FailoverOptions,
+    /// The failover groups of some shards each; the shards none names make
+    /// the group `default` (every shard, when none is declared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover_groups: Vec<FailoverGroupSpec>,
     /// Every node of the cluster.
     pub nodes: Vec<NodeSpec>,
 }
@@ -150,6 +154,65 @@ pub struct RegionSpec {
     /// What the region does.
     pub role: RegionRole,
 }
+
+/// `[[failover_groups]]`: shards that fail over together, from one
+/// primary region to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverGroupSpec {
+    /// The name `CAIRN.FAILOVER` takes.
+    pub name: String,
+    /// Its shards (numbers from 0).
+    pub shards: Vec<u64>,
+    /// The data region primary at first (default: the region with role
+    /// `primary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// When its writes are acknowledged (default: the topology's
+    /// `durability`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
+    /// When it fails over without a human (default: the topology's
+    /// `[failover]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverOptions>,
+}
+
+impl std::str::FromStr for FailoverGroupSpec {
+    type Err = String;
+
+    /// Reads `NAME:SHARDS[:PRIMARY]` (e.g. `orders:0,1:west`), as
+    /// `--failover-group` takes it.
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let usage = "use NAME:SHARDS[:PRIMARY], e.g. orders:0,1:region2";
+        let mut parts = text.split(':');
+        let (Some(name), Some(shards)) = (parts.next(), parts.next()) else {
+            return Err(format!("{text:?} names no shards: {usage}"));
+        };
+        let primary = parts.next().map(str::to_string);
+        if parts.next().is_some() {
+            return Err(format!("{text:?} has more than three parts: {usage}"));
+        }
+        let shards = shards
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("{s:?} in {text:?} is not a shard number: {usage}"))
+            })
+            .collect::<std::result::Result<Vec<u64>, String>>()?;
+        Ok(FailoverGroupSpec {
+            name: name.to_string(),
+            shards,
+            primary,
+            durability: None,
+            failover: None,
+        })
+    }
+}
+
+/// The failover group of the shards no `[[failover_groups]]` names.
+pub const DEFAULT_GROUP: &str = "default";
 
 fn default_shards() -> u16 {
     DEFAULT_SHARDS
@@ -660,6 +723,90 @@ impl Topology {
                 _ => {}
             }
         }
+        self.validate_failover_groups(path)
+    }
+
+    /// Checks that each failover group has a name of its own, shards of
+    /// the topology that no other group has, and a data region as its
+    /// primary.
+    fn validate_failover_groups(&self, path: &Path) -> Result<()> {
+        let err = |key: String, msg: String| config_error(path, &key, msg);
+        if !self.failover_groups.is_empty() && self.region_specs().len() < 2 {
+            return Err(err(
+                "failover_groups".into(),
+                "a cluster of one region has no failover: declare [[regions]] first".into(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut owner: BTreeMap<u64, &str> = BTreeMap::new();
+        for (i, group) in self.failover_groups.iter().enumerate() {
+            let key = |field: &str| format!("failover_groups[{i}].{field}");
+            if group.name.trim().is_empty() || group.name.contains(char::is_whitespace) {
+                return Err(err(
+                    key("name"),
+                    format!("{:?} is not a name (empty or with spaces)", group.name),
+                ));
+            }
+            if !names.insert(group.name.as_str()) {
+                return Err(err(
+                    key("name"),
+                    format!("failover group {:?} appears twice", group.name),
+                ));
+            }
+            if group.shards.is_empty() {
+                return Err(err(key("shards"), "a failover group needs at least one shard".into()));
+            }
+            for &shard in &group.shards {
+                if shard >= u64::from(self.shards) {
+                    return Err(err(
+                        key("shards"),
+                        format!("shard {shard} does not exist (shards 0 to {})", self.shards - 1),
+                    ));
+                }
+                if let Some(other) = owner.insert(shard, group.name.as_str()) {
+                    return Err(err(
+                        key("shards"),
+                        format!("shard {shard} is in failover groups {other:?} and {:?}", group.name),
+                    ));
+                }
+            }
+            if group.durability == Some(Durability::Witness) && self.witness_region().is_none() {
+                return Err(err(
+                    key("durability"),
+                    "\"witness\" needs a region with role = \"witness\"".into(),
+                ));
+            }
+            if let Some(grace_ms) = group.failover.map(|f| f.grace_ms).filter(|&g| g < 1000) {
+                return Err(err(
+                    key("failover.grace_ms"),
+                    format!("must be at least 1000, found {grace_ms}"),
+                ));
+            }
+            if let Some(primary) = &group.primary {
+                match self
+                    .region_index(primary)
+                    .map(|r| self.region_specs()[usize::from(r)].role)
+                {
+                    None => return Err(err(key("primary"), format!("no region named {primary:?}"))),
+                    Some(RegionRole::Witness) => {
+                        return Err(err(
+                            key("primary"),
+                            format!("region {primary:?} is the witness: it holds no data and cannot be primary"),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let unnamed = u64::from(self.shards) > owner.len() as u64;
+        if unnamed && names.contains(DEFAULT_GROUP) {
+            return Err(err(
+                "failover_groups".into(),
+                format!(
+                    "the shards no group names make the group {DEFAULT_GROUP:?}: name every shard, or give the group another name"
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -826,6 +973,77 @@ resp_addr = "127.0.0.1:6003"
         let mut witnessed = valid;
         witnessed.durability = Durability::Witness;
         witnessed.validate(Path::new("topology.toml")).unwrap();
+    }
+
+    #[test]
+    fn failover_groups_are_checked_and_bad_ones_refused_with_the_reason() {
+        let regions = format!(
+            "{EAST_PRIMARY}[[regions]]\nname = \"west\"\nrole = \"secondary\"\n{}",
+            node(4, "west", "a")
+        );
+        let group = |text: &str| with_regions(&format!("{regions}[[failover_groups]]\n{text}\n"));
+        let valid = group("name = \"orders\"\nshards = [1]\nprimary = \"west\"\nfailover = { policy = \"manual\" }");
+        valid.validate(Path::new("topology.toml")).unwrap();
+        let options = valid.failover_groups[0].failover.unwrap();
+        assert_eq!((options.policy, options.grace_ms), (FailoverPolicy::Manual, 10_000));
+        let cases = [
+            ("name = \"a b\"\nshards = [1]", "failover_groups[0].name", "not a name"),
+            (
+                "name = \"o\"\nshards = []",
+                "failover_groups[0].shards",
+                "at least one shard",
+            ),
+            (
+                "name = \"o\"\nshards = [99]",
+                "failover_groups[0].shards",
+                "shard 99 does not exist",
+            ),
+            (
+                "name = \"o\"\nshards = [1]\nprimary = \"mars\"",
+                "primary",
+                "no region named \"mars\"",
+            ),
+            (
+                "name = \"default\"\nshards = [1]",
+                "`failover_groups`",
+                "name every shard",
+            ),
+            (
+                "name = \"o\"\nshards = [1]\n[[failover_groups]]\nname = \"p\"\nshards = [1]",
+                "failover_groups[1].shards",
+                "shard 1 is in failover groups \"o\" and \"p\"",
+            ),
+            (
+                "name = \"o\"\nshards = [1]\ndurability = \"witness\"",
+                "failover_groups[0].durability",
+                "needs a region with role = \"witness\"",
+            ),
+            (
+                "name = \"o\"\nshards = [1]\nfailover = { grace_ms = 10 }",
+                "failover_groups[0].failover.grace_ms",
+                "at least 1000, found 10",
+            ),
+        ];
+        for (text, key, why) in cases {
+            let msg = refusal(&group(text));
+            assert!(msg.contains(key) && msg.contains(why), "{text}: {msg}");
+        }
+        let parsed: FailoverGroupSpec = "orders:1,3:west".parse().unwrap();
+        assert_eq!(
+            (&parsed.shards[..], parsed.primary.as_deref()),
+            (&[1, 3][..], Some("west"))
+        );
+        assert!(
+            "orders"
+                .parse::<FailoverGroupSpec>()
+                .unwrap_err()
+                .contains("names no shards")
+        );
+        let bad = "orders:1,x".parse::<FailoverGroupSpec>().unwrap_err();
+        assert!(bad.contains("\"x\" in \"orders:1,x\" is not a shard number"), "{bad}");
+        let mut one_region = with_regions("");
+        one_region.failover_groups = group("name = \"o\"\nshards = [1]").failover_groups;
+        assert!(refusal(&one_region).contains("a cluster of one region has no failover"));
     }
 
     #[test]

@@ -32,8 +32,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::config::{
-    AuthOptions, ClientLimits, DEFAULT_SHARDS, Durability, FailoverOptions, LinkLatency, NodeFile, NodeSpec,
-    RaftOptions, ReadOnlyOptions, RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, Durability, FailoverGroupSpec, FailoverOptions, LinkLatency, NodeFile,
+    NodeSpec, RaftOptions, ReadOnlyOptions, RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
 };
 use crate::error::{Error, Result};
 
@@ -68,6 +68,8 @@ pub struct DevOptions {
     pub failover: FailoverOptions,
     /// Number of shards.
     pub shards: Option<u16>,
+    /// The failover groups of some shards, for a new cluster.
+    pub failover_groups: Vec<FailoverGroupSpec>,
     /// The `default` user's password, for a new cluster.
     pub requirepass: Option<String>,
     /// Latency injected between zones and regions, for a new cluster
@@ -186,6 +188,7 @@ pub fn topology(port: u16, shape: Shape, durability: Durability, failover: Failo
         regions: if declared { region_specs } else { Vec::new() },
         durability,
         failover,
+        failover_groups: Vec::new(),
         nodes,
     };
     topology.validate(Path::new("(dev options)"))?;
@@ -218,13 +221,15 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             || options.port.is_some_and(|p| p != existing.nodes[0].resp_addr.port())
             || options.durability.is_some_and(|d| d != existing.durability)
             || options.requirepass.is_some()
-            || !options.link_latency.is_none();
+            || !options.link_latency.is_none()
+            || !options.failover_groups.is_empty();
         if differs {
             return Err(Error::Config(format!(
                 "{} already holds a cluster of {shape}, first port {}; \
                  run without those flags to resume it (a password is changed in each \
                  node.toml's [auth] section, or with ACL SETUSER, a latency in its \
-                 [link_latency] section), or use another --dir",
+                 [link_latency] section, failover groups in topology.toml, before the cluster \
+                 first starts), or use another --dir",
                 dir.display(),
                 existing.nodes[0].resp_addr.port()
             )));
@@ -246,12 +251,16 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
         .check()
         .map_err(|msg| Error::Config(format!("--region-latency-ms and --zone-latency-ms: {msg}")))?;
     let durability = options.durability.unwrap_or_default();
-    let topology = topology(
+    let mut topology = topology(
         options.port.unwrap_or(DEFAULT_PORT),
         shape,
         durability,
         options.failover,
     )?;
+    if !options.failover_groups.is_empty() {
+        topology.failover_groups = options.failover_groups.clone();
+        topology.validate(Path::new("(--failover-group)"))?;
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for node in &topology.nodes {
         let node_dir = dir.join(node_dir_name(node.id));

@@ -1,12 +1,14 @@
-//! Failover: moving the primary to another region, and the old primary's
-//! way back.
+//! Failover: moving a failover group's primary to another region, and the
+//! old primary's way back.
 //!
-//! [`start`] marks a failover in the meta group's record (see
-//! [`crate::meta`]); from then on no lease is renewed, and the meta group's
-//! leader drives it ([`run`]), so a driver that dies is replaced by the
-//! next leader, which takes every step again (each is idempotent):
+//! [`start`] marks a failover in the group's record in the meta group (see
+//! [`crate::meta`]); from then on the group's lease is not renewed, and
+//! the meta group's leader drives it ([`run`]), so a driver that dies is
+//! replaced by the next leader, which takes every step again (each is
+//! idempotent). Each step concerns the failover group's shards only; the
+//! other groups go on as they were:
 //!
-//! - **Planned.** Every shard's group in the old primary is sealed through
+//! - **Planned.** Each shard's group in the old primary is sealed through
 //!   its own log (`WriteOp::XlogSeal`): writes applied after the seal are
 //!   refused, whoever proposed them, and the seal answers the shard's last
 //!   gseq. The driver waits until the target's group holds that gseq (the
@@ -74,7 +76,7 @@ use crate::error::{Error, Result};
 use crate::keyspace::{KvError, Reply, Rpo, Write, WriteOp};
 use crate::meta::{AUTOMATIC, Failing, Failover, FailoverGroup, Meta, MetaOp, Policy};
 use crate::node::Node;
-use crate::placement::{RegionIndex, group_id};
+use crate::placement::{RegionIndex, group_id, shard_of_group};
 use crate::shard::{Request, Shard, now_ms};
 use crate::wire;
 use crate::xlog::{Record, Stance};
@@ -94,9 +96,6 @@ pub const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// The lost-writes report, in the data dir.
 pub const LOST_WRITES_FILE: &str = "lost-writes.log";
 
-/// The one failover group's name.
-pub const GROUP: &str = "default";
-
 /// The data region a failover of group `group` to `region` goes to, or
 /// what is wrong with the request.
 pub fn target(node: &Node, group: &str, region: &str) -> Result<RegionIndex> {
@@ -104,8 +103,13 @@ pub fn target(node: &Node, group: &str, region: &str) -> Result<RegionIndex> {
     if !node.has_meta_group() {
         return refuse("this cluster has one region: there is no failover group".into());
     }
-    if group != GROUP {
-        return refuse(format!("no failover group named '{group}' (there is one: '{GROUP}')"));
+    let groups = node.failover_groups();
+    if !groups.iter().any(|g| g.name == group) {
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        return refuse(format!(
+            "no failover group named '{group}' (failover groups: {})",
+            names.join(", ")
+        ));
     }
     let topology = &node.config().topology;
     let Some(to) = topology.region_index(region) else {
@@ -121,34 +125,50 @@ pub fn target(node: &Node, group: &str, region: &str) -> Result<RegionIndex> {
 }
 
 /// What a forced failover now would lose, per shard: asked of each
-/// shard's primary leader, counting as safe what the next region or the
-/// witness acknowledged.
+/// shard's primary leader, counting as safe what the next region of its
+/// failover group or the witness acknowledged.
 pub async fn rpo(node: &Node) -> Result<Vec<(u64, Rpo)>> {
-    let group = node.failover_group();
     let witness = node.config().topology.witness_region();
-    let safe_in: Vec<RegionIndex> = group.next_region().into_iter().chain(witness).collect();
     let mut all = Vec::new();
-    for shard in 0..u64::from(node.slots().shards()) {
-        let request = Request::Rpo {
-            safe_in: safe_in.clone(),
-        };
+    for group in node.failover_groups() {
+        for &shard in &group.shards {
+            let safe_in = group.next_region().into_iter().chain(witness).collect();
+            all.push((shard, safe_in));
+        }
+    }
+    all.sort_unstable_by_key(|&(shard, _)| shard);
+    let mut rpos = Vec::new();
+    for (shard, safe_in) in all {
+        let request = Request::Rpo { safe_in };
         match node.execute(shard, request).await?.reply {
-            Reply::Rpo(rpo) => all.push((shard, rpo)),
+            Reply::Rpo(rpo) => rpos.push((shard, rpo)),
             other => return Err(Error::Wire(format!("shard {shard} answered {other:?}"))),
         }
     }
-    Ok(all)
+    Ok(rpos)
 }
 
-/// Starts a failover of the failover group to `to` and waits until it
-/// switched (or gave up); the failover as the history keeps it, and the
+/// Starts a failover of failover group `group` to `to` and waits until
+/// it switched (or gave up); the failover as the history keeps it, and the
 /// epoch it switched to.
-pub async fn start(node: &Node, to: RegionIndex, forced: bool, by: String) -> Result<(Failover, Option<u64>)> {
-    let answer = node.execute_meta(MetaOp::Begin { to, forced, by }).await?;
+pub async fn start(
+    node: &Node,
+    group: &str,
+    to: RegionIndex,
+    forced: bool,
+    by: String,
+) -> Result<(Failover, Option<u64>)> {
+    let begin = MetaOp::Begin {
+        group: group.into(),
+        to,
+        forced,
+        by,
+    };
+    let answer = node.execute_meta(begin).await?;
     if let Some(why) = answer.refused {
         return Err(Error::Failover(why));
     }
-    let failing = answer.meta.group.and_then(|g| g.failing);
+    let failing = answer.meta.group(group).and_then(|g| g.failing.clone());
     let started_ms = failing.map_or(0, |f| f.started_ms);
     let deadline = Instant::now() + FAILOVER_WAIT;
     while Instant::now() < deadline {
@@ -157,7 +177,11 @@ pub async fn start(node: &Node, to: RegionIndex, forced: bool, by: String) -> Re
             continue;
         };
         node.set_meta(meta.clone());
-        let done = meta.history.iter().rev().find(|f| f.started_ms == started_ms);
+        let done = meta
+            .history
+            .iter()
+            .rev()
+            .find(|f| f.group == group && f.started_ms == started_ms);
         match done {
             Some(failover) if failover.aborted.is_some() => {
                 return Err(Error::Failover(failover.aborted.clone().unwrap_or_default()));
@@ -201,23 +225,27 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         }
         let leads_meta = node.meta_replica().is_some_and(|m| m.leader() == Some(node.id()));
         let meta = match leads_meta {
-            true => node.read_meta().await.ok().filter(|m| m.group.is_some()),
+            true => node.read_meta().await.ok().filter(|m| !m.groups.is_empty()),
             false => None,
         };
         match meta {
-            Some(meta) => drive(&node, &meta, *watching.get_or_insert_with(now_ms)).await,
+            Some(meta) => {
+                // The groups' failovers go side by side: one that waits for
+                // a drain or a lease holds no other back.
+                let watching_ms = *watching.get_or_insert_with(now_ms);
+                let drives = meta.groups.iter().map(|g| drive(&node, &meta, g, watching_ms));
+                futures::future::join_all(drives).await;
+            }
             None => watching = None,
         }
     }
 }
 
 /// On the meta group's leader, watching it since `watching_ms`: takes the
-/// failover under way to its end, or starts one the policy asks for.
-async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
-    let Some(group) = meta.group.clone() else {
-        return;
-    };
-    let (Some(failing), Some(opening)) = (group.failing.clone(), meta.opening()) else {
+/// failover of `group` under way to its end, or starts one the policy
+/// asks for.
+async fn drive(node: &Node, meta: &Meta, group: &FailoverGroup, watching_ms: u64) {
+    let (Some(failing), Some(opening)) = (group.failing.clone(), group.opening()) else {
         let now = now_ms();
         let silent_ms = now.saturating_sub(group.renewed_ms);
         let watched_ms = now.saturating_sub(watching_ms);
@@ -227,12 +255,14 @@ async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
             && let Some(to) = group.next_region()
         {
             tracing::warn!(
+                group = group.name,
                 primary = group.primary,
                 to,
                 grace_ms,
                 "the primary is silent: failing over"
             );
             let begin = MetaOp::Begin {
+                group: group.name.clone(),
                 to,
                 forced: true,
                 by: AUTOMATIC.into(),
@@ -244,6 +274,7 @@ async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
         return;
     };
     tracing::info!(
+        group = group.name,
         from = group.primary,
         to = failing.to,
         forced = failing.forced,
@@ -251,7 +282,7 @@ async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
     );
     let attempt = Attempt {
         meta,
-        group: &group,
+        group,
         failing: &failing,
         opening,
     };
@@ -260,11 +291,11 @@ async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
         false => drain(node, &attempt).await,
     };
     let opened = match handover {
-        Ok(handover) => match open(node, failing.to, opening).await {
+        Ok(handover) => match open(node, group, failing.to, opening).await {
             Ok(()) => Ok(handover),
             Err(why)
                 if now_ms() < failing.started_ms + OPEN_WAIT.as_millis() as u64
-                    && maybe_open(node, failing.to, opening).await =>
+                    && maybe_open(node, group, failing.to, opening).await =>
             {
                 // Taken up again from the next tick on: each step finds
                 // what was done already.
@@ -282,6 +313,7 @@ async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
             // died) leaves the target open and the record unswitched.
             fail::fail_point!("failover-before-switch", |_| ());
             MetaOp::Switch {
+                group: group.name.clone(),
                 epoch: group.epoch,
                 handover,
             }
@@ -290,9 +322,10 @@ async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
             tracing::warn!(%why, "failover aborted");
             if !failing.forced {
                 // Writes go on where they were.
-                let _ = open(node, group.primary, group.epoch).await;
+                let _ = open(node, group, group.primary, group.epoch).await;
             }
             MetaOp::Abort {
+                group: group.name.clone(),
                 epoch: group.epoch,
                 why,
             }
@@ -300,7 +333,12 @@ async fn drive(node: &Node, meta: &Meta, watching_ms: u64) {
     };
     match node.execute_meta(op).await {
         Ok(answer) => match answer.refused {
-            None => tracing::info!(epoch = opening, primary = failing.to, "failover done"),
+            None => tracing::info!(
+                group = group.name,
+                epoch = opening,
+                primary = failing.to,
+                "failover done"
+            ),
             Some(why) => tracing::warn!(%why, "failover not recorded"),
         },
         Err(err) => tracing::warn!(cause = %err, "failover not recorded; the next leader takes it up"),
@@ -332,25 +370,25 @@ struct Attempt<'a> {
 
 /// A planned failover's handover: seals the old primary and waits until
 /// the target holds everything it applied.
-async fn drain(node: &Node, attempt: &Attempt<'_>) -> Result<Vec<u64>, String> {
+async fn drain(node: &Node, attempt: &Attempt<'_>) -> Result<BTreeMap<u64, u64>, String> {
     let Attempt {
         meta,
         group,
         failing,
         opening,
     } = *attempt;
-    let mut sealed = Vec::new();
-    for shard in 0..u64::from(node.slots().shards()) {
+    let mut sealed = BTreeMap::new();
+    for &shard in &group.shards {
         let seal = Request::Write(Write::new(WriteOp::XlogSeal));
         let gseq = gseq_of(node.execute_in(group_id(group.primary, shard), seal).await).map_err(|e| {
             format!("shard {shard} of the primary region could not be sealed ({e}); FORCE fails over without it")
         })?;
-        sealed.push(gseq);
+        sealed.insert(shard, gseq);
     }
     let deadline = Instant::now() + DRAIN_WAIT;
-    for (shard, &gseq) in sealed.iter().enumerate() {
+    for (&shard, &gseq) in &sealed {
         loop {
-            let target = group_id(failing.to, shard as u64);
+            let target = group_id(failing.to, shard);
             let held = probe(node, meta, target, group.epoch, opening).await;
             match held {
                 Ok(held) if held >= gseq => break,
@@ -370,7 +408,7 @@ async fn drain(node: &Node, attempt: &Attempt<'_>) -> Result<Vec<u64>, String> {
 
 /// A forced failover's handover: waits out the old primary's lease, then
 /// fills the target in from the witness.
-async fn pull(node: &Node, attempt: &Attempt<'_>) -> Result<Vec<u64>, String> {
+async fn pull(node: &Node, attempt: &Attempt<'_>) -> Result<BTreeMap<u64, u64>, String> {
     let Attempt {
         meta,
         group,
@@ -383,8 +421,8 @@ async fn pull(node: &Node, attempt: &Attempt<'_>) -> Result<Vec<u64>, String> {
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
     let witness = node.config().topology.witness_node();
-    let mut handover = Vec::new();
-    for shard in 0..u64::from(node.slots().shards()) {
+    let mut handover = BTreeMap::new();
+    for &shard in &group.shards {
         let target = group_id(failing.to, shard);
         let mut held = probe(node, meta, target, epoch, epoch)
             .await
@@ -419,14 +457,14 @@ async fn pull(node: &Node, attempt: &Attempt<'_>) -> Result<Vec<u64>, String> {
             }
             held = applied;
         }
-        handover.push(held);
+        handover.insert(shard, held);
     }
     Ok(handover)
 }
 
-/// Opens every group of `region` in `epoch`.
-async fn open(node: &Node, region: RegionIndex, epoch: u64) -> Result<(), String> {
-    for shard in 0..u64::from(node.slots().shards()) {
+/// Opens the groups of `region` that serve `group`'s shards in `epoch`.
+async fn open(node: &Node, group: &FailoverGroup, region: RegionIndex, epoch: u64) -> Result<(), String> {
+    for &shard in &group.shards {
         let open = Request::Write(Write::new(WriteOp::XlogOpen { epoch }));
         let answer = node.execute_in(group_id(region, shard), open).await;
         let why = match answer.map(|a| a.reply) {
@@ -440,12 +478,12 @@ async fn open(node: &Node, region: RegionIndex, epoch: u64) -> Result<(), String
     Ok(())
 }
 
-/// Whether some group of `region` may be open in `epoch`, by this driver
-/// or one before it (a group that does not answer may be): the region
-/// is then open in an epoch the record has not switched to, which
-/// finishing the failover sets right soonest.
-async fn maybe_open(node: &Node, region: RegionIndex, epoch: u64) -> bool {
-    for shard in 0..u64::from(node.slots().shards()) {
+/// Whether some group of `region` serving `group`'s shards may be open
+/// in `epoch`, by this driver or one before it (a group that does not
+/// answer may be): the region is then open in an epoch the record has
+/// not switched to, which finishing the failover sets right soonest.
+async fn maybe_open(node: &Node, group: &FailoverGroup, region: RegionIndex, epoch: u64) -> bool {
+    for &shard in &group.shards {
         let stance = stance_of(node, group_id(region, shard)).await;
         if !stance.is_ok_and(|(stance, _)| stance != Stance::open_in(epoch)) {
             return true;
@@ -480,7 +518,7 @@ async fn probe(node: &Node, meta: &Meta, group: u64, epoch: u64, opening: u64) -
     }
     match stance_of(node, group).await? {
         (stance, gseq) if stance == Stance::open_in(opening) => Ok(gseq),
-        (stance, _) if stance.serving && meta.abandoned(stance.epoch) => {
+        (stance, _) if stance.serving && abandoned(meta, shard_of_group(group), stance.epoch) => {
             close(node, meta, group, stance.epoch).await?;
             gseq_of(node.execute_in(group, request).await)
         }
@@ -490,10 +528,16 @@ async fn probe(node: &Node, meta: &Meta, group: u64, epoch: u64, opening: u64) -
     }
 }
 
+/// Whether `shard`'s failover group abandoned `epoch` (see
+/// [`Meta::abandoned`]).
+fn abandoned(meta: &Meta, shard: u64, epoch: u64) -> bool {
+    meta.group_of(shard).is_some_and(|g| meta.abandoned(g, epoch))
+}
+
 /// Closes group `group`, open in the `abandoned` epoch, back to the
-/// current one of `meta`.
+/// current one of its failover group in `meta`.
 async fn close(node: &Node, meta: &Meta, group: u64, abandoned: u64) -> Result<()> {
-    let epoch = meta.group.as_ref().map_or(0, |g| g.epoch);
+    let epoch = meta.group_of(shard_of_group(group)).map_or(0, |g| g.epoch);
     let close = WriteOp::XlogClose { abandoned, epoch };
     gseq_of(node.execute_in(group, Request::Write(Write::new(close))).await)?;
     tracing::warn!(group, abandoned, epoch, "closed a group an aborted failover had opened");
@@ -507,7 +551,7 @@ async fn close_abandoned(node: &Node) {
     let leading = node.shards().filter(|s| s.leader() == Some(node.id()));
     for shard in leading {
         let stance = shard.stance();
-        if !stance.serving || !meta.abandoned(stance.epoch) {
+        if !stance.serving || !abandoned(&meta, shard.shard, stance.epoch) {
             continue;
         }
         if let Err(err) = close(node, &meta, shard.group, stance.epoch).await {
@@ -516,28 +560,31 @@ async fn close_abandoned(node: &Node) {
     }
 }
 
-/// On the witness: lowers the floor an aborted forced failover raised to
-/// its abandoned epoch, back to the current one, so that the primary that
-/// stays can ship to it again.
+/// On the witness: lowers each shard's floor that an aborted forced
+/// failover raised to its abandoned epoch back to the current one, so
+/// that the primary that stays can ship to it again.
 async fn unfence_witness(node: &Node) {
     let Some(witness) = node.witness() else {
         return;
     };
     let meta = node.meta_view().borrow().clone();
-    let (floor, Some(group)) = (witness.floor(), meta.group.as_ref()) else {
-        return;
-    };
-    if !meta.abandoned(floor) {
-        return;
-    }
-    match witness.unfence(floor, group.epoch).await {
-        Ok(true) => tracing::warn!(
-            abandoned = floor,
-            epoch = group.epoch,
-            "the witness takes the current epoch again after an aborted failover"
-        ),
-        Ok(false) => {}
-        Err(err) => tracing::warn!(cause = %err, "the witness's floor not lowered yet"),
+    for group in &meta.groups {
+        for &shard in &group.shards {
+            let floor = witness.floor(shard);
+            if !meta.abandoned(group, floor) {
+                continue;
+            }
+            match witness.unfence(shard, floor, group.epoch).await {
+                Ok(true) => tracing::warn!(
+                    shard,
+                    abandoned = floor,
+                    epoch = group.epoch,
+                    "the witness takes the current epoch again after an aborted failover"
+                ),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(shard, cause = %err, "the witness's floor not lowered yet"),
+            }
+        }
     }
 }
 
@@ -560,16 +607,13 @@ type Unreported = BTreeMap<(u64, u64), u64>;
 /// handover).
 async fn step_down(node: &Node, unreported: &mut Unreported) {
     let meta = node.meta_view().borrow().clone();
-    let Some(group) = meta.group.as_ref() else {
-        return;
-    };
     let (region, _) = node.region();
-    if group.primary == region {
-        return;
-    }
     let leading = node.shards().filter(|s| s.leader() == Some(node.id()));
     for shard in leading {
-        if !open_before(shard.stance(), group.epoch) {
+        let Some(group) = meta.group_of(shard.shard) else {
+            continue;
+        };
+        if group.primary == region || !open_before(shard.stance(), group.epoch) {
             continue;
         }
         // A leader just elected after a restart may not have applied all
@@ -587,8 +631,8 @@ async fn step_down(node: &Node, unreported: &mut Unreported) {
             continue;
         }
         let handover = meta
-            .ended(stance.epoch)
-            .and_then(|f| f.handover.get(shard.shard as usize).copied());
+            .ended(shard.shard, stance.epoch)
+            .and_then(|f| f.handover.get(&shard.shard).copied());
         let handover = handover.unwrap_or(gseq);
         let lost = shard.xlog_after(handover);
         let records = gseq.saturating_sub(handover);
@@ -637,11 +681,11 @@ async fn report_lost(node: &Node, unreported: &mut Unreported) {
         return;
     }
     let meta = node.meta_view().borrow().clone();
-    if meta.group.is_none() {
+    if meta.groups.is_empty() {
         // Not heard from the meta group yet.
         return;
     }
-    unreported.retain(|&(epoch, shard), _| !meta.ended(epoch).is_some_and(|f| f.lost.contains_key(&shard)));
+    unreported.retain(|&(epoch, shard), _| !meta.ended(shard, epoch).is_some_and(|f| f.lost.contains_key(&shard)));
     let pending: Vec<((u64, u64), u64)> = unreported.iter().map(|(&key, &records)| (key, records)).collect();
     for ((epoch, shard), records) in pending {
         match node.execute_meta(MetaOp::ReportLost { epoch, shard, records }).await {

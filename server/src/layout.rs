@@ -21,7 +21,8 @@ use std::fmt::Display;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Durability, FailoverOptions, FailoverPolicy, RegionRole, Topology};
+use crate::config::{Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy, RegionRole, Topology};
+use crate::meta::Policy;
 use cairn_proto::slot::SlotMap;
 
 /// One node's place in the cluster.
@@ -50,6 +51,9 @@ pub struct Layout {
     pub durability: Durability,
     /// When a failover starts without a human.
     pub failover: FailoverOptions,
+    /// The failover groups as the topology starts them: each with its
+    /// shards and first primary region, `default` included.
+    pub failover_groups: Vec<FailoverGroupSpec>,
 }
 
 impl Layout {
@@ -75,6 +79,26 @@ impl Layout {
                 .collect(),
             durability: topology.durability,
             failover: topology.failover,
+            failover_groups: topology
+                .failover_groups()
+                .into_iter()
+                .map(|g| FailoverGroupSpec {
+                    name: g.name,
+                    shards: g.shards,
+                    primary: Some(topology.region_name(g.primary)),
+                    durability: Some(g.durability),
+                    failover: Some(match g.policy {
+                        Policy::Manual => FailoverOptions {
+                            policy: FailoverPolicy::Manual,
+                            ..FailoverOptions::default()
+                        },
+                        Policy::Automatic { grace_ms } => FailoverOptions {
+                            policy: FailoverPolicy::Automatic,
+                            grace_ms,
+                        },
+                    }),
+                })
+                .collect(),
         }
     }
 
@@ -133,6 +157,13 @@ impl Layout {
         if self.failover != proposed.failover {
             return differs("failover", &policy(self.failover), &policy(proposed.failover));
         }
+        if self.failover_groups != proposed.failover_groups {
+            return differs(
+                "failover_groups",
+                &groups(&self.failover_groups),
+                &groups(&proposed.failover_groups),
+            );
+        }
         None
     }
 }
@@ -152,6 +183,24 @@ fn regions(regions: &[(String, RegionRole)]) -> String {
         .map(|(name, role)| format!("{name} ({})", role.name()))
         .collect();
     named.join(", ")
+}
+
+fn groups(groups: &[FailoverGroupSpec]) -> String {
+    let described: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            let shards: Vec<String> = g.shards.iter().map(u64::to_string).collect();
+            let primary = g.primary.as_deref().unwrap_or("?");
+            let durability = g.durability.map_or("?", durability);
+            let failover = g.failover.map_or_else(|| "?".into(), policy);
+            format!(
+                "{} (shards {}, primary {primary}, durability {durability}, failover {failover})",
+                g.name,
+                shards.join(",")
+            )
+        })
+        .collect();
+    described.join("; ")
 }
 
 fn durability(durability: Durability) -> &'static str {
@@ -211,6 +260,14 @@ mod tests {
         assert_eq!(
             differs(|l| l.durability = Durability::Witness),
             "durability: zone in the cluster, witness in the file"
+        );
+        assert_eq!(
+            differs(|l| {
+                l.failover_groups[0].shards.pop();
+            }),
+            "failover_groups: default (shards 0,1,2,3, primary region1, durability zone, failover \
+             automatic after 10000 ms) in the cluster, default (shards 0,1,2, primary region1, \
+             durability zone, failover automatic after 10000 ms) in the file"
         );
     }
 }

@@ -1,14 +1,15 @@
-//! The primary lease, and every node's view of the failover group.
+//! The primary leases, and every node's view of the failover groups.
 //!
-//! In a cluster of several regions a node takes a client write, or answers
-//! a linearizable read, only while it holds the primary lease: its region
-//! is the primary of the current epoch and the meta group granted a
-//! renewal lately. Every [`TICK`] each node asks the meta group (see
-//! [`crate::meta`]): a node of the primary region renews its lease (every
-//! [`RENEW_EVERY`]), any other node reads the state. Either answer
-//! refreshes the node's view of the failover group, which routes the
-//! read/write listener to the primary and tells the shippers where to ship
-//! from.
+//! In a cluster of several regions a node takes a client write to a
+//! shard, or answers a linearizable read of it, only while it holds the
+//! primary lease of the shard's failover group: its region is the group's
+//! primary in its current epoch and the meta group granted a renewal
+//! lately. Every [`TICK`] each node asks the meta group (see
+//! [`crate::meta`]): a node renews the lease of each group its region is
+//! primary of (every [`RENEW_EVERY`]), or else reads the state. Either
+//! answer refreshes the node's view of the failover groups, which routes
+//! the read/write listener to each shard's primary and tells the shippers
+//! where to ship from.
 //!
 //! # Correctness
 //!
@@ -22,6 +23,7 @@
 //! [`LEASE`]. A node that sees a failover begin, or another primary, gives
 //! its lease up at once.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,8 +31,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::RegionRole;
-use crate::meta::{DRIFT, LEASE, MetaOp};
+use crate::meta::{DRIFT, FailoverGroup, LEASE, Meta, MetaOp};
 use crate::node::Node;
+use crate::placement::RegionIndex;
 
 /// How often a node asks the meta group.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -81,7 +84,8 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         return;
     }
     let (region, role) = node.region();
-    let mut renewed: Option<Instant> = None;
+    // When each group's lease was last renewed, by name.
+    let mut renewed: BTreeMap<String, Instant> = BTreeMap::new();
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -89,46 +93,75 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
             _ = interval.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        let group = node.failover_group();
-        let primary = role != RegionRole::Witness && group.primary == region && group.failing.is_none();
-        if !primary || node.lease().epoch().is_some_and(|e| e != group.epoch) {
-            node.lease().give_up();
-            renewed = None;
-        }
-        let renew = primary && renewed.is_none_or(|at| at.elapsed() >= RENEW_EVERY);
-        let answer = match renew {
-            true => {
-                let sent = Instant::now();
-                let asked = MetaOp::Renew {
-                    region,
-                    epoch: group.epoch,
-                };
-                let answer = node.execute_meta(asked).await;
-                match &answer {
-                    Ok(answer) if answer.refused.is_none() => {
-                        node.lease().granted(group.epoch, sent);
-                        renewed = Some(sent);
-                    }
-                    Ok(answer) => {
-                        tracing::info!(why = answer.refused.as_deref(), "primary lease refused");
-                        node.lease().give_up();
-                    }
-                    Err(_) => {}
-                }
-                answer.map(|a| a.meta)
+        let groups = node.failover_groups();
+        let mut heard = None;
+        for group in &groups {
+            let Some(lease) = node.lease(&group.name) else {
+                continue;
+            };
+            let primary = role != RegionRole::Witness && group.primary == region && group.failing.is_none();
+            if !primary || lease.epoch().is_some_and(|e| e != group.epoch) {
+                lease.give_up();
+                renewed.remove(&group.name);
             }
-            false => node.read_meta().await,
+            let due = renewed.get(&group.name).is_none_or(|at| at.elapsed() >= RENEW_EVERY);
+            if primary && due {
+                let sent = Instant::now();
+                let answer = renew(&node, lease, group, region, sent).await;
+                if answer.is_ok() {
+                    renewed.insert(group.name.clone(), sent);
+                }
+                heard = Some(answer);
+            }
+        }
+        let answer = match heard {
+            Some(Ok(meta)) => Ok(meta),
+            _ => node.read_meta().await,
         };
         match answer {
-            Ok(meta) if meta.group.is_none() => {
+            Ok(meta) if meta.groups.is_empty() => {
                 // The meta group is new: the first node to hear so sets it.
-                if let Err(err) = node.execute_meta(MetaOp::Init(group)).await {
-                    tracing::debug!(cause = %err, "failover group not set yet");
+                if let Err(err) = node.execute_meta(MetaOp::Init(groups)).await {
+                    tracing::debug!(cause = %err, "failover groups not set yet");
                 }
             }
             Ok(meta) => node.set_meta(meta),
             Err(err) => tracing::debug!(cause = %err, "meta group not reached"),
         }
+    }
+}
+
+/// Asks the meta group, at `sent`, to renew `lease` of `group` (whose
+/// primary is `region`, this node's); the state it answered, if it was
+/// renewed.
+async fn renew(
+    node: &Node,
+    lease: &Lease,
+    group: &FailoverGroup,
+    region: RegionIndex,
+    sent: Instant,
+) -> Result<Meta, ()> {
+    let asked = MetaOp::Renew {
+        group: group.name.clone(),
+        region,
+        epoch: group.epoch,
+    };
+    match node.execute_meta(asked).await {
+        Ok(answer) if answer.refused.is_none() => {
+            lease.granted(group.epoch, sent);
+            Ok(answer.meta)
+        }
+        Ok(answer) => {
+            tracing::info!(
+                group = group.name,
+                why = answer.refused.as_deref(),
+                "primary lease refused"
+            );
+            lease.give_up();
+            node.set_meta(answer.meta);
+            Err(())
+        }
+        Err(_) => Err(()),
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_server::config::{Durability, FailoverOptions, FailoverPolicy, LinkLatency, NodeConfig};
+use cairn_server::config::{Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy, LinkLatency, NodeConfig};
 use cairn_server::dev::{self, DevOptions};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -69,6 +69,11 @@ enum Command {
         /// Number of shards [default: 8].
         #[arg(long)]
         shards: Option<u16>,
+        /// A failover group of some shards, for a new cluster, as
+        /// NAME:SHARDS[:PRIMARY] (e.g. `orders:0,1:region2`); repeatable.
+        /// The shards none names make the group `default`.
+        #[arg(long = "failover-group", value_name = "NAME:SHARDS[:PRIMARY]")]
+        failover_groups: Vec<FailoverGroupSpec>,
         /// Password of the `default` user (Redis `requirepass`), written
         /// into every node's config when the cluster is created.
         #[arg(long)]
@@ -134,6 +139,7 @@ async fn main() -> ExitCode {
                 manual_failover,
                 failover_grace_ms,
                 shards,
+                failover_groups,
                 requirepass,
                 region_latency_ms,
                 zone_latency_ms,
@@ -155,6 +161,7 @@ async fn main() -> ExitCode {
                     grace_ms: failover_grace_ms,
                 },
                 shards,
+                failover_groups,
                 requirepass,
                 link_latency: LinkLatency {
                     between_regions_ms: region_latency_ms,

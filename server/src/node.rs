@@ -127,11 +127,11 @@ pub struct Node {
     /// The meta group's state as this node last heard it (see
     /// [`crate::lease`]).
     view: watch::Sender<Meta>,
-    /// The failover group as the topology starts it, until the meta group
-    /// says more.
-    initial_group: FailoverGroup,
-    /// This node's primary lease.
-    lease: Arc<Lease>,
+    /// The failover groups as the topology starts them, until the meta
+    /// group says more.
+    initial_groups: Vec<FailoverGroup>,
+    /// This node's primary lease of each failover group, by name.
+    leases: BTreeMap<String, Arc<Lease>>,
     /// This node's region.
     region: RegionIndex,
     /// Its role.
@@ -174,15 +174,13 @@ impl Node {
         let topology = &config.topology;
         let (region, role) = topology.region_of(config.id).expect("validated at load");
         let holds_data = role != RegionRole::Witness;
-        let primary = topology.primary_region();
         let several_regions = topology.region_specs().len() > 1;
-        let lease = Arc::new(Lease::default());
-        let policy = WritePolicy {
-            witness: (topology.durability == Durability::Witness)
-                .then(|| topology.witness_region())
-                .flatten(),
-            lease: several_regions.then(|| lease.clone()),
-        };
+        let initial_groups = topology.failover_groups();
+        let leases: BTreeMap<String, Arc<Lease>> = initial_groups
+            .iter()
+            .map(|g| (g.name.clone(), Arc::new(Lease::default())))
+            .collect();
+        let witness_region = topology.witness_region();
         let opener = GroupOpener {
             id: config.id,
             storage: &storage,
@@ -201,23 +199,28 @@ impl Node {
             // A node belongs to one region, so its shard numbers name its
             // groups uniquely on its disk.
             let snapshots = dir.join("snapshots").join(format!("shard-{shard}"));
+            let failover_group = group_of(&initial_groups, shard);
             let stance = Stance {
                 epoch: 1,
-                serving: region == primary,
+                serving: region == failover_group.primary,
+            };
+            let policy = WritePolicy {
+                witness: witness_region.filter(|_| failover_group.durability == Durability::Witness),
+                lease: several_regions.then(|| leases[&failover_group.name].clone()),
             };
             let state_machine = StateMachine::open(snapshots, several_regions, stance)?;
             let preferred = topology.preferred_leader(region, shard) == Some(config.id);
             let started = opener
                 .open(group, state_machine, preferred.then_some(&replicas[..]))
                 .await?;
-            shards.insert(group, started.into_shard(group, config.id, policy.clone()));
+            shards.insert(group, started.into_shard(group, config.id, policy));
         }
         let meta_voters = topology.meta_voters();
         let meta = match meta_voters.contains(&config.id) {
             true => {
                 let state_machine = StateMachine::open(dir.join("snapshots").join("meta"), false, Stance::default())?;
                 // The primary region's voter makes the group.
-                let first = meta_voters.get(usize::from(primary)).copied() == Some(config.id);
+                let first = meta_voters.get(usize::from(topology.primary_region())).copied() == Some(config.id);
                 // Its voters are regions apart: half the pace of a group
                 // inside a region (a heartbeat must make its round trip
                 // within its interval).
@@ -256,15 +259,14 @@ impl Node {
             .chain(std::iter::once((META_GROUP, meta_voters)))
             .filter(|(_, replicas)| !replicas.is_empty())
             .collect();
-        let initial_group = topology.failover_group();
         Ok(Node {
             config,
             slots,
             shards,
             meta,
             view: watch::Sender::new(Meta::default()),
-            initial_group,
-            lease,
+            initial_groups,
+            leases,
             region,
             role,
             replicas,
@@ -292,10 +294,10 @@ impl Node {
         self.slots
     }
 
-    /// The local replica of the group serving `shard` (the primary
-    /// region's), if this node holds one.
+    /// The local replica of the group serving `shard` (its failover
+    /// group's primary region's), if this node holds one.
     pub fn shard(&self, shard: u64) -> Option<&Shard> {
-        self.shards.get(&group_id(self.primary(), shard))
+        self.shards.get(&group_id(self.primary_of(shard), shard))
     }
 
     /// The local replica of group `group`, whatever its region (or the
@@ -309,21 +311,26 @@ impl Node {
 
     /// The voters of the group serving `shard`.
     pub fn serving_replicas(&self, shard: u64) -> &[NodeId] {
-        self.replicas_of(group_id(self.primary(), shard))
+        self.replicas_of(group_id(self.primary_of(shard), shard))
     }
 
-    /// The region whose groups take the writes, as this node last heard.
-    pub fn primary(&self) -> RegionIndex {
-        match &self.view.borrow().group {
+    /// The region whose group of `shard` takes its writes, as this node
+    /// last heard.
+    pub fn primary_of(&self, shard: u64) -> RegionIndex {
+        let view = self.view.borrow();
+        match view.group_of(shard) {
             Some(group) => group.primary,
-            None => self.initial_group.primary,
+            None => group_of(&self.initial_groups, shard).primary,
         }
     }
 
-    /// The failover group as this node last heard of it.
-    pub fn failover_group(&self) -> FailoverGroup {
+    /// The failover groups as this node last heard of them.
+    pub fn failover_groups(&self) -> Vec<FailoverGroup> {
         let view = self.view.borrow();
-        view.group.clone().unwrap_or_else(|| self.initial_group.clone())
+        match view.groups.is_empty() {
+            true => self.initial_groups.clone(),
+            false => view.groups.clone(),
+        }
     }
 
     /// The meta group's state as this node last heard it, and its changes.
@@ -350,9 +357,9 @@ impl Node {
         self.meta.as_ref()
     }
 
-    /// This node's primary lease.
-    pub fn lease(&self) -> &Lease {
-        &self.lease
+    /// This node's primary lease of failover group `group`.
+    pub fn lease(&self, group: &str) -> Option<&Lease> {
+        self.leases.get(group).map(|l| &**l)
     }
 
     /// Proposes `op` to the meta group; its answer.
@@ -513,7 +520,7 @@ impl Node {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let mut backoff = RETRY_BACKOFF;
         loop {
-            let group = group_id(self.primary(), shard);
+            let group = group_id(self.primary_of(shard), shard);
             match self.execute_until(group, request.clone(), deadline, true).await {
                 Err(Error::NoLease { .. } | Error::NotServing { .. }) if Instant::now() + backoff < deadline => {
                     tokio::time::sleep(backoff).await;
@@ -587,7 +594,7 @@ impl Node {
                 });
             }
             // Nothing was done (or it is a read): the new primary may take it.
-            if follows_primary && region_of_group(group) != self.primary() {
+            if follows_primary && region_of_group(group) != self.primary_of(shard) {
                 return Err(Error::NoLease { shard });
             }
             if hint.is_none() {
@@ -637,7 +644,7 @@ impl Node {
     /// This node's replica of `shard` in its own region, when that region
     /// is a secondary (data) region.
     fn secondary_replica(&self, shard: u64) -> Option<&Shard> {
-        if self.role == RegionRole::Witness || self.region == self.primary() {
+        if self.role == RegionRole::Witness || self.region == self.primary_of(shard) {
             return None;
         }
         self.group(group_id(self.region, shard))
@@ -875,4 +882,13 @@ fn never_sent(status: &tonic::Status) -> bool {
         source = err.source();
     }
     status.message().contains("tcp connect error") || status.message().contains("Connection refused")
+}
+
+/// The failover group of `groups` that `shard` belongs to (every shard is
+/// in one: see [`crate::placement`]).
+fn group_of(groups: &[FailoverGroup], shard: u64) -> &FailoverGroup {
+    groups
+        .iter()
+        .find(|g| g.shards.contains(&shard))
+        .expect("every shard is in a failover group")
 }

@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::config::{FailoverPolicy, RegionRole, RegionSpec, Topology};
+use crate::config::{DEFAULT_GROUP, FailoverGroupSpec, FailoverPolicy, RegionRole, RegionSpec, Topology};
 use crate::meta::{FailoverGroup, Policy};
 
 /// Position of a region in the topology's `[[regions]]` (0 when none are
@@ -158,29 +158,51 @@ impl Topology {
         })
     }
 
-    /// The failover group as the topology starts it: every data region,
-    /// the primary first, in epoch 1.
-    pub fn failover_group(&self) -> FailoverGroup {
-        let primary = self.primary_region();
+    /// The failover groups as the topology starts them, in epoch 1: those
+    /// `[[failover_groups]]` declares, then `default` with every shard
+    /// they leave out (if any). Each lists every data region, its primary
+    /// first.
+    pub fn failover_groups(&self) -> Vec<FailoverGroup> {
         let specs = self.region_specs();
-        let data = (0..specs.len() as RegionIndex).filter(|&r| specs[usize::from(r)].role != RegionRole::Witness);
-        let mut regions: Vec<RegionIndex> = data.collect();
-        regions.sort_by_key(|&r| r != primary);
-        FailoverGroup {
-            name: "default".into(),
-            regions,
-            primary,
-            epoch: 1,
-            policy: match self.failover.policy {
-                FailoverPolicy::Automatic => Policy::Automatic {
-                    grace_ms: self.failover.grace_ms,
+        let data: Vec<RegionIndex> = (0..specs.len() as RegionIndex)
+            .filter(|&r| specs[usize::from(r)].role != RegionRole::Witness)
+            .collect();
+        let group = |spec: &FailoverGroupSpec| {
+            let primary = spec.primary.as_deref().and_then(|p| self.region_index(p));
+            let primary = primary.unwrap_or(self.primary_region());
+            let mut regions = data.clone();
+            regions.sort_by_key(|&r| r != primary);
+            let failover = spec.failover.unwrap_or(self.failover);
+            FailoverGroup {
+                name: spec.name.clone(),
+                regions,
+                primary,
+                epoch: 1,
+                policy: match failover.policy {
+                    FailoverPolicy::Automatic => Policy::Automatic {
+                        grace_ms: failover.grace_ms,
+                    },
+                    FailoverPolicy::Manual => Policy::Manual,
                 },
-                FailoverPolicy::Manual => Policy::Manual,
-            },
-            durability: self.durability,
-            failing: None,
-            renewed_ms: 0,
+                durability: spec.durability.unwrap_or(self.durability),
+                failing: None,
+                renewed_ms: 0,
+                shards: spec.shards.clone(),
+            }
+        };
+        let mut groups: Vec<FailoverGroup> = self.failover_groups.iter().map(group).collect();
+        let named: Vec<u64> = groups.iter().flat_map(|g| g.shards.iter().copied()).collect();
+        let rest: Vec<u64> = (0..u64::from(self.shards)).filter(|s| !named.contains(s)).collect();
+        if !rest.is_empty() {
+            groups.push(group(&FailoverGroupSpec {
+                name: DEFAULT_GROUP.into(),
+                shards: rest,
+                primary: None,
+                durability: None,
+                failover: None,
+            }));
         }
+        groups
     }
 
     /// The node that should lead `shard`'s group in `region` when all are
@@ -225,6 +247,7 @@ mod tests {
             ],
             durability: Durability::default(),
             failover: Default::default(),
+            failover_groups: Vec::new(),
             nodes: vec![
                 node(1, "east", "a"),
                 node(2, "east", "b"),
@@ -255,8 +278,43 @@ mod tests {
         assert_eq!(topology.meta_voters(), vec![1, 4, 7], "a voter per region");
         assert_eq!(topology.fragile_meta_group(), None, "the witness is the third voter");
         assert_eq!(topology.witness_node(), Some(7));
-        let group = topology.failover_group();
-        assert_eq!((group.regions, group.primary, group.epoch), (vec![1, 0], 1, 1));
+        let groups = topology.failover_groups();
+        assert_eq!(groups.len(), 1, "one group, every shard");
+        let group = &groups[0];
+        assert_eq!((&group.regions[..], group.primary, group.epoch), (&[1, 0][..], 1, 1));
+        assert_eq!((group.name.as_str(), &group.shards[..]), ("default", &[0, 1, 2, 3][..]));
+    }
+
+    #[test]
+    fn declared_failover_groups_come_first_and_default_takes_the_rest() {
+        let mut topology = two_regions();
+        topology.failover_groups = vec![FailoverGroupSpec {
+            name: "orders".into(),
+            shards: vec![3, 1],
+            primary: Some("east".into()),
+            durability: Some(Durability::Witness),
+            failover: None,
+        }];
+        let groups = topology.failover_groups();
+        let summary: Vec<(&str, &[u64], RegionIndex, &[RegionIndex])> = groups
+            .iter()
+            .map(|g| (g.name.as_str(), &g.shards[..], g.primary, &g.regions[..]))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("orders", &[3, 1][..], 0, &[0, 1][..]),
+                ("default", &[0, 2][..], 1, &[1, 0][..])
+            ]
+        );
+        let durability: Vec<Durability> = groups.iter().map(|g| g.durability).collect();
+        assert_eq!(
+            durability,
+            [Durability::Witness, Durability::Zone],
+            "its own, else the topology's"
+        );
+        topology.failover_groups[0].shards = vec![0, 1, 2, 3];
+        assert_eq!(topology.failover_groups().len(), 1, "no shard is left for default");
     }
 
     #[test]

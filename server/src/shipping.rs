@@ -154,7 +154,7 @@ impl Shipper {
             let node = self.node.clone();
             let group = node.group(group_id(self.own, self.shard));
             let shard = group.expect("a shipper runs for a local replica");
-            if node.primary() != self.own || shard.leader() != Some(node.id()) {
+            if node.primary_of(self.shard) != self.own || shard.leader() != Some(node.id()) {
                 if acked.take().is_some() {
                     shard.clear_progress(self.region);
                 }

@@ -19,9 +19,11 @@
 //!
 //! A forced failover pulls the records the new primary lacks
 //! ([`WitnessStore::pull`]) in the epoch it is about to start; from then on
-//! the witness refuses batches of earlier epochs, durably (the floor is a
-//! record of its own, under shard `u64::MAX`), so an old primary that comes
-//! back cannot get a write acknowledged that the new primary never saw.
+//! the witness refuses that shard's batches of earlier epochs, durably
+//! (each shard's floor is a record of its own, under shard `u64::MAX`), so
+//! an old primary that comes back cannot get a write acknowledged that
+//! the new primary never saw. The floors are per shard because each
+//! failover group moves to epochs of its own.
 //! A forced failover that is aborted after its pull leaves the floor at an
 //! epoch no region will ever be primary in; the witness then lowers it
 //! back to the current epoch ([`WitnessStore::unfence`]), or the primary
@@ -112,8 +114,8 @@ pub struct WitnessStore {
     commit: GroupCommit,
     max_records: u64,
     held: Mutex<BTreeMap<u64, Held>>,
-    /// Batches of epochs before this one are refused.
-    floor: Mutex<u64>,
+    /// Per shard, batches of epochs before this one are refused.
+    floors: Mutex<BTreeMap<u64, u64>>,
     /// One batch written at a time.
     writing: tokio::sync::Mutex<()>,
 }
@@ -125,9 +127,9 @@ fn key(shard: u64, gseq: u64) -> Vec<u8> {
     key
 }
 
-/// Where the epoch floor is kept.
-fn floor_key() -> Vec<u8> {
-    key(u64::MAX, 0)
+/// Where `shard`'s epoch floor is kept.
+fn floor_key(shard: u64) -> Vec<u8> {
+    key(u64::MAX, shard)
 }
 
 fn gseq_of(key: &[u8]) -> u64 {
@@ -150,16 +152,16 @@ impl WitnessStore {
                 held.insert(shard, run);
             }
         }
-        let floor = match storage.get(Cf::Xlog, &floor_key())? {
-            Some(bytes) => wire::decode(&bytes)?,
-            None => 0,
-        };
+        let mut floors = BTreeMap::new();
+        for (key, bytes) in storage.scan(Cf::Xlog, &floor_key(0), &floor_key(u64::MAX), usize::MAX)? {
+            floors.insert(gseq_of(&key), wire::decode(&bytes)?);
+        }
         Ok(WitnessStore {
             storage,
             commit,
             max_records,
             held: Mutex::new(held),
-            floor: Mutex::new(floor),
+            floors: Mutex::new(floors),
             writing: tokio::sync::Mutex::new(()),
         })
     }
@@ -188,7 +190,7 @@ impl WitnessStore {
     /// the newest gseq then held.
     pub async fn append(&self, batch: WitnessBatch) -> Result<u64> {
         let _writing = self.writing.lock().await;
-        let floor = *self.floor.lock().expect("floor lock");
+        let floor = self.floor(batch.shard);
         if batch.epoch < floor {
             return Err(Error::Failover(format!(
                 "the witness takes no records of epoch {} after a failover to epoch {floor}",
@@ -231,11 +233,8 @@ impl WitnessStore {
     /// batches of epochs before `epoch` are refused, durably.
     pub async fn pull(&self, shard: u64, after: u64, epoch: u64) -> Result<Vec<Record>> {
         let _writing = self.writing.lock().await;
-        if *self.floor.lock().expect("floor lock") < epoch {
-            let mut write = Batch::default();
-            write.put(Cf::Xlog, floor_key(), wire::encode(&epoch)?.to_vec());
-            self.write_durably(write).await?;
-            *self.floor.lock().expect("floor lock") = epoch;
+        if self.floor(shard) < epoch {
+            self.set_floor(shard, epoch).await?;
         }
         let (from, to) = (key(shard, after + 1), key(shard, u64::MAX));
         let mut records = Vec::new();
@@ -251,24 +250,31 @@ impl WitnessStore {
         Ok(records)
     }
 
-    /// The epoch before which batches are refused.
-    pub fn floor(&self) -> u64 {
-        *self.floor.lock().expect("floor lock")
+    /// The epoch before which `shard`'s batches are refused.
+    pub fn floor(&self, shard: u64) -> u64 {
+        let floors = self.floors.lock().expect("floors lock");
+        floors.get(&shard).copied().unwrap_or(0)
     }
 
-    /// Lowers the floor from `abandoned` (an epoch a failover began towards
-    /// and never switched to) back to `epoch`, durably; a floor at any
-    /// other epoch is left as it is. Whether it was lowered.
-    pub async fn unfence(&self, abandoned: u64, epoch: u64) -> Result<bool> {
+    /// Lowers `shard`'s floor from `abandoned` (an epoch a failover began
+    /// towards and never switched to) back to `epoch`, durably; a floor at
+    /// any other epoch is left as it is. Whether it was lowered.
+    pub async fn unfence(&self, shard: u64, abandoned: u64, epoch: u64) -> Result<bool> {
         let _writing = self.writing.lock().await;
-        if self.floor() != abandoned {
+        if self.floor(shard) != abandoned {
             return Ok(false);
         }
-        let mut write = Batch::default();
-        write.put(Cf::Xlog, floor_key(), wire::encode(&epoch)?.to_vec());
-        self.write_durably(write).await?;
-        *self.floor.lock().expect("floor lock") = epoch;
+        self.set_floor(shard, epoch).await?;
         Ok(true)
+    }
+
+    /// Sets `shard`'s floor to `epoch`, durably (with the write lock held).
+    async fn set_floor(&self, shard: u64, epoch: u64) -> Result<()> {
+        let mut write = Batch::default();
+        write.put(Cf::Xlog, floor_key(shard), wire::encode(&epoch)?.to_vec());
+        self.write_durably(write).await?;
+        self.floors.lock().expect("floors lock").insert(shard, epoch);
+        Ok(())
     }
 
     /// Writes `write` and waits for a sync that began after it.
@@ -379,6 +385,8 @@ mod tests {
             assert_eq!(pulled.iter().map(|r| r.gseq).collect::<Vec<_>>(), vec![4, 5]);
             let refused = witness.append(batch(0, records(6..=6), None)).await;
             assert!(refused.unwrap_err().to_string().contains("epoch 1"), "an old epoch");
+            let other = witness.append(batch(1, records(1..=1), None)).await;
+            assert_eq!(other.unwrap(), 1, "another shard's floor is its own");
         }
         let witness = store(dir.path(), 100);
         assert!(
@@ -396,12 +404,13 @@ mod tests {
         {
             let witness = store(dir.path(), 100);
             witness.pull(0, 0, 3).await.unwrap();
-            assert!(!witness.unfence(2, 1).await.unwrap(), "another epoch's fence stays");
-            assert_eq!(witness.floor(), 3);
-            assert!(witness.unfence(3, 1).await.unwrap());
+            witness.pull(1, 0, 3).await.unwrap();
+            assert!(!witness.unfence(0, 2, 1).await.unwrap(), "another epoch's fence stays");
+            assert_eq!(witness.floor(0), 3);
+            assert!(witness.unfence(0, 3, 1).await.unwrap());
         }
         let witness = store(dir.path(), 100);
-        assert_eq!(witness.floor(), 1, "after a restart too");
+        assert_eq!((witness.floor(0), witness.floor(1)), (1, 3), "after a restart too");
         assert_eq!(witness.append(batch(0, records(1..=2), None)).await.unwrap(), 2);
     }
 }

@@ -10,7 +10,8 @@
 //! if it crashed before telling it; and a failover whose driver stopped between
 //! opening the target and recording the switch is finished by the next;
 //! and one given up after opening the target leaves the cluster writing
-//! and shipping as before, and the next failover loses nothing.
+//! and shipping as before, and the next failover loses nothing; and a
+//! failover group of some shards fails over without the others.
 
 mod fixtures;
 
@@ -510,4 +511,120 @@ fn t84_what_a_killed_primary_had_not_shipped_is_exactly_what_it_reports_lost() {
     for key in &missing {
         assert_eq!(old.cmd(&["GET", key]), Value::Bulk(None), "{key} was discarded");
     }
+}
+
+/// The port of each slot range's master, as `CLUSTER SLOTS` through
+/// `addr` lists them (in slot order).
+fn masters(addr: SocketAddr) -> Vec<u16> {
+    let Value::Array(Some(ranges)) = Resp::connect(addr).cmd(&["CLUSTER", "SLOTS"]) else {
+        panic!("CLUSTER SLOTS did not answer an array");
+    };
+    ranges
+        .into_iter()
+        .map(|range| match range {
+            Value::Array(Some(fields)) => match &fields[2] {
+                Value::Array(Some(node)) => match node[1] {
+                    Value::Int(port) => u16::try_from(port).unwrap(),
+                    ref other => panic!("CLUSTER SLOTS: a port is {other:?}"),
+                },
+                other => panic!("CLUSTER SLOTS: a node is {other:?}"),
+            },
+            other => panic!("CLUSTER SLOTS: a range is {other:?}"),
+        })
+        .collect()
+}
+
+/// The `CAIRN.STATUS` block of failover group `group`.
+fn group_status(addr: SocketAddr, group: &str) -> String {
+    let text = status(addr);
+    let block = text
+        .split("\n\n")
+        .find(|b| b.starts_with(&format!("failover_group:{group}\n")));
+    block
+        .unwrap_or_else(|| panic!("no group {group} in {text}"))
+        .to_string()
+}
+
+#[test]
+fn t91_failover_groups_of_some_shards_fail_over_on_their_own() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(7);
+    let shape = ["--shards", "4", "--manual-failover", "--failover-group", "orders:1,3"];
+    let (dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
+    let _processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (rw, _) = listeners(base, 1);
+    write_keys(rw, 0..80);
+    let orders = group_status(rw, "orders");
+    let default = group_status(rw, "default");
+    assert_eq!(
+        (field(&orders, "shards"), field(&orders, "primary")),
+        ("1,3".into(), "region1".into())
+    );
+    assert_eq!(
+        (field(&default, "shards"), field(&default, "primary")),
+        ("0,2".into(), "region1".into())
+    );
+
+    // One group moves; the other stays where it was.
+    let done = until_ok(rw, &["CAIRN.FAILOVER", "orders", "TO", "region2"])
+        .text()
+        .unwrap();
+    println!("failover of orders: {done}");
+    assert_eq!(
+        (
+            field(&done, "group"),
+            field(&done, "epoch"),
+            field(&done, "lost_records")
+        ),
+        ("orders".into(), "1->2".into(), "0".into())
+    );
+    assert_eq!(field(&done, "handover").split(',').count(), 2, "its two shards: {done}");
+    let orders = group_status(rw, "orders");
+    let default = group_status(rw, "default");
+    assert_eq!(
+        (field(&orders, "primary"), field(&orders, "epoch")),
+        ("region2".into(), "2".into())
+    );
+    assert_eq!(
+        (field(&default, "primary"), field(&default, "epoch")),
+        ("region1".into(), "1".into())
+    );
+    let region = |port: u16| if port < base + 30 { "region1" } else { "region2" };
+    let served: Vec<&str> = masters(rw).into_iter().map(region).collect();
+    assert_eq!(served, ["region1", "region2", "region1", "region2"], "by shard");
+    assert_keys(rw, 0..80);
+    write_keys(rw, 80..160);
+    assert_keys(rw, 0..160);
+    let info = replication_lines(rw, "cairn_failover_");
+    assert!(
+        info.iter()
+            .any(|l| l.starts_with("cairn_failover_orders:epoch=2,primary=region2"))
+            && info
+                .iter()
+                .any(|l| l.starts_with("cairn_failover_default:epoch=1,primary=region1")),
+        "{info:?}"
+    );
+
+    // Each failover opens an epoch no group was in before.
+    let done = until_ok(rw, &to_region2(false)).text().unwrap();
+    assert_eq!(
+        (field(&done, "group"), field(&done, "epoch")),
+        ("default".into(), "1->3".into())
+    );
+    let back = until_ok(rw, &["CAIRN.FAILOVER", "orders", "TO", "region1"])
+        .text()
+        .unwrap();
+    assert_eq!(field(&back, "epoch"), "2->4");
+    let served: Vec<&str> = masters(rw).into_iter().map(region).collect();
+    assert_eq!(served, ["region2", "region1", "region2", "region1"], "by shard");
+    write_keys(rw, 160..200);
+    assert_keys(rw, 0..200);
+    let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
+    let groups: Vec<String> = history.lines().map(|l| field(l, "group")).collect();
+    assert_eq!(groups, ["orders", "default", "orders"], "{history}");
+    assert!(history.lines().all(|l| field(l, "lost_records") == "0"), "{history}");
 }

@@ -6,7 +6,7 @@
 //! A watch wakes on the groups' server metrics (they change on votes,
 //! leader and membership changes, not on every applied entry) and on the
 //! node's view of the meta group, and sends a new status when some shard's
-//! leader or term, or the failover group's epoch, differs from the last one
+//! leader or term, or some failover group's epoch, differs from the last one
 //! sent, and at least every [`WATCH_REFRESH`] regardless, so a client whose
 //! picture drifted (a stale hint from a node in the middle of an election)
 //! is set right within that time.
@@ -14,7 +14,7 @@
 //! Each shard's status also carries its gseq in the cross-region log (the
 //! answering node's replica) and, from the leader of its primary group,
 //! what was shipped to each other region and what that region lacks; the
-//! status carries the failover group too. `Failover`, `Failovers` and
+//! status carries the failover groups too. `Failover`, `Failovers` and
 //! `Rpo` are `CAIRN.FAILOVER`, `CAIRN.FAILOVERS` and `CAIRN.RPO` (see
 //! [`crate::failover`]).
 
@@ -118,13 +118,14 @@ fn status_of(node: &Node) -> StatusReply {
         cluster_name: topology.cluster_name.clone(),
         nodes,
         shards,
-        failover_group: node
-            .has_meta_group()
-            .then(|| group_status(node, &node.failover_group())),
+        failover_groups: match node.has_meta_group() {
+            true => node.failover_groups().iter().map(|g| group_status(node, g)).collect(),
+            false => Vec::new(),
+        },
     }
 }
 
-/// The failover group as the Admin service shows it.
+/// A failover group as the Admin service shows it.
 fn group_status(node: &Node, group: &FailoverGroup) -> FailoverGroupStatus {
     let topology = &node.config().topology;
     let (policy, grace_ms) = match group.policy {
@@ -154,6 +155,7 @@ fn group_status(node: &Node, group: &FailoverGroup) -> FailoverGroupStatus {
             .as_ref()
             .map(|f| topology.region_name(f.to))
             .unwrap_or_default(),
+        shards: group.shards.clone(),
     }
 }
 
@@ -170,11 +172,13 @@ fn failover_record(node: &Node, failover: &Failover, to_epoch: Option<u64>) -> F
         by: failover.by.clone(),
         started_ms: failover.started_ms,
         rto_ms: failover.rto_ms(),
-        handover: failover.handover.clone(),
+        handover: failover.handover.values().copied().collect(),
         lost_records,
         shards_unreported,
         aborted: failover.aborted.clone().unwrap_or_default(),
         to_epoch: to_epoch.unwrap_or_default(),
+        group: failover.group.clone(),
+        shards: failover.handover.keys().copied().collect(),
     }
 }
 
@@ -198,17 +202,22 @@ fn shipping_of(shard: &Shard, regions: &[RegionSpec]) -> Vec<XlogStatus> {
         .collect()
 }
 
-/// Sends the status whenever a leader or term, or the failover group's
+/// What a watch compares: every failover group's epoch and every shard's
+/// leader and term.
+type Routes = (Vec<u64>, Vec<(u64, u64)>);
+
+/// Sends the status whenever a leader or term, or a failover group's
 /// epoch, changes, until the watcher goes away or the node's groups stop.
 async fn watch(node: Arc<Node>, tx: mpsc::Sender<Result<StatusReply, Status>>) {
     let mut watchers: Vec<_> = node.shards().map(|shard| shard.raft().server_metrics()).collect();
     let mut view = node.meta_view();
-    let mut sent: Option<(u64, Vec<(u64, u64)>)> = None;
+    // The groups' epochs and the shards' (leader, term) last sent.
+    let mut sent: Option<Routes> = None;
     let mut refresh = false;
     loop {
         let status = status_of(&node);
-        let epoch = status.failover_group.as_ref().map_or(0, |g| g.epoch);
-        let leaders = (epoch, status.shards.iter().map(|s| (s.leader, s.term)).collect());
+        let epochs: Vec<u64> = status.failover_groups.iter().map(|g| g.epoch).collect();
+        let leaders = (epochs, status.shards.iter().map(|s| (s.leader, s.term)).collect());
         if refresh || sent.as_ref() != Some(&leaders) {
             if tx.send(Ok(status)).await.is_err() {
                 return;
@@ -257,7 +266,8 @@ impl Admin for AdminService {
         let request = request.into_inner();
         let node = &self.node;
         let to = failover::target(node, &request.group, &request.to).map_err(status)?;
-        let (done, to_epoch) = failover::start(node, to, request.force, format!("admin ({from})"))
+        let by = format!("admin ({from})");
+        let (done, to_epoch) = failover::start(node, &request.group, to, request.force, by)
             .await
             .map_err(status)?;
         Ok(Response::new(failover_record(node, &done, to_epoch)))

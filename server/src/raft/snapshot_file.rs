@@ -105,17 +105,15 @@ enum Block {
     },
     /// Whether the group takes client writes, and its epoch.
     XlogStance(Stance),
-    /// The meta group's failover group and history (its snapshots only).
-    MetaGroup {
-        group: Option<FailoverGroup>,
+    /// The meta group's failover groups and history (its snapshots only).
+    MetaGroups {
+        groups: Vec<FailoverGroup>,
         history: Vec<Failover>,
     },
     /// The cluster's layout, as the meta group records it (absent from
     /// older files, and until a node proposed it).
     MetaLayout(Layout),
-    /// The newest epoch a failover began towards (absent from older
-    /// files: the next failover then begins towards the epoch after the
-    /// current one, as every failover did before).
+    /// The newest epoch a failover began towards (absent before the first).
     MetaBegun(u64),
 }
 
@@ -165,14 +163,14 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
     }
     writer.put(&Block::XlogStance(contents.xlog.stance()))?;
     let Meta {
-        group,
+        groups,
         history,
         layout,
         begun,
     } = contents.meta;
-    if group.is_some() {
-        writer.put(&Block::MetaGroup {
-            group: group.clone(),
+    if !groups.is_empty() {
+        writer.put(&Block::MetaGroups {
+            groups: groups.clone(),
             history: history.clone(),
         })?;
     }
@@ -440,8 +438,8 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
             Block::XlogResetting { gseq, next_part } => resetting = Some((gseq, next_part)),
             Block::XlogRecords(records) => window.extend(records),
             Block::XlogStance(stance) => contents.stance = Some(stance),
-            Block::MetaGroup { group, history } => {
-                contents.meta.group = group;
+            Block::MetaGroups { groups, history } => {
+                contents.meta.groups = groups;
                 contents.meta.history = history;
             }
             Block::MetaLayout(layout) => contents.meta.layout = Some(layout),
@@ -598,13 +596,14 @@ mod tests {
         let path = dir.path().join("meta.snap");
         let mut original = Contents::default();
         let begin = MetaOp::Begin {
+            group: "default".into(),
             to: 1,
             forced: false,
             by: "test".into(),
         };
         for op in [
             MetaOp::Layout(Layout::of(&topology)),
-            MetaOp::Init(topology.failover_group()),
+            MetaOp::Init(topology.failover_groups()),
             begin,
         ] {
             assert_eq!(original.meta.apply(&op, 5), None);
@@ -612,7 +611,7 @@ mod tests {
         write(&path, &encode(&SnapshotMeta::default(), view(&original)).unwrap()).unwrap();
         let (_, back) = read(&path).unwrap();
         assert_eq!(back.meta, original.meta);
-        assert!(back.meta.layout.is_some() && back.meta.group.is_some() && back.meta.begun == 2);
+        assert!(back.meta.layout.is_some() && !back.meta.groups.is_empty() && back.meta.begun == 2);
     }
 
     #[test]

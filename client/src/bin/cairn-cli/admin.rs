@@ -1,14 +1,16 @@
 //! `cairn-cli admin …`: the node's Admin service, for operators.
 //!
 //! - `status`: nodes, shards (leader, term, indexes, gseq, keys), the
-//!   failover group, and, asked of a primary leader, what it shipped to
+//!   failover groups, and, asked of a primary leader, what it shipped to
 //!   each other region;
-//! - `failover REGION [force]`: moves the failover group's primary there
-//!   and prints the failover once it switched;
-//! - `failovers`: every failover (kind, RTO, records lost);
+//! - `failover [GROUP to] REGION [force]`: moves the failover group's
+//!   primary (`default`'s, unless named) there and prints the failover
+//!   once it switched;
+//! - `failovers`: every failover (group, kind, RTO, records lost);
 //! - `rpo`: per shard, what a forced failover now would lose;
-//! - `drill`: a planned failover to the next region and back, printing
-//!   each one's RTO and the records lost (none, if all is well).
+//! - `drill [GROUP]`: a planned failover of the group (`default`) to its
+//!   next region and back, printing each one's RTO and the records lost
+//!   (none, if all is well).
 
 use std::process::ExitCode;
 
@@ -16,7 +18,7 @@ use cairn_proto::admin::admin_client::AdminClient;
 use cairn_proto::admin::{FailoverRecord, FailoverRequest, StatusReply, StatusRequest};
 use tonic::transport::Channel;
 
-/// The failover group every cluster has.
+/// The failover group a command names when it names none.
 const GROUP: &str = "default";
 
 type Failure = Box<dyn std::error::Error>;
@@ -24,7 +26,7 @@ type Failure = Box<dyn std::error::Error>;
 /// Runs `words` (after `admin`) against the Admin service at `addr`.
 pub fn run(addr: &str, words: &[String]) -> ExitCode {
     let what = words.first().map(|s| s.to_lowercase());
-    let usage = "try `cairn-cli admin status|failover REGION [force]|failovers|rpo|drill`";
+    let usage = "try `cairn-cli admin status|failover [GROUP to] REGION [force]|failovers|rpo|drill [GROUP]`";
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,13 +39,21 @@ pub fn run(addr: &str, words: &[String]) -> ExitCode {
         };
         match (what.as_deref(), &words[1.min(words.len())..]) {
             (Some("status"), []) => status(&mut connect().await?).await,
-            (Some("failover"), [region]) => failover(&mut connect().await?, region, false).await,
+            (Some("failover"), [group, to, region, rest @ ..]) if to.eq_ignore_ascii_case("to") => match rest {
+                [] => failover(&mut connect().await?, group, region, false).await,
+                [force] if force.eq_ignore_ascii_case("force") => {
+                    failover(&mut connect().await?, group, region, true).await
+                }
+                _ => Err(format!("unknown admin command; {usage}").into()),
+            },
+            (Some("failover"), [region]) => failover(&mut connect().await?, GROUP, region, false).await,
             (Some("failover"), [region, force]) if force.eq_ignore_ascii_case("force") => {
-                failover(&mut connect().await?, region, true).await
+                failover(&mut connect().await?, GROUP, region, true).await
             }
             (Some("failovers"), []) => failovers(&mut connect().await?).await,
             (Some("rpo"), []) => rpo(&mut connect().await?).await,
-            (Some("drill"), []) => drill(&mut connect().await?).await,
+            (Some("drill"), []) => drill(&mut connect().await?, GROUP).await,
+            (Some("drill"), [group]) => drill(&mut connect().await?, group).await,
             _ => Err(format!("unknown admin command; {usage}").into()),
         }
     });
@@ -63,8 +73,8 @@ fn line(f: &FailoverRecord) -> String {
         false => format!("epoch {}", f.from_epoch),
     };
     let mut text = format!(
-        "{epochs}  {} -> {}  {}  by {}  rto {} ms",
-        f.from, f.to, f.kind, f.by, f.rto_ms
+        "{}  {epochs}  {} -> {}  {}  by {}  rto {} ms",
+        f.group, f.from, f.to, f.kind, f.by, f.rto_ms
     );
     if !f.aborted.is_empty() {
         return format!("{text}  aborted: {}", f.aborted);
@@ -76,9 +86,9 @@ fn line(f: &FailoverRecord) -> String {
     text
 }
 
-async fn failover(admin: &mut AdminClient<Channel>, region: &str, force: bool) -> Result<(), Failure> {
+async fn failover(admin: &mut AdminClient<Channel>, group: &str, region: &str, force: bool) -> Result<(), Failure> {
     let request = FailoverRequest {
-        group: GROUP.into(),
+        group: group.into(),
         to: region.into(),
         force,
     };
@@ -113,12 +123,20 @@ async fn rpo(admin: &mut AdminClient<Channel>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A planned failover to the next region and back.
-async fn drill(admin: &mut AdminClient<Channel>) -> Result<(), Failure> {
+/// A planned failover of failover group `name` to its next region and
+/// back.
+async fn drill(admin: &mut AdminClient<Channel>, name: &str) -> Result<(), Failure> {
     let status = admin.status(StatusRequest {}).await?.into_inner();
-    let group = status
-        .failover_group
-        .ok_or("this cluster has one region: there is no failover group")?;
+    if status.failover_groups.is_empty() {
+        return Err("this cluster has one region: there is no failover group".into());
+    }
+    let names: Vec<&str> = status.failover_groups.iter().map(|g| g.name.as_str()).collect();
+    let group = status.failover_groups.iter().find(|g| g.name == name).ok_or_else(|| {
+        format!(
+            "no failover group named '{name}' (failover groups: {})",
+            names.join(", ")
+        )
+    })?;
     let primary = group.primary.clone();
     let next = group
         .regions
@@ -128,7 +146,7 @@ async fn drill(admin: &mut AdminClient<Channel>) -> Result<(), Failure> {
     let mut lost = 0;
     for to in [next, &primary] {
         let request = FailoverRequest {
-            group: GROUP.into(),
+            group: name.into(),
             to: to.clone(),
             force: false,
         };
@@ -137,7 +155,7 @@ async fn drill(admin: &mut AdminClient<Channel>) -> Result<(), Failure> {
         lost += done.lost_records;
         println!("{}", line(&done));
     }
-    println!("drill: {primary} -> {next} -> {primary}, {lost} records lost");
+    println!("drill of {name}: {primary} -> {next} -> {primary}, {lost} records lost");
     Ok(())
 }
 
@@ -147,7 +165,7 @@ async fn status(admin: &mut AdminClient<Channel>) -> Result<(), Failure> {
         "cluster {} (answered by node {})",
         status.cluster_name, status.answered_by
     );
-    if let Some(group) = &status.failover_group {
+    for group in &status.failover_groups {
         let policy = match group.policy.as_str() {
             "automatic" => format!("automatic after {} ms", group.grace_ms),
             other => other.to_string(),
@@ -156,9 +174,11 @@ async fn status(admin: &mut AdminClient<Channel>) -> Result<(), Failure> {
             "" => group.state.clone(),
             to => format!("{} to {to}", group.state),
         };
+        let shards: Vec<String> = group.shards.iter().map(u64::to_string).collect();
         println!(
-            "failover group {}: epoch {}, primary {}, regions {}, {policy}, durability {}, {state}",
+            "failover group {} (shards {}): epoch {}, primary {}, regions {}, {policy}, durability {}, {state}",
             group.name,
+            shards.join(","),
             group.epoch,
             group.primary,
             group.regions.join(","),

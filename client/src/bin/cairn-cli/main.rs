@@ -81,8 +81,8 @@ struct Args {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
-    /// The command and its arguments, or `admin status|failover REGION
-    /// [force]|failovers|rpo|drill`.
+    /// The command and its arguments, or `admin status|failover [GROUP to]
+    /// REGION [force]|failovers|rpo|drill [GROUP]`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }

@@ -1,11 +1,12 @@
-//! Cairn's own commands for the failover group: `CAIRN.STATUS`,
+//! Cairn's own commands for the failover groups: `CAIRN.STATUS`,
 //! `CAIRN.FAILOVER`, `CAIRN.FAILOVERS` and `CAIRN.RPO`.
 //!
 //! They read and change the meta group (see [`crate::meta`] and
 //! [`crate::failover`]) from any node, and answer text in `INFO`'s
-//! `field:value` shape (one failover per line for `CAIRN.FAILOVERS`),
-//! naming regions as the topology does. A cluster of one region has no
-//! failover group, and says so.
+//! `field:value` shape (a block per failover group for `CAIRN.STATUS`, one
+//! failover per line for `CAIRN.FAILOVERS`), naming regions as the
+//! topology does. A cluster of one region has no failover group, and says
+//! so.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -18,7 +19,7 @@ use crate::config::Durability;
 use crate::error::Error;
 use crate::failover;
 use crate::keyspace::Rpo;
-use crate::meta::{Failover, FailoverGroup, Policy};
+use crate::meta::{Failover, FailoverGroup, Meta, Policy};
 use crate::node::Node;
 use crate::placement::RegionIndex;
 use crate::resp::frame::Frame;
@@ -36,12 +37,13 @@ pub static STATUS: Spec = Spec {
     categories: &["@admin", "@slow"],
     run: |shared, _: &mut Client, _| {
         in_group(shared, |node| async move {
-            let group = node
-                .read_meta()
-                .await?
-                .group
-                .ok_or_else(|| Error::Failover("the meta group holds no failover group yet".into()))?;
-            Ok(status(&node, &group))
+            let meta = node.read_meta().await?;
+            if meta.groups.is_empty() {
+                return Err(Error::Failover("the meta group holds no failover group yet".into()));
+            }
+            let mut blocks: Vec<String> = meta.groups.iter().map(|g| status(&node, g)).collect();
+            blocks.push(layout_line(&meta));
+            Ok(blocks.join("\n"))
         })
     },
 };
@@ -63,8 +65,8 @@ pub static FAILOVER: Spec = Spec {
         };
         let by = format!("client {} ({})", client.id(), client.entry.addr);
         Outcome::Later(Box::pin(async move {
-            let (to, forced) = target;
-            match failover::start(&node, to, forced, by).await {
+            let (group, to, forced) = target;
+            match failover::start(&node, &group, to, forced, by).await {
                 Ok((failover, to_epoch)) => Frame::bulk(describe(&node, &failover, to_epoch)),
                 Err(err) => error_frame(err),
             }
@@ -136,7 +138,7 @@ where
 
 /// `group TO region [FORCE]`: the target region and whether forced, or
 /// the error naming what is wrong (nothing is changed).
-fn parse_failover(node: &Node, args: &[Bytes]) -> Result<(RegionIndex, bool), Frame> {
+fn parse_failover(node: &Node, args: &[Bytes]) -> Result<(String, RegionIndex, bool), Frame> {
     let forced = match args.get(4).map(|a| a.to_ascii_uppercase()) {
         None => false,
         Some(word) if word == b"FORCE" && args.len() == 5 => true,
@@ -148,14 +150,14 @@ fn parse_failover(node: &Node, args: &[Bytes]) -> Result<(RegionIndex, bool), Fr
     let group = String::from_utf8_lossy(&args[1]);
     let region = String::from_utf8_lossy(&args[3]);
     let to = failover::target(node, &group, &region).map_err(error_frame)?;
-    Ok((to, forced))
+    Ok((group.into_owned(), to, forced))
 }
 
 fn region_name(node: &Node, region: RegionIndex) -> String {
     node.config().topology.region_name(region)
 }
 
-/// `CAIRN.STATUS`'s text.
+/// `CAIRN.STATUS`'s block for `group`.
 fn status(node: &Node, group: &FailoverGroup) -> String {
     let mut out = String::new();
     let regions: Vec<String> = group.regions.iter().map(|&r| region_name(node, r)).collect();
@@ -163,7 +165,9 @@ fn status(node: &Node, group: &FailoverGroup) -> String {
         Policy::Manual => "manual".to_string(),
         Policy::Automatic { grace_ms } => format!("automatic grace_ms={grace_ms}"),
     };
+    let shards: Vec<String> = group.shards.iter().map(u64::to_string).collect();
     let _ = writeln!(out, "failover_group:{}", group.name);
+    let _ = writeln!(out, "shards:{}", shards.join(","));
     let _ = writeln!(out, "epoch:{}", group.epoch);
     let _ = writeln!(out, "primary:{}", region_name(node, group.primary));
     let _ = writeln!(out, "regions:{}", regions.join(","));
@@ -174,15 +178,6 @@ fn status(node: &Node, group: &FailoverGroup) -> String {
     };
     let _ = writeln!(out, "durability:{durability}");
     let _ = writeln!(out, "primary_silent_ms:{}", now_ms().saturating_sub(group.renewed_ms));
-    match &node.meta_view().borrow().layout {
-        Some(layout) => {
-            let (shards, regions, nodes) = (layout.slots.len(), layout.regions.len(), layout.nodes.len());
-            let _ = writeln!(out, "layout:recorded shards={shards} regions={regions} nodes={nodes}");
-        }
-        None => {
-            let _ = writeln!(out, "layout:unrecorded");
-        }
-    }
     match &group.failing {
         None => {
             let _ = writeln!(out, "state:serving");
@@ -201,11 +196,23 @@ fn status(node: &Node, group: &FailoverGroup) -> String {
     out
 }
 
+/// Whether the meta group recorded the cluster's layout, and its size.
+fn layout_line(meta: &Meta) -> String {
+    match &meta.layout {
+        Some(layout) => {
+            let (shards, regions, nodes) = (layout.slots.len(), layout.regions.len(), layout.nodes.len());
+            format!("layout:recorded shards={shards} regions={regions} nodes={nodes}\n")
+        }
+        None => "layout:unrecorded\n".into(),
+    }
+}
+
 /// One failover on one line, with the epoch it switched to.
 fn describe(node: &Node, f: &Failover, to_epoch: Option<u64>) -> String {
     let kind = f.kind();
     let mut line = format!(
-        "epoch:{}->{} from:{} to:{} kind:{kind} by:{} started_ms:{} rto_ms:{}",
+        "group:{} epoch:{}->{} from:{} to:{} kind:{kind} by:{} started_ms:{} rto_ms:{}",
+        f.group,
         f.from_epoch,
         to_epoch.map_or_else(|| "?".to_string(), |e| e.to_string()),
         region_name(node, f.from),
@@ -216,7 +223,8 @@ fn describe(node: &Node, f: &Failover, to_epoch: Option<u64>) -> String {
     );
     if let Some(why) = &f.aborted {
         line = format!(
-            "epoch:{} from:{} to:{} kind:{kind} started_ms:{} aborted:{}",
+            "group:{} epoch:{} from:{} to:{} kind:{kind} started_ms:{} aborted:{}",
+            f.group,
             f.from_epoch,
             region_name(node, f.from),
             region_name(node, f.to),
@@ -225,7 +233,11 @@ fn describe(node: &Node, f: &Failover, to_epoch: Option<u64>) -> String {
         );
         return line;
     }
-    let handover: Vec<String> = f.handover.iter().map(u64::to_string).collect();
+    let handover: Vec<String> = f
+        .handover
+        .iter()
+        .map(|(shard, gseq)| format!("{shard}={gseq}"))
+        .collect();
     let _ = write!(line, " handover:{}", handover.join(","));
     let lost = match f.lost() {
         (lost, 0) => lost.to_string(),

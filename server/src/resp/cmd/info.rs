@@ -176,16 +176,19 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
         }
         if node.has_meta_group() {
             let meta = node.meta_view().borrow().clone();
-            let group = node.failover_group();
-            let lost: u64 = meta.history.iter().map(|f| f.lost().0).sum();
-            let _ = write!(
-                out,
-                "cairn_failover:epoch={},primary={},lease={},failovers={},lost_records={lost}\r\n",
-                group.epoch,
-                node.config().topology.region_name(group.primary),
-                u8::from(node.lease().holds()),
-                meta.history.iter().filter(|f| f.aborted.is_none()).count(),
-            );
+            for group in node.failover_groups() {
+                let history = meta.history.iter().filter(|f| f.group == group.name);
+                let switched = history.clone().filter(|f| f.aborted.is_none()).count();
+                let lost: u64 = history.map(|f| f.lost().0).sum();
+                let _ = write!(
+                    out,
+                    "cairn_failover_{}:epoch={},primary={},lease={},failovers={switched},lost_records={lost}\r\n",
+                    group.name,
+                    group.epoch,
+                    node.config().topology.region_name(group.primary),
+                    u8::from(node.lease(&group.name).is_some_and(|l| l.holds())),
+                );
+            }
         }
         for shard in node.shards() {
             let metrics = shard.metrics();
