@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 use cairn_server::config::{
-    AuthOptions, ClientLimits, Durability, FailoverOptions, LinkLatency, NodeFile, RaftOptions, ReadOnlyOptions,
-    RegionRole, StorageOptions, Topology, XlogOptions,
+    AuthOptions, ClientLimits, Durability, FailoverGroupSpec, FailoverOptions, LinkLatency, NodeFile, RaftOptions,
+    ReadOnlyOptions, RegionRole, StorageOptions, Topology, XlogOptions,
 };
 use cairn_server::dev::{self, Shape};
 use nix::sys::signal::{Signal, kill};
@@ -55,14 +55,16 @@ pub struct Cluster {
 const DEV_PORT: u16 = 10_000;
 
 /// The shape of a run's cluster.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Layout {
     /// Regions, zones per region, a witness node or not, shards.
     pub shape: Shape,
     /// When writes are acknowledged.
     pub durability: Durability,
-    /// When the failover group fails over by itself.
+    /// When the failover groups fail over by themselves.
     pub failover: FailoverOptions,
+    /// The failover groups of some shards (the rest make `default`).
+    pub failover_groups: Vec<FailoverGroupSpec>,
 }
 
 impl Layout {
@@ -84,6 +86,8 @@ impl Cluster {
         // run's addresses.
         let mut topology = dev::topology(DEV_PORT, layout.shape, layout.durability, layout.failover)?;
         topology.cluster_name = "jepsen".into();
+        topology.failover_groups = layout.failover_groups.clone();
+        topology.validate(Path::new("(--failover-group)"))?;
         for node in &mut topology.nodes {
             let (grpc, resp, ro) = match net {
                 Net::Loopback => (free_port()?, free_port()?, free_port()?),

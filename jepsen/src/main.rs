@@ -11,7 +11,7 @@ use cairn_jepsen::region::Discarded;
 use cairn_jepsen::run::{Bug, RunOptions, run};
 use cairn_jepsen::workload::{Via, Workload};
 use cairn_jepsen::{checker, history};
-use cairn_server::config::{Durability, FailoverOptions, FailoverPolicy};
+use cairn_server::config::{Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy};
 use cairn_server::dev::Shape;
 use clap::{Parser, Subcommand};
 
@@ -70,6 +70,10 @@ enum Command {
         /// Shards.
         #[arg(long, default_value_t = 4)]
         shards: u16,
+        /// A failover group of some shards, as NAME:SHARDS[:PRIMARY] (e.g.
+        /// `orders:1,3:region2`); repeatable. The rest make `default`.
+        #[arg(long = "failover-group", value_name = "NAME:SHARDS[:PRIMARY]")]
+        failover_groups: Vec<FailoverGroupSpec>,
         /// Concurrent clients.
         #[arg(long, default_value_t = 10)]
         clients: usize,
@@ -134,6 +138,7 @@ async fn real_main() -> anyhow::Result<bool> {
             durability,
             failover_grace_ms,
             shards,
+            failover_groups,
             clients,
             seed,
             out,
@@ -178,6 +183,7 @@ async fn real_main() -> anyhow::Result<bool> {
                     policy: FailoverPolicy::Automatic,
                     grace_ms: failover_grace_ms,
                 },
+                failover_groups,
             };
             let via = via.unwrap_or(workload.default_via());
             anyhow::ensure!(

@@ -12,11 +12,13 @@
 //! same majority with five nodes); and a bridge, two halves that meet only
 //! through one node. Clients keep reaching every node.
 //!
-//! With several regions: the whole primary region killed (it returns at
-//! heal time, as an old primary that must report what it discarded), cut
-//! off from everyone or from the secondaries only, the witness cut off,
-//! and planned or forced failovers to the next data region. The cluster
-//! fails over by itself once the primary has been silent for its grace.
+//! With several regions: the whole primary region (the first failover
+//! group's) killed (it returns at heal time, as an old primary that must
+//! report what it discarded), cut off from everyone or from the
+//! secondaries only, the witness cut off, and planned or forced failovers
+//! of a failover group picked at random to its next data region. The
+//! cluster fails over by itself once a group's primary has been silent for
+//! its grace.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -83,10 +85,11 @@ pub enum Fault {
     RegionPartitionSecondary,
     /// The witness cut off from every data region.
     WitnessLost,
-    /// A planned failover to the next data region (`CAIRN.FAILOVER`).
+    /// A planned failover of a failover group to its next data region
+    /// (`CAIRN.FAILOVER`).
     Failover,
-    /// A forced failover to the next data region (`CAIRN.FAILOVER …
-    /// FORCE`) while the primary still runs.
+    /// A forced failover of a failover group to its next data region
+    /// (`CAIRN.FAILOVER … FORCE`) while its primary still runs.
     FailoverForce,
 }
 
@@ -222,16 +225,18 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
         let data_resp: Vec<SocketAddr> = cluster.data_nodes().iter().map(|&id| cluster.resp(id)).collect();
         (ids, resp, data_resp, cluster.data_regions())
     };
-    let primary = if fault.needs_regions() {
-        Some(region::primary(&data_resp).await?)
-    } else {
-        None
+    let groups = match fault.needs_regions() {
+        true => region::groups(&data_resp).await?,
+        false => Vec::new(),
     };
-    if let (Fault::Failover | Fault::FailoverForce, Some(primary)) = (fault, &primary) {
-        let at = regions.iter().position(|r| r == primary).unwrap_or(0);
+    // The region faults hit the first group's primary.
+    let primary = groups.first().map(|g| g.primary.clone());
+    if let Fault::Failover | Fault::FailoverForce = fault {
+        let group = groups.choose(rng).expect("CAIRN.STATUS names a group");
+        let at = regions.iter().position(|r| *r == group.primary).unwrap_or(0);
         let to = &regions[(at + 1) % regions.len()];
         let forced = fault == Fault::FailoverForce;
-        let done = region::failover(&data_resp, to, forced).await?;
+        let done = region::failover(&data_resp, &group.name, to, forced).await?;
         return Ok(format!("{}: {done}", fault.name()));
     }
     let leader = if fault == Fault::PartitionLeader {

@@ -123,11 +123,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     workload::final_reads(options.workload, &ctx).await?;
     let (switches, discarded) = if options.layout.shape.regions > 1 {
         let switches = region::switches(&resp, REPORT_PATIENCE).await?;
+        let groups = region::groups(&resp).await?;
         let files: Vec<PathBuf> = {
             let cluster = cluster.lock().expect("cluster lock");
             cluster.ids().iter().map(|&id| cluster.lost_writes_file(id)).collect()
         };
-        let discarded = region::discarded(&files, &switches, started);
+        let discarded = region::discarded(&files, &switches, &groups, started);
         (switches, discarded)
     } else {
         (Vec::new(), Discarded::default())
