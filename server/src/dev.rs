@@ -327,12 +327,20 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     if let Some(ro) = first.ro_addr {
         println!("read-only listener:  {ro} (and every node's ro)");
     }
-    if !topology.regions.is_empty() {
+    if !topology.regions.is_empty() && topology.failover_groups.is_empty() {
         let primary = &topology.region_specs()[usize::from(topology.primary_region())];
         println!(
             "primary region: {} (every node's resp port reads and writes through it)",
             primary.name
         );
+    }
+    if !topology.failover_groups.is_empty() {
+        println!("failover groups (every node's resp port reads and writes through each one's primary):");
+        for group in topology.failover_groups() {
+            let shards: Vec<String> = group.shards.iter().map(u64::to_string).collect();
+            let primary = topology.region_name(group.primary);
+            println!("  {}: shards {}, primary {primary}", group.name, shards.join(","));
+        }
     }
     if topology.durability == Durability::Witness {
         println!("durability: witness (a write is answered once the witness holds it too)");

@@ -332,7 +332,7 @@ impl Meta {
             | MetaOp::Switch { group, .. }
             | MetaOp::Abort { group, .. } => group,
         };
-        let begun = &mut self.begun;
+        let (begun, layout) = (&mut self.begun, self.layout.as_ref());
         let Some(group) = self.groups.iter_mut().find(|g| g.name == *named) else {
             return Some(match self.groups.is_empty() {
                 true => "the meta group holds no failover group yet".into(),
@@ -343,8 +343,9 @@ impl Meta {
             MetaOp::Renew { region, epoch, .. } => {
                 if *region != group.primary || *epoch != group.epoch {
                     return Some(format!(
-                        "the lease of epoch {} is held by region {}",
-                        group.epoch, group.primary
+                        "the lease of epoch {} is held by {}",
+                        group.epoch,
+                        region_named(layout, group.primary)
                     ));
                 }
                 if group.failing.is_some() {
@@ -354,14 +355,22 @@ impl Meta {
                 return None;
             }
             MetaOp::Begin { to, forced, by, .. } => {
+                let region = region_named(layout, *to);
                 if let Some(failing) = &group.failing {
-                    return Some(format!("a failover to region {} is already under way", failing.to));
+                    return Some(format!(
+                        "a failover of group {} to {} is already under way",
+                        group.name,
+                        region_named(layout, failing.to)
+                    ));
                 }
                 if !group.regions.contains(to) {
-                    return Some(format!("region {to} holds no data of failover group {}", group.name));
+                    return Some(format!("{region} holds no data of failover group {}", group.name));
                 }
                 if *to == group.primary {
-                    return Some(format!("region {to} is already the primary"));
+                    return Some(format!(
+                        "{region} is already the primary of failover group {}",
+                        group.name
+                    ));
                 }
                 *begun = (*begun).max(group.epoch) + 1;
                 group.failing = Some(Failing {
@@ -459,6 +468,15 @@ impl Meta {
     fn trim_history(&mut self) {
         let excess = self.history.len().saturating_sub(HISTORY);
         self.history.drain(..excess);
+    }
+}
+
+/// Region `region` as a message names it: `region 'NAME'` once the
+/// layout is recorded.
+fn region_named(layout: Option<&Layout>, region: RegionIndex) -> String {
+    match layout.and_then(|l| l.regions.get(usize::from(region))) {
+        Some((name, _)) => format!("region '{name}'"),
+        None => format!("region {region}"),
     }
 }
 
@@ -562,7 +580,8 @@ mod tests {
         assert!(meta.apply(&begin(0, false), 10).is_some(), "already primary");
         assert!(meta.apply(&begin(2, false), 10).is_some(), "not a data region");
         assert_eq!(meta.apply(&begin(1, false), 10), None);
-        assert!(meta.apply(&begin(1, false), 11).is_some(), "one at a time");
+        let again = meta.apply(&begin(1, false), 11).unwrap_or_default();
+        assert_eq!(again, "a failover of group default to region 1 is already under way");
         let handover = [(0, 7), (1, 9)];
         assert!(
             meta.apply(&switch("default", 2, &handover), 20).is_some(),
