@@ -20,7 +20,7 @@
 //! - **Circuit breakers.** One per node: a dead node is skipped after a few
 //!   failures and probed again later.
 //! - **Regions.** In a cluster of several regions,
-//!   [`Client::read_write`] follows the failover group's primary region
+//!   [`Client::read_write`] follows each failover group's primary region
 //!   across failovers, and [`Client::read_only`] reads the replicas of the
 //!   client's own region within a staleness bound.
 //! - **Consistency per call.** [`Consistency::Linearizable`] (default),

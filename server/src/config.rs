@@ -76,7 +76,7 @@ impl Durability {
     }
 }
 
-/// `[failover]`: when the failover group fails over without a human.
+/// `[failover]`: when a failover group fails over without a human.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailoverOptions {

@@ -64,7 +64,7 @@ pub struct DevOptions {
     pub witness: bool,
     /// When a write is acknowledged, for a new cluster.
     pub durability: Option<Durability>,
-    /// When the failover group fails over by itself, for a new cluster.
+    /// When the failover groups fail over by themselves, for a new cluster.
     pub failover: FailoverOptions,
     /// Number of shards.
     pub shards: Option<u16>,

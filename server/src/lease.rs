@@ -40,7 +40,7 @@ pub const TICK: Duration = Duration::from_millis(200);
 /// How often a node of the primary region renews its lease.
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
-/// This node's primary lease.
+/// This node's primary lease of one failover group.
 #[derive(Debug, Default)]
 pub struct Lease {
     /// The epoch it is for, and when it runs out.

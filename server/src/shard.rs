@@ -31,8 +31,8 @@
 //! failover then discarded).
 //!
 //! In a cluster of several regions a client's write or linearizable read
-//! is taken only while the node holds the primary lease
-//! ([`crate::lease`]; else [`Error::NoLease`]), and a group a failover
+//! is taken only while the node holds the primary lease of the shard's
+//! failover group ([`crate::lease`]; else [`Error::NoLease`]), and a group a failover
 //! sealed refuses them ([`Error::NotServing`]: the seal is an entry of the
 //! group's log, so a write applied after it is refused at apply, and a read
 //! linearized after it sees it). Both mean nothing was done, and the
@@ -109,8 +109,9 @@ pub struct WritePolicy {
     /// The witness region, when a client write must wait for it
     /// (`durability = "witness"`).
     pub witness: Option<RegionIndex>,
-    /// The node's primary lease, in a cluster of several regions: client
-    /// writes and linearizable reads are taken only while it holds.
+    /// The node's primary lease of the shard's failover group, in a
+    /// cluster of several regions: client writes and linearizable reads
+    /// are taken only while it holds.
     pub lease: Option<Arc<Lease>>,
 }
 

@@ -34,7 +34,7 @@ static DOCS: &[Doc] = &[
     doc("auth", "Authenticate to the server", "1.0.0", "connection"),
     doc(
         "cairn.failover",
-        "Move the failover group's primary to another region (FORCE: without the old primary)",
+        "Move a failover group's primary to another region (FORCE: without the old primary)",
         "cairn",
         "cairn",
     ),
@@ -52,7 +52,7 @@ static DOCS: &[Doc] = &[
     ),
     doc(
         "cairn.status",
-        "The failover group: epoch, primary, policy and state",
+        "The failover groups: shards, epoch, primary, policy and state",
         "cairn",
         "cairn",
     ),

@@ -17,10 +17,11 @@
 //! (`cairn_xlog<n>`: shipped and acknowledged gseq, and the lag in records,
 //! bytes and milliseconds); on the witness, a line per shard
 //! (`cairn_witness<n>`: the oldest and newest gseq it holds). In a
-//! cluster of several regions, `cairn_failover` says which region is
-//! primary in which epoch as the node last heard, whether this node holds
-//! the primary lease, and the failovers and records lost so far (from the
-//! reports of old primaries that came back).
+//! cluster of several regions, a `cairn_failover_<group>` line per
+//! failover group says which region is its primary in which epoch as the
+//! node last heard, whether this node holds its primary lease, and its
+//! failovers and records lost so far (from the reports of old primaries
+//! that came back).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
