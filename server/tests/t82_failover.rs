@@ -11,7 +11,8 @@
 //! opening the target and recording the switch is finished by the next;
 //! and one given up after opening the target leaves the cluster writing
 //! and shipping as before, and the next failover loses nothing; and a
-//! failover group of some shards fails over without the others.
+//! failover group of some shards fails over without the others, asked or
+//! when its primary region dies (writes to the others never stop).
 
 mod fixtures;
 
@@ -627,4 +628,77 @@ fn t91_failover_groups_of_some_shards_fail_over_on_their_own() {
     let groups: Vec<String> = history.lines().map(|l| field(l, "group")).collect();
     assert_eq!(groups, ["orders", "default", "orders"], "{history}");
     assert!(history.lines().all(|l| field(l, "lost_records") == "0"), "{history}");
+}
+
+/// The shard of `key` in a cluster of 4 shards (4096 slots each), as
+/// `CLUSTER KEYSLOT` through `addr` places it.
+fn shard_of(addr: SocketAddr, key: &str) -> u64 {
+    match Resp::connect(addr).cmd(&["CLUSTER", "KEYSLOT", key]) {
+        Value::Int(slot) => slot as u64 / 4096,
+        other => panic!("CLUSTER KEYSLOT answered {other:?}"),
+    }
+}
+
+#[test]
+fn t92_a_region_lost_moves_only_the_groups_whose_primary_it_was() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(7);
+    let shape = [
+        "--shards",
+        "4",
+        "--durability",
+        "witness",
+        "--failover-grace-ms",
+        "3000",
+        "--failover-group",
+        "orders:1,3:region2",
+    ];
+    let (dev, _) = start_dev("cairn-server", dir.path(), base, &shape);
+    let _processes = Processes {
+        dev,
+        restarted: Vec::new(),
+    };
+    let (rw, _) = listeners(base, 1);
+    write_keys(rw, 0..100);
+    let (orders, default): (Vec<u32>, Vec<u32>) = (100..300).partition(|&i| shard_of(rw, &format!("key-{i}")) % 2 == 1);
+
+    // region2, orders' primary, dies whole.
+    for node in 4..=6 {
+        kill(dir.path(), node);
+    }
+    let killed = Instant::now();
+    // default's writes go on at once: each is answered OK the first time.
+    let mut client = Resp::connect(rw);
+    let mut slowest = Duration::ZERO;
+    for &i in &default[..50] {
+        let sent = Instant::now();
+        let answer = client.cmd(&["SET", &format!("key-{i}"), &format!("value-{i}")]);
+        assert_eq!(answer, Value::Simple("OK".into()), "key-{i} of default");
+        slowest = slowest.max(sent.elapsed());
+    }
+    println!("default: 50 writes after region2 died, the slowest answered in {slowest:?}");
+    // orders' writes go on once it failed over by itself.
+    let first = orders[0];
+    write_keys(rw, first..first + 1);
+    println!(
+        "orders: writes went on {:?} after region2 died (grace 3000 ms)",
+        killed.elapsed()
+    );
+    let history = until_ok(rw, &["CAIRN.FAILOVERS"]).text().unwrap();
+    println!("{history}");
+    assert_eq!(history.lines().count(), 1, "only orders failed over: {history}");
+    assert_eq!(
+        (field(&history, "group"), field(&history, "kind"), field(&history, "to")),
+        ("orders".into(), "automatic".into(), "region1".into())
+    );
+    let default_status = group_status(rw, "default");
+    assert_eq!(
+        (field(&default_status, "primary"), field(&default_status, "epoch")),
+        ("region1".into(), "1".into())
+    );
+    assert_keys(rw, 0..100);
+    for &i in default[..50].iter().chain(&orders[..1]) {
+        assert_keys(rw, i..i + 1);
+    }
 }
