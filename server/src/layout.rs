@@ -22,7 +22,6 @@ use std::fmt::Display;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy, RegionRole, Topology};
-use crate::meta::Policy;
 use cairn_proto::slot::SlotMap;
 
 /// One node's place in the cluster.
@@ -79,26 +78,7 @@ impl Layout {
                 .collect(),
             durability: topology.durability,
             failover: topology.failover,
-            failover_groups: topology
-                .failover_groups()
-                .into_iter()
-                .map(|g| FailoverGroupSpec {
-                    name: g.name,
-                    shards: g.shards,
-                    primary: Some(topology.region_name(g.primary)),
-                    durability: Some(g.durability),
-                    failover: Some(match g.policy {
-                        Policy::Manual => FailoverOptions {
-                            policy: FailoverPolicy::Manual,
-                            ..FailoverOptions::default()
-                        },
-                        Policy::Automatic { grace_ms } => FailoverOptions {
-                            policy: FailoverPolicy::Automatic,
-                            grace_ms,
-                        },
-                    }),
-                })
-                .collect(),
+            failover_groups: topology.failover_group_specs(),
         }
     }
 

@@ -314,14 +314,9 @@ impl Meta {
                 return None;
             }
             MetaOp::ReportLost { epoch, shard, records } => {
-                let group = self.group_of(*shard).map(|g| g.name.clone()).unwrap_or_default();
-                let switched = self
-                    .history
-                    .iter_mut()
-                    .find(|f| f.group == group && f.from_epoch == *epoch && f.aborted.is_none());
-                return match switched {
-                    Some(failover) => {
-                        failover.lost.insert(*shard, *records);
+                return match self.ended_at(*shard, *epoch) {
+                    Some(at) => {
+                        self.history[at].lost.insert(*shard, *records);
                         None
                     }
                     None => Some(format!("no failover ended epoch {epoch}")),
@@ -428,7 +423,7 @@ impl Meta {
 
     /// The failover group `shard` belongs to.
     pub fn group_of(&self, shard: u64) -> Option<&FailoverGroup> {
-        self.groups.iter().find(|g| g.shards.contains(&shard))
+        group_of(&self.groups, shard)
     }
 
     /// Whether `epoch` was begun towards by a failover of `group` that
@@ -459,16 +454,26 @@ impl Meta {
     /// The failover of `shard`'s group that ended `epoch`, if the history
     /// still has it. (Every group starts in epoch 1.)
     pub fn ended(&self, shard: u64, epoch: u64) -> Option<&Failover> {
+        self.history.get(self.ended_at(shard, epoch)?)
+    }
+
+    /// Where in the history [`Meta::ended`] finds its failover.
+    fn ended_at(&self, shard: u64, epoch: u64) -> Option<usize> {
         let group = self.group_of(shard)?;
         self.history
             .iter()
-            .find(|f| f.group == group.name && f.from_epoch == epoch && f.aborted.is_none())
+            .position(|f| f.group == group.name && f.from_epoch == epoch && f.aborted.is_none())
     }
 
     fn trim_history(&mut self) {
         let excess = self.history.len().saturating_sub(HISTORY);
         self.history.drain(..excess);
     }
+}
+
+/// The failover group of `groups` that `shard` belongs to.
+pub fn group_of(groups: &[FailoverGroup], shard: u64) -> Option<&FailoverGroup> {
+    groups.iter().find(|g| g.shards.contains(&shard))
 }
 
 /// Region `region` as a message names it: `region 'NAME'` once the

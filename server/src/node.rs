@@ -33,7 +33,7 @@ use crate::config::{Durability, NodeConfig, PastBound, RaftOptions, ReadOnlyOpti
 use crate::error::{Error, Result};
 use crate::keyspace::{Read, Reply, Write, WriteOp};
 use crate::lease::Lease;
-use crate::meta::{FailoverGroup, META_GROUP, Meta, MetaAnswer, MetaOp};
+use crate::meta::{FailoverGroup, META_GROUP, Meta, MetaAnswer, MetaOp, group_of};
 use crate::placement::{RegionIndex, group_id, region_of_group, shard_of_group};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, Peers};
@@ -52,6 +52,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between attempts.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// Why a topology's failover group of a shard is always there: the
+/// shards none declares make `default` (see [`crate::placement`]).
+const EVERY_SHARD_GROUPED: &str = "every shard is in a failover group";
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +202,7 @@ impl Node {
             // A node belongs to one region, so its shard numbers name its
             // groups uniquely on its disk.
             let snapshots = dir.join("snapshots").join(format!("shard-{shard}"));
-            let failover_group = group_of(&initial_groups, shard);
+            let failover_group = group_of(&initial_groups, shard).expect(EVERY_SHARD_GROUPED);
             let stance = Stance {
                 epoch: 1,
                 serving: region == failover_group.primary,
@@ -320,7 +323,11 @@ impl Node {
         let view = self.view.borrow();
         match view.group_of(shard) {
             Some(group) => group.primary,
-            None => group_of(&self.initial_groups, shard).primary,
+            None => {
+                group_of(&self.initial_groups, shard)
+                    .expect(EVERY_SHARD_GROUPED)
+                    .primary
+            }
         }
     }
 
@@ -882,13 +889,4 @@ fn never_sent(status: &tonic::Status) -> bool {
         source = err.source();
     }
     status.message().contains("tcp connect error") || status.message().contains("Connection refused")
-}
-
-/// The failover group of `groups` that `shard` belongs to (every shard is
-/// in one: see [`crate::placement`]).
-fn group_of(groups: &[FailoverGroup], shard: u64) -> &FailoverGroup {
-    groups
-        .iter()
-        .find(|g| g.shards.contains(&shard))
-        .expect("every shard is in a failover group")
 }

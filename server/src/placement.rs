@@ -158,23 +158,50 @@ impl Topology {
         })
     }
 
-    /// The failover groups as the topology starts them, in epoch 1: those
-    /// `[[failover_groups]]` declares, then `default` with every shard
-    /// they leave out (if any). Each lists every data region, its primary
-    /// first.
+    /// The failover groups as the topology declares them, every setting
+    /// resolved: those `[[failover_groups]]` declares, each with its
+    /// primary, durability and policy (the topology's where it sets
+    /// none), then `default` with every shard they leave out (if any).
+    pub fn failover_group_specs(&self) -> Vec<FailoverGroupSpec> {
+        let primary = self.region_name(self.primary_region());
+        let resolved = |spec: &FailoverGroupSpec| FailoverGroupSpec {
+            name: spec.name.clone(),
+            shards: spec.shards.clone(),
+            primary: Some(spec.primary.clone().unwrap_or_else(|| primary.clone())),
+            durability: Some(spec.durability.unwrap_or(self.durability)),
+            failover: Some(spec.failover.unwrap_or(self.failover)),
+        };
+        let mut specs: Vec<FailoverGroupSpec> = self.failover_groups.iter().map(resolved).collect();
+        let named: Vec<u64> = specs.iter().flat_map(|g| g.shards.iter().copied()).collect();
+        let rest: Vec<u64> = (0..u64::from(self.shards)).filter(|s| !named.contains(s)).collect();
+        if !rest.is_empty() {
+            specs.push(resolved(&FailoverGroupSpec {
+                name: DEFAULT_GROUP.into(),
+                shards: rest,
+                primary: None,
+                durability: None,
+                failover: None,
+            }));
+        }
+        specs
+    }
+
+    /// The failover groups as the topology starts them, in epoch 1 (see
+    /// [`Topology::failover_group_specs`]). Each lists every data region,
+    /// its primary first.
     pub fn failover_groups(&self) -> Vec<FailoverGroup> {
         let specs = self.region_specs();
         let data: Vec<RegionIndex> = (0..specs.len() as RegionIndex)
             .filter(|&r| specs[usize::from(r)].role != RegionRole::Witness)
             .collect();
-        let group = |spec: &FailoverGroupSpec| {
+        let group = |spec: FailoverGroupSpec| {
             let primary = spec.primary.as_deref().and_then(|p| self.region_index(p));
             let primary = primary.unwrap_or(self.primary_region());
             let mut regions = data.clone();
             regions.sort_by_key(|&r| r != primary);
             let failover = spec.failover.unwrap_or(self.failover);
             FailoverGroup {
-                name: spec.name.clone(),
+                name: spec.name,
                 regions,
                 primary,
                 epoch: 1,
@@ -187,22 +214,10 @@ impl Topology {
                 durability: spec.durability.unwrap_or(self.durability),
                 failing: None,
                 renewed_ms: 0,
-                shards: spec.shards.clone(),
+                shards: spec.shards,
             }
         };
-        let mut groups: Vec<FailoverGroup> = self.failover_groups.iter().map(group).collect();
-        let named: Vec<u64> = groups.iter().flat_map(|g| g.shards.iter().copied()).collect();
-        let rest: Vec<u64> = (0..u64::from(self.shards)).filter(|s| !named.contains(s)).collect();
-        if !rest.is_empty() {
-            groups.push(group(&FailoverGroupSpec {
-                name: DEFAULT_GROUP.into(),
-                shards: rest,
-                primary: None,
-                durability: None,
-                failover: None,
-            }));
-        }
-        groups
+        self.failover_group_specs().into_iter().map(group).collect()
     }
 
     /// The node that should lead `shard`'s group in `region` when all are
