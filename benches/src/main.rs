@@ -17,6 +17,7 @@
 //! a table, or as JSON.
 
 mod compare;
+mod cost;
 mod etcd;
 mod grpc;
 mod half_peak;
@@ -149,6 +150,10 @@ struct ShardsArgs {
     /// Shard counts, in order; a cluster of each is started in turn.
     #[arg(long, value_delimiter = ',', default_value = "1,3,8")]
     counts: Vec<u16>,
+    /// When the nodes fsync their Raft logs, in order: a cluster of each
+    /// count is started for each.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "always")]
+    fsync: Vec<shards::Fsync>,
     /// Workloads run against each cluster, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "set")]
     workloads: Vec<Workload>,
@@ -272,6 +277,7 @@ async fn shards(args: ShardsArgs) -> anyhow::Result<()> {
     let load = args.shape.template().map_err(anyhow::Error::msg)?;
     shards::run(shards::Plan {
         counts: args.counts,
+        fsyncs: args.fsync,
         workloads: args.workloads,
         load,
         output: args.output,

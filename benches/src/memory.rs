@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::peers::{self, CairnDev};
 use crate::report::{Output, machine, today};
-use crate::resp::{Connection, Value};
+use crate::resp::Connection;
 use crate::runner::{self, Load, Target};
 use crate::workload::{KeyDistribution, Workload};
 
@@ -69,7 +69,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("cairn-bench-").tempdir()?;
     eprintln!("starting redis-server and cairn dev in {}", dir.path().display());
     let mut footprints = vec![redis(&plan, dir.path()).await?];
-    let dev = peers::cairn_dev(dir.path(), None).await?;
+    let dev = peers::cairn_dev(dir.path(), None, None).await?;
     footprints.extend(cairn(&plan, &dev).await?);
     let recovery = restart(&dev, dir.path()).await?;
     match plan.output {
@@ -168,10 +168,10 @@ async fn redis(plan: &Plan, dir: &Path) -> anyhow::Result<Footprint> {
 }
 
 async fn cairn(plan: &Plan, dev: &CairnDev) -> anyhow::Result<Vec<Footprint>> {
-    let nodes: Vec<u16> = (1..=3).collect();
+    let nodes: Vec<u16> = dev.nodes().collect();
     let mut before = Vec::new();
     for &node in &nodes {
-        before.push(rss(node_pid(dev, node)?)?);
+        before.push(rss(dev.node_pid(node)?)?);
     }
     let held_before = keys_held(dev, 1).await?;
     eprintln!("loading {} keys into cairn", plan.keys);
@@ -183,7 +183,7 @@ async fn cairn(plan: &Plan, dev: &CairnDev) -> anyhow::Result<Vec<Footprint>> {
     let mut footprints = Vec::new();
     for (&node, rss_before) in nodes.iter().zip(before) {
         wait_for_keys(dev, node, held_before + plan.keys).await?;
-        let rss_after = rss(node_pid(dev, node)?)?;
+        let rss_after = rss(dev.node_pid(node)?)?;
         footprints.push(Footprint {
             process: format!("cairn node {node}"),
             rss_before,
@@ -199,7 +199,7 @@ async fn cairn(plan: &Plan, dev: &CairnDev) -> anyhow::Result<Vec<Footprint>> {
 async fn restart(dev: &CairnDev, dir: &Path) -> anyhow::Result<Recovery> {
     let node = RESTARTED_NODE;
     let keys = keys_held(dev, node).await?;
-    let pid = node_pid(dev, node)?;
+    let pid = dev.node_pid(node)?;
     eprintln!("killing cairn node {node} (pid {pid}) holding {keys} keys, and starting it again");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -235,15 +235,6 @@ fn per_key(before: u64, after: u64, keys: u64) -> f64 {
     after.saturating_sub(before) as f64 / keys as f64
 }
 
-/// A dev node's pid, from the file it writes.
-fn node_pid(dev: &CairnDev, node: u16) -> anyhow::Result<u32> {
-    let path = dev.dir.join(format!("node{node}")).join("pid");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    text.trim()
-        .parse()
-        .with_context(|| format!("{}: not a pid: {text:?}", path.display()))
-}
-
 /// Whether any thread of `pid` is still running. A process's sockets close
 /// only when its last thread has exited, which for a large process comes
 /// well after its main thread shows as a zombie; until then its ports are
@@ -272,21 +263,10 @@ fn rss(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// A field of `INFO <section>`.
-async fn info_field(conn: &mut Connection, section: &str, field: &str) -> anyhow::Result<Option<String>> {
-    let reply = conn.call(&[b"INFO", section.as_bytes()]).await?;
-    let Value::Data(text) = reply else {
-        anyhow::bail!("INFO {section} answered {reply:?}");
-    };
-    let prefix = format!("{field}:");
-    Ok(String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix).map(str::to_string)))
-}
-
 /// Redis's `used_memory`.
 async fn used_memory(conn: &mut Connection) -> anyhow::Result<u64> {
-    let value = info_field(conn, "memory", "used_memory")
+    let value = conn
+        .info_field("memory", "used_memory")
         .await?
         .context("no used_memory")?;
     Ok(value.parse()?)
@@ -295,7 +275,7 @@ async fn used_memory(conn: &mut Connection) -> anyhow::Result<u64> {
 /// Keys held by a Cairn node's replicas (`INFO keyspace`).
 async fn keys_held(dev: &CairnDev, node: u16) -> anyhow::Result<u64> {
     let mut conn = Connection::open(dev.resp_addr(node)).await?;
-    let Some(db) = info_field(&mut conn, "keyspace", "db0").await? else {
+    let Some(db) = conn.info_field("keyspace", "db0").await? else {
         return Ok(0);
     };
     db.split(',')

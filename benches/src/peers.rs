@@ -243,12 +243,27 @@ impl CairnDev {
     pub fn resp_addr(&self, node: u16) -> SocketAddr {
         loopback(self.port + 10 * (node - 1))
     }
+
+    /// Its nodes' numbers (one region of 3 zones).
+    pub fn nodes(&self) -> std::ops::RangeInclusive<u16> {
+        1..=3
+    }
+
+    /// Node `node`'s pid, from the file it writes.
+    pub fn node_pid(&self, node: u16) -> anyhow::Result<u32> {
+        let path = self.dir.join(format!("node{node}")).join("pid");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("{}: not a pid: {text:?}", path.display()))
+    }
 }
 
-/// Starts a Cairn dev cluster (3 zones, fsync always) in `dir/cairn`, of
-/// `shards` shards (`None`: `dev`'s default), and waits until every node
-/// takes writes.
-pub async fn cairn_dev(dir: &Path, shards: Option<u16>) -> anyhow::Result<CairnDev> {
+/// Starts a Cairn dev cluster (3 zones) in `dir/cairn`, of `shards` shards
+/// (`None`: `dev`'s default) whose nodes fsync their logs as `fsync` says
+/// (`dev --fsync`; `None`: always), and waits until every node takes
+/// writes.
+pub async fn cairn_dev(dir: &Path, shards: Option<u16>, fsync: Option<&str>) -> anyhow::Result<CairnDev> {
     // `dev` uses the port and the 22 above it.
     let port = loop {
         let port = free_port()?;
@@ -269,6 +284,9 @@ pub async fn cairn_dev(dir: &Path, shards: Option<u16>) -> anyhow::Result<CairnD
     ];
     if let Some(shards) = shards {
         args.extend(["--shards".into(), shards.to_string()]);
+    }
+    if let Some(fsync) = fsync {
+        args.extend(["--fsync".into(), fsync.to_string()]);
     }
     let mut supervisor = start("cairn dev", &cairn_server()?, &args, &dir.join("cairn.log"))?;
     // Ready once every node takes a write: a SET through each.
@@ -291,7 +309,7 @@ pub async fn cairn_dev(dir: &Path, shards: Option<u16>) -> anyhow::Result<CairnD
 /// The Cairn cluster, as two peers: through the Redis protocol
 /// (cluster-aware) and through its gRPC API.
 pub async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
-    let dev = cairn_dev(dir, None).await?;
+    let dev = cairn_dev(dir, None, None).await?;
     let grpc = Peer {
         name: "cairn grpc (cairn-client)".into(),
         target: Target::Grpc {

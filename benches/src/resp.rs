@@ -85,6 +85,18 @@ impl Connection {
         self.read().await
     }
 
+    /// A field of `INFO <section>`, if the server has it.
+    pub async fn info_field(&mut self, section: &str, field: &str) -> anyhow::Result<Option<String>> {
+        let reply = self.call(&[b"INFO", section.as_bytes()]).await?;
+        let Value::Data(text) = reply else {
+            anyhow::bail!("INFO {section} answered {reply:?}");
+        };
+        let prefix = format!("{field}:");
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix).map(str::to_string)))
+    }
+
     /// Sends every operation in one write (`SET` with `value`); their
     /// replies are then read by [`Connection::replies`].
     pub async fn send(&mut self, ops: &[Op], value: &[u8]) -> std::io::Result<()> {

@@ -162,6 +162,27 @@ pub async fn load_key_space(load: &Load) -> anyhow::Result<()> {
 
 /// Runs the load and returns what was measured.
 pub async fn run(load: Load) -> anyhow::Result<Measured> {
+    start(load).await?.finish().await
+}
+
+/// What one connection measured: its latencies, operations and errors.
+type Tally = (Histogram<u64>, u64, u64);
+
+/// A load under way: warming up, then measured from `measure_from` to
+/// `end`, so that a caller can read other counters over the same window.
+pub struct Running {
+    /// When the measured window opens.
+    pub measure_from: Instant,
+    /// When it closes.
+    pub end: Instant,
+    duration: Duration,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>>,
+    progress: tokio::task::JoinHandle<()>,
+}
+
+/// Loads the key space if the workload reads, then starts the load's
+/// connections and returns at once.
+pub async fn start(load: Load) -> anyhow::Result<Running> {
     let value = Arc::new(vec![b'v'; load.value_size]);
     let shared = match &load.target {
         Target::Grpc { seed } => Some(grpc::connect(seed).await?),
@@ -203,18 +224,30 @@ pub async fn run(load: Load) -> anyhow::Result<Measured> {
             anyhow::Ok((histogram, ops, errors))
         }));
     }
-    let progress = tokio::spawn(progress(completed, end));
-    let mut total = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-    let (mut ops, mut errors) = (0, 0);
-    for task in tasks {
-        let (histogram, n, failed) = task.await??;
-        total.add(histogram)?;
-        ops += n;
-        errors += failed;
+    Ok(Running {
+        measure_from,
+        end,
+        duration: load.duration,
+        tasks,
+        progress: tokio::spawn(progress(completed, end)),
+    })
+}
+
+impl Running {
+    /// Waits for every connection to finish and returns what was measured.
+    pub async fn finish(self) -> anyhow::Result<Measured> {
+        let mut total = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+        let (mut ops, mut errors) = (0, 0);
+        for task in self.tasks {
+            let (histogram, n, failed) = task.await??;
+            total.add(histogram)?;
+            ops += n;
+            errors += failed;
+        }
+        self.progress.abort();
+        eprintln!();
+        Ok(Measured::new(&total, ops, errors, self.duration))
     }
-    progress.abort();
-    eprintln!();
-    Ok(Measured::new(&total, ops, errors, load.duration))
 }
 
 /// Prints operations per second on one line, every second, until `end`.

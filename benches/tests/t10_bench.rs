@@ -185,22 +185,66 @@ fn t30_memory_measures_every_process_and_a_restart() {
 fn t40_shards_runs_a_cluster_of_each_count_in_turn() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(BENCH)
-        .args(["shards", "--counts", "1,2", "--workloads", "set,get", "--keys", "200"])
-        .args(["-c", "2", "--warmup", "0", "--duration", "0.5", "--output", "json"])
+        .args([
+            "shards",
+            "--counts",
+            "1,2",
+            "--fsync",
+            "always,never",
+            "--workloads",
+            "set,get",
+        ])
+        .args([
+            "--keys",
+            "200",
+            "-c",
+            "2",
+            "--warmup",
+            "0",
+            "--duration",
+            "0.5",
+            "--output",
+            "json",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "cairn-bench shards: {stderr}");
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let runs: Vec<(u64, &str)> = rows
+    let runs: Vec<(u64, &str, &str)> = rows
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["shards"].as_u64().unwrap(), r["workload"].as_str().unwrap()))
+        .map(|r| {
+            let text = |field: &str| r[field].as_str().unwrap();
+            (r["shards"].as_u64().unwrap(), text("fsync"), text("workload"))
+        })
         .collect();
-    assert_eq!(runs, [(1, "set"), (1, "get"), (2, "set"), (2, "get")]);
+    let each = |shards| {
+        [
+            (shards, "always", "set"),
+            (shards, "always", "get"),
+            (shards, "never", "set"),
+            (shards, "never", "get"),
+        ]
+    };
+    assert_eq!(runs, [each(1), each(2)].concat());
     for row in rows.as_array().unwrap() {
-        assert_clean(row, &format!("{} on {} shards", row["workload"], row["shards"]));
+        let what = format!(
+            "{} on {} shards, fsync {}",
+            row["workload"], row["shards"], row["fsync"]
+        );
+        assert_clean(row, &what);
+        // What the writes cost the nodes: CPU, and with fsync always, the
+        // fsyncs that covered them; with fsync never, none.
+        if row["workload"] == "set" {
+            assert!(row["cpu_us_per_op"].as_f64().unwrap() > 0.0, "{what}: {row}");
+            let per_fsync = &row["ops_per_fsync"];
+            match row["fsync"].as_str().unwrap() {
+                "always" => assert!(per_fsync.as_f64().unwrap() > 0.0, "{what}: {row}"),
+                _ => assert!(per_fsync.is_null(), "{what}: {row}"),
+            }
+        }
     }
     let left = Command::new("pgrep").args(["-f", "cairn-bench-"]).output().unwrap();
     assert!(left.stdout.is_empty(), "{}", String::from_utf8_lossy(&left.stdout));

@@ -32,8 +32,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::config::{
-    AuthOptions, ClientLimits, DEFAULT_SHARDS, Durability, FailoverGroupSpec, FailoverOptions, LinkLatency, NodeFile,
-    NodeSpec, RaftOptions, ReadOnlyOptions, RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
+    AuthOptions, ClientLimits, DEFAULT_SHARDS, Durability, FailoverGroupSpec, FailoverOptions, Fsync, LinkLatency,
+    NodeFile, NodeSpec, RaftOptions, ReadOnlyOptions, RegionRole, RegionSpec, StorageOptions, Topology, XlogOptions,
 };
 use crate::error::{Error, Result};
 
@@ -64,6 +64,8 @@ pub struct DevOptions {
     pub witness: bool,
     /// When a write is acknowledged, for a new cluster.
     pub durability: Option<Durability>,
+    /// When each node fsyncs its Raft log, for a new cluster.
+    pub fsync: Option<Fsync>,
     /// When the failover groups fail over by themselves, for a new cluster.
     pub failover: FailoverOptions,
     /// Number of shards.
@@ -220,6 +222,7 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             || options.shards.is_some_and(|s| s != shape.shards)
             || options.port.is_some_and(|p| p != existing.nodes[0].resp_addr.port())
             || options.durability.is_some_and(|d| d != existing.durability)
+            || options.fsync.is_some()
             || options.requirepass.is_some()
             || !options.link_latency.is_none()
             || !options.failover_groups.is_empty();
@@ -227,8 +230,8 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             return Err(Error::Config(format!(
                 "{} already holds a cluster of {shape}, first port {}; \
                  run without those flags to resume it (a password is changed in each \
-                 node.toml's [auth] section, or with ACL SETUSER, a latency in its \
-                 [link_latency] section, failover groups in topology.toml, before the cluster \
+                 node.toml's [auth] section, or with ACL SETUSER, fsync in its [storage] \
+                 section, a latency in its [link_latency] section, failover groups in topology.toml, before the cluster \
                  first starts), or use another --dir",
                 dir.display(),
                 existing.nodes[0].resp_addr.port()
@@ -270,7 +273,9 @@ pub fn prepare(options: &DevOptions) -> Result<Topology> {
             topology: PathBuf::from("../topology.toml"),
             data_dir: PathBuf::from("."),
             raft: RaftOptions::default(),
-            storage: StorageOptions::default(),
+            storage: StorageOptions {
+                fsync: options.fsync.unwrap_or_default(),
+            },
             clients: ClientLimits::default(),
             auth: AuthOptions {
                 requirepass: options.requirepass.clone(),
@@ -344,6 +349,9 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     }
     if topology.durability == Durability::Witness {
         println!("durability: witness (a write is answered once the witness holds it too)");
+    }
+    if options.fsync == Some(Fsync::Never) {
+        println!("fsync: never (a write survives the loss of a minority of nodes, not a power loss of a majority)");
     }
     if let Some(warning) = topology.fragile_meta_group() {
         println!("note: {warning}");

@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_server::config::{Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy, LinkLatency, NodeConfig};
+use cairn_server::config::{
+    Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy, Fsync, LinkLatency, NodeConfig,
+};
 use cairn_server::dev::{self, DevOptions};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -59,6 +61,12 @@ enum Command {
         /// region's zones) or `witness` (also the witness) [default: zone].
         #[arg(long, value_parser = parse_durability)]
         durability: Option<Durability>,
+        /// When each node fsyncs its Raft log: `always` (before a write is
+        /// acknowledged) or `never` (a write survives the loss of a
+        /// minority of nodes, not a power loss of a majority) [default:
+        /// always].
+        #[arg(long, value_parser = parse_fsync)]
+        fsync: Option<Fsync>,
         /// Fail over only when asked (`CAIRN.FAILOVER`), never by itself.
         #[arg(long)]
         manual_failover: bool,
@@ -95,6 +103,15 @@ fn parse_durability(text: &str) -> Result<Durability, String> {
         "zone" => Ok(Durability::Zone),
         "witness" => Ok(Durability::Witness),
         other => Err(format!("{other:?} is not a durability: use zone or witness")),
+    }
+}
+
+/// Reads `--fsync`.
+fn parse_fsync(text: &str) -> Result<Fsync, String> {
+    match text {
+        "always" => Ok(Fsync::Always),
+        "never" => Ok(Fsync::Never),
+        other => Err(format!("{other:?} is not an fsync policy: use always or never")),
     }
 }
 
@@ -136,6 +153,7 @@ async fn main() -> ExitCode {
                 zones,
                 witness,
                 durability,
+                fsync,
                 manual_failover,
                 failover_grace_ms,
                 shards,
@@ -153,6 +171,7 @@ async fn main() -> ExitCode {
                 zones,
                 witness,
                 durability,
+                fsync,
                 failover: FailoverOptions {
                     policy: match manual_failover {
                         true => FailoverPolicy::Manual,

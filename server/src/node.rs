@@ -144,6 +144,8 @@ pub struct Node {
     replicas: BTreeMap<GroupId, Vec<NodeId>>,
     peers: Peers,
     storage: Arc<dyn Storage>,
+    /// The store's committer thread (its sync count is in `INFO`).
+    commit: GroupCommit,
     /// The `default` user as this node's config describes it, until the
     /// replicated users table has one.
     default_user: Arc<User>,
@@ -275,6 +277,7 @@ impl Node {
             replicas,
             peers,
             storage,
+            commit,
             default_user,
             fetched_users: RwLock::default(),
             witness,
@@ -290,6 +293,12 @@ impl Node {
     /// The node's configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// Fsyncs of the store since the node started, each covering every
+    /// write waiting on one.
+    pub fn log_fsyncs(&self) -> u64 {
+        self.commit.syncs()
     }
 
     /// The slot map.

@@ -116,6 +116,13 @@ fn t11_commands_answer_like_redis() {
     ] {
         assert!(info.contains(field), "{field} missing from {info}");
     }
+    // Writes were acknowledged, so the log was fsynced at least once.
+    let fsyncs: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("cairn_raft_log_fsyncs:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no cairn_raft_log_fsyncs in {info}"));
+    assert!(fsyncs > 0, "{info}");
     assert_eq!(a.cmd(&["QUIT"]), Value::Simple("OK".into()));
     assert!(a.try_cmd(&["PING"]).is_err(), "QUIT closes the connection");
 }

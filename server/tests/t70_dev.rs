@@ -72,6 +72,8 @@ fn t70_dev_cluster_starts_stops_and_resumes() {
     );
     let stderr = dev_refusal(dir.path(), &["--regions", "1"]);
     assert!(stderr.contains("already holds a cluster of 2 regions"), "{stderr}");
+    let stderr = dev_refusal(dir.path(), &["--fsync", "never"]);
+    assert!(stderr.contains("fsync in its [storage] section"), "{stderr}");
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -177,6 +179,10 @@ fn t72_dev_refuses_a_shape_that_cannot_keep_a_majority() {
     for (args, reason) in [
         (["--zones", "2"], "has 2 zones"),
         (["--regions", "0"], "--regions must be between 1 and 9, got 0"),
+        (
+            ["--fsync", "sometimes"],
+            "\"sometimes\" is not an fsync policy: use always or never",
+        ),
     ] {
         let stderr = dev_refusal(&dir.path().join("cluster"), &args);
         assert!(stderr.contains(reason), "{args:?}: {stderr}");

@@ -146,7 +146,9 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             out,
             "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n\
              rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{started}\r\nrdb_last_bgsave_status:ok\r\n\
-             aof_enabled:0\r\naof_rewrite_in_progress:0\r\ncairn_raft_log_fsync:{fsync}\r\n\r\n",
+             aof_enabled:0\r\naof_rewrite_in_progress:0\r\ncairn_raft_log_fsync:{fsync}\r\n\
+             cairn_raft_log_fsyncs:{}\r\n\r\n",
+            node.log_fsyncs(),
         );
     }
     if show("stats") {
