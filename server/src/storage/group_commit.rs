@@ -10,13 +10,13 @@
 //!
 //! Writes to many groups arrive one group's batch at a time, so a sync
 //! started at the first arrival covers few of them: about five writes per
-//! fsync with 8 shards under 50 connections, each fsync costing some
-//! 100 µs of CPU and a handful of thread wake-ups on a virtual disk. So
-//! once a sync has covered more than one completion (writers are
-//! concurrent), the next waits up to [`LINGER`] for more before it starts:
-//! three times as many writes per fsync, and some 7 % more SETs per second
-//! on 2 cores (`cairn-bench shards --counts 8`, BENCHMARKS.md). A lone
-//! writer, whose syncs each cover one completion, never waits.
+//! fsync with 8 shards under 50 connections, and every fsync costs CPU
+//! and thread wake-ups of its own. So once a sync has covered more than
+//! one completion (writers are concurrent), the next waits up to
+//! [`LINGER`] for more before it starts: three times as many writes per
+//! fsync, and some 7 % more SETs per second on 2 cores (`cairn-bench
+//! shards --counts 8`, BENCHMARKS.md). A lone writer, whose syncs each
+//! cover one completion, never waits.
 //!
 //! # Correctness
 //!
