@@ -12,9 +12,9 @@
 //! same majority with five nodes); and a bridge, two halves that meet only
 //! through one node. Clients keep reaching every node.
 //!
-//! With several regions: the whole primary region (the first failover
-//! group's) killed (it returns at heal time, as an old primary that must
-//! report what it discarded), cut off from everyone or from the
+//! With several regions: the primary region of a failover group picked at
+//! random killed (it returns at heal time, as an old primary that must
+//! report what it discarded), or cut off from everyone or from the
 //! secondaries only, the witness cut off, and planned or forced failovers
 //! of a failover group picked at random to its next data region. The
 //! cluster fails over by itself once a group's primary has been silent for
@@ -229,8 +229,8 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
         true => region::groups(&data_resp).await?,
         false => Vec::new(),
     };
-    // The region faults hit the first group's primary.
-    let primary = groups.first().map(|g| g.primary.clone());
+    // The region faults hit the primary of a group picked at random.
+    let primary = groups.choose(rng).map(|g| (g.primary.clone(), g.name.clone()));
     if let Fault::Failover | Fault::FailoverForce = fault {
         let group = groups.choose(rng).expect("CAIRN.STATUS names a group");
         let at = regions.iter().position(|r| *r == group.primary).unwrap_or(0);
@@ -363,15 +363,15 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
             format!("{name}: {left:?} <-> {bridge} <-> {right:?}")
         }
         Fault::RegionKill => {
-            let region = primary.expect("looked up above");
+            let (region, group) = primary.expect("looked up above");
             let members = cluster.nodes_in(&region);
             for &id in &members {
                 cluster.kill(id);
             }
-            format!("kill region {region} (nodes {members:?})")
+            format!("kill region {region}, primary of {group} (nodes {members:?})")
         }
         Fault::RegionPartition | Fault::RegionPartitionSecondary => {
-            let region = primary.expect("looked up above");
+            let (region, group) = primary.expect("looked up above");
             let members = cluster.nodes_in(&region);
             let others = if fault == Fault::RegionPartition {
                 ids.clone()
@@ -380,7 +380,7 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, fault: Fault, rng: &mut StdRng) -
             };
             let others: Vec<u64> = others.into_iter().filter(|id| !members.contains(id)).collect();
             cluster.net.cut(&members, &others)?;
-            format!("{name}: region {region} {members:?} | {others:?}")
+            format!("{name}: region {region}, primary of {group}, {members:?} | {others:?}")
         }
         Fault::WitnessLost => {
             let witness = cluster.witness().expect("a cluster of several regions has a witness");
