@@ -153,7 +153,7 @@ struct ShardsArgs {
     /// When the nodes fsync their Raft logs, in order: a cluster of each
     /// count is started for each.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "always")]
-    fsync: Vec<shards::Fsync>,
+    fsync: Vec<peers::Fsync>,
     /// Workloads run against each cluster, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "set")]
     workloads: Vec<Workload>,

@@ -259,11 +259,31 @@ impl CairnDev {
     }
 }
 
+/// When a dev cluster's nodes fsync their Raft logs (`cairn-server dev
+/// --fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Before a write is acknowledged (the default).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Fsync {
+    /// The policy as `dev --fsync` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Never => "never",
+        }
+    }
+}
+
 /// Starts a Cairn dev cluster (3 zones) in `dir/cairn`, of `shards` shards
 /// (`None`: `dev`'s default) whose nodes fsync their logs as `fsync` says
-/// (`dev --fsync`; `None`: always), and waits until every node takes
-/// writes.
-pub async fn cairn_dev(dir: &Path, shards: Option<u16>, fsync: Option<&str>) -> anyhow::Result<CairnDev> {
+/// (`None`: always), and waits until every node takes writes.
+pub async fn cairn_dev(dir: &Path, shards: Option<u16>, fsync: Option<Fsync>) -> anyhow::Result<CairnDev> {
     // `dev` uses the port and the 22 above it.
     let port = loop {
         let port = free_port()?;
@@ -286,7 +306,7 @@ pub async fn cairn_dev(dir: &Path, shards: Option<u16>, fsync: Option<&str>) -> 
         args.extend(["--shards".into(), shards.to_string()]);
     }
     if let Some(fsync) = fsync {
-        args.extend(["--fsync".into(), fsync.to_string()]);
+        args.extend(["--fsync".into(), fsync.name().to_string()]);
     }
     let mut supervisor = start("cairn dev", &cairn_server()?, &args, &dir.join("cairn.log"))?;
     // Ready once every node takes a write: a SET through each.

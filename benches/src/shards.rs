@@ -19,7 +19,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cost::{Cost, Counters};
-use crate::peers;
+use crate::peers::{self, Fsync};
 use crate::report::{Measured, Output, machine, today};
 use crate::resp::SlotMap;
 use crate::runner::{self, Load, Target};
@@ -49,25 +49,6 @@ struct Row {
     measured: Measured,
     #[serde(flatten)]
     cost: Cost,
-}
-
-/// When the nodes fsync their Raft logs (`cairn-server dev --fsync`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Fsync {
-    /// Before a write is acknowledged (the default).
-    Always,
-    /// Never.
-    Never,
-}
-
-impl Fsync {
-    fn name(self) -> &'static str {
-        match self {
-            Fsync::Always => "always",
-            Fsync::Never => "never",
-        }
-    }
 }
 
 /// Runs the load against a cluster of each shard count in turn.
@@ -120,7 +101,7 @@ async fn run_cluster(plan: &Plan, shards: u16, fsync: Fsync) -> anyhow::Result<V
         fsync.name(),
         dir.path().display()
     );
-    let dev = peers::cairn_dev(dir.path(), Some(shards), Some(fsync.name())).await?;
+    let dev = peers::cairn_dev(dir.path(), Some(shards), Some(fsync)).await?;
     // The load is measured against what was asked for, or not at all.
     let served = SlotMap::fetch(dev.resp_addr(1)).await?.ranges();
     anyhow::ensure!(
