@@ -90,10 +90,12 @@ fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Completion>, syncs
         batch.extend(pending.try_iter());
         concurrent = batch.len() > 1;
         let result = match storage.upgrade() {
-            Some(storage) => storage.sync().map_err(|e| e.to_string()),
+            Some(storage) => {
+                syncs.fetch_add(1, Ordering::Relaxed);
+                storage.sync().map_err(|e| e.to_string())
+            }
             None => Err("the store is closed".into()),
         };
-        syncs.fetch_add(1, Ordering::Relaxed);
         for done in batch {
             done(result.clone());
         }
