@@ -18,8 +18,8 @@
 //! BENCHMARKS.md). A lone writer, whose syncs each cover one completion,
 //! never waits. The wait is a sleep, not a wait on the queue: a thread
 //! waiting on the queue is woken by every completion that arrives, and on
-//! a virtual machine each wake-up costs more than the sync it feeds
-//! (context switches per write from 2.8 to 2.0, and 8 % more SETs/s).
+//! a virtual machine every wake-up leaves the guest (context switches per
+//! write from 2.8 to 2.0, and 8 % more SETs/s).
 //!
 //! # Correctness
 //!
