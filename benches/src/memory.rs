@@ -27,6 +27,8 @@ use crate::workload::{KeyDistribution, Workload};
 
 /// The node that is killed and restarted.
 const RESTARTED_NODE: u16 = 2;
+/// How long the killed node may take to exit and free its ports.
+const KILL_SETTLES: Duration = Duration::from_secs(10);
 /// How long a node may take to hold every key (after loading, or after its
 /// restart) before the run gives up.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -205,9 +207,15 @@ async fn restart(dev: &CairnDev, dir: &Path) -> anyhow::Result<Recovery> {
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
     );
+    let deadline = Instant::now() + KILL_SETTLES;
     while is_running(pid) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "cairn node {node} (pid {pid}) outlived SIGKILL by {KILL_SETTLES:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    wait_until_free(&dev.listen_addrs(node), deadline).await?;
     let config = dev.dir.join(format!("node{node}")).join("node.toml");
     let args = ["--config".to_string(), config.display().to_string()];
     let started_at = Instant::now();
@@ -249,6 +257,24 @@ fn is_running(pid: u32) -> bool {
             .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
             .unwrap_or(false)
     })
+}
+
+/// Waits until every one of `addrs` can be bound again (or `deadline`
+/// passes). Once the killed process is gone its listeners are closed, yet
+/// now and then one of its ports was still taken when the new process
+/// bound it a moment later ("Address already in use"). The restart's clock
+/// starts after this wait, so the wait does not count in it.
+async fn wait_until_free(addrs: &[std::net::SocketAddr], deadline: Instant) -> anyhow::Result<()> {
+    for addr in addrs {
+        while let Err(err) = std::net::TcpListener::bind(addr) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{addr} still taken {KILL_SETTLES:?} after the node was killed: {err}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Resident memory of `pid` in bytes (`VmRSS`).

@@ -244,6 +244,13 @@ impl CairnDev {
         loopback(self.port + 10 * (node - 1))
     }
 
+    /// Every address node `node` listens on: its RESP port, the read-only
+    /// listener's just above it, and gRPC's two above.
+    pub fn listen_addrs(&self, node: u16) -> [SocketAddr; 3] {
+        let resp = self.resp_addr(node).port();
+        [resp, resp + 1, resp + 2].map(loopback)
+    }
+
     /// Its nodes' numbers (one region of 3 zones).
     pub fn nodes(&self) -> std::ops::RangeInclusive<u16> {
         1..=3
