@@ -7,8 +7,8 @@ use cairn_proto::admin::StatusRequest;
 use cairn_proto::admin::admin_client::AdminClient;
 use cairn_proto::kv::kv_client::KvClient;
 use cairn_proto::kv::{
-    CompareAndSetRequest, Consistency, DeleteRequest, ExpireRequest, GetRequest, IncrRequest, MGetRequest, ReadOptions,
-    SetCondition, SetRequest, TtlRequest, WriteSession,
+    BatchOp, BatchRequest, CompareAndSetRequest, Consistency, DeleteRequest, ExpireRequest, GetRequest, IncrRequest,
+    MGetRequest, ReadOptions, SetCondition, SetRequest, TtlRequest, WriteSession, batch_op, batch_result,
 };
 use cairn_server::config::RaftOptions;
 use fixtures::Cluster;
@@ -235,6 +235,93 @@ async fn t15_kv_and_admin_over_grpc() {
         not_leader.metadata().get("cairn-leader").unwrap().to_str().unwrap(),
         leader.to_string()
     );
+
+    // A batch: operations on every shard in one call, each answered on its
+    // own and in the request's order.
+    let op = |op| BatchOp { op: Some(op) };
+    let keys: Vec<String> = (0..8).map(|i| format!("bt:{i}")).collect();
+    let mut ops: Vec<BatchOp> = keys
+        .iter()
+        .map(|key| {
+            op(batch_op::Op::Set(SetRequest {
+                key: key.clone().into(),
+                value: format!("v-{key}").into(),
+                ..Default::default()
+            }))
+        })
+        .collect();
+    ops.push(op(batch_op::Op::Incr(IncrRequest {
+        key: "bt:n".into(),
+        delta: 5,
+        session: None,
+    })));
+    ops.push(BatchOp { op: None });
+    ops.push(op(batch_op::Op::Delete(DeleteRequest {
+        keys: vec!["bt:none".into()],
+        session: None,
+    })));
+    let results = two.batch(BatchRequest { ops }).await.unwrap().into_inner().results;
+    let results: Vec<batch_result::Result> = results.into_iter().map(|r| r.result.unwrap()).collect();
+    assert_eq!(results.len(), 11);
+    for result in &results[..8] {
+        assert!(
+            matches!(result, batch_result::Result::Set(r) if r.applied),
+            "{result:?}"
+        );
+    }
+    assert!(matches!(&results[8], batch_result::Result::Incr(r) if r.value == 5));
+    assert!(
+        matches!(&results[9], batch_result::Result::Failed(f)
+            if f.code == i32::from(tonic::Code::InvalidArgument) && f.message.contains("names no operation")),
+        "{:?}",
+        results[9]
+    );
+    assert!(matches!(&results[10], batch_result::Result::Delete(r) if r.deleted == 0));
+    let gets = keys
+        .iter()
+        .map(|key| {
+            op(batch_op::Op::Get(GetRequest {
+                key: key.clone().into(),
+                ..Default::default()
+            }))
+        })
+        .collect();
+    let results = one
+        .batch(BatchRequest { ops: gets })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    for (key, result) in keys.iter().zip(results) {
+        match result.result.unwrap() {
+            batch_result::Result::Get(r) => assert_eq!(r.value.as_deref(), Some(format!("v-{key}").as_bytes())),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    // Asked not to forward, a node that does not lead names the leader, per
+    // operation.
+    let mut direct = tonic::Request::new(BatchRequest {
+        ops: vec![op(batch_op::Op::Get(GetRequest {
+            key: "g:1".into(),
+            ..Default::default()
+        }))],
+    });
+    direct.metadata_mut().insert("cairn-route", "direct".parse().unwrap());
+    let mut results = KvClient::connect(addr(leader % 3 + 1))
+        .await
+        .unwrap()
+        .batch(direct)
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    match results.pop().unwrap().result.unwrap() {
+        batch_result::Result::Failed(failed) => {
+            assert_eq!(failed.code, i32::from(tonic::Code::Unavailable));
+            assert_eq!(failed.leader, Some(leader));
+        }
+        other => panic!("a node that does not lead answered {other:?}"),
+    }
 
     let status = admin.status(StatusRequest {}).await.unwrap().into_inner();
     assert_eq!(status.answered_by, 3);

@@ -8,6 +8,13 @@
 //! when it may (see [`Node::read`]). A caller that routes by leader itself
 //! sends `cairn-route: direct` and gets `UNAVAILABLE` with a `cairn-leader`
 //! hint instead of a forwarded answer when it picked the wrong node.
+//!
+//! A `Batch` call carries operations on keys of any shards and runs them as
+//! that many calls in flight at once would run, each with the batch's
+//! routing: one HTTP/2 exchange instead of one per operation, which is most
+//! of a small call's cost. Each operation succeeds or fails on its own, with
+//! the status its own call would have ended with (a `cairn-leader` hint
+//! included).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +22,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_proto::kv::kv_server::Kv;
 use cairn_proto::kv::{
-    CompareAndSetReply, CompareAndSetRequest, Consistency as ProtoConsistency, DeleteReply, DeleteRequest, ExpireReply,
-    ExpireRequest, GetReply, GetRequest, IncrReply, IncrRequest, MGetReply, MGetRequest, OptionalValue, ReadOptions,
-    ReplyHeader, SetCondition as ProtoCondition, SetReply, SetRequest, TtlReply, TtlRequest, WriteSession,
+    BatchOp, BatchReply, BatchRequest, BatchResult, CompareAndSetReply, CompareAndSetRequest,
+    Consistency as ProtoConsistency, DeleteReply, DeleteRequest, ExpireReply, ExpireRequest, GetReply, GetRequest,
+    IncrReply, IncrRequest, MGetReply, MGetRequest, OpStatus, OptionalValue, ReadOptions, ReplyHeader,
+    SetCondition as ProtoCondition, SetReply, SetRequest, TtlReply, TtlRequest, WriteSession, batch_op, batch_result,
 };
 use tonic::{Request, Response, Status};
 
-use super::{ROUTE_METADATA, status};
+use super::{LEADER_METADATA, ROUTE_METADATA, status};
 use crate::keyspace::{ExpireCondition, KvError, Read, Reply, SetCondition, Write, WriteOp};
 use crate::node::{Consistency, Node};
 use crate::sessions::SessionTag;
@@ -85,6 +93,57 @@ impl KvService {
             .await
             .map_err(status)?;
         Ok((header(shard, &answer), answer.reply))
+    }
+
+    /// Runs one operation of a batch as a call of its own.
+    async fn batch_op(&self, op: BatchOp, direct: bool) -> BatchResult {
+        use batch_op::Op;
+        use batch_result::Result as Done;
+        let Some(op) = op.op else {
+            return BatchResult {
+                result: Some(Done::Failed(op_status(&Status::invalid_argument(
+                    "batch operation names no operation",
+                )))),
+            };
+        };
+        let result = match op {
+            Op::Get(m) => self.get(call(m, direct)).await.map(|r| Done::Get(r.into_inner())),
+            Op::Set(m) => self.set(call(m, direct)).await.map(|r| Done::Set(r.into_inner())),
+            Op::Delete(m) => self.delete(call(m, direct)).await.map(|r| Done::Delete(r.into_inner())),
+            Op::Incr(m) => self.incr(call(m, direct)).await.map(|r| Done::Incr(r.into_inner())),
+            Op::CompareAndSet(m) => self
+                .compare_and_set(call(m, direct))
+                .await
+                .map(|r| Done::CompareAndSet(r.into_inner())),
+            Op::Expire(m) => self.expire(call(m, direct)).await.map(|r| Done::Expire(r.into_inner())),
+            Op::Ttl(m) => self.ttl(call(m, direct)).await.map(|r| Done::Ttl(r.into_inner())),
+        };
+        BatchResult {
+            result: Some(result.unwrap_or_else(|status| Done::Failed(op_status(&status)))),
+        }
+    }
+}
+
+/// A request of one batch operation, routed as the batch was.
+fn call<T>(message: T, direct: bool) -> Request<T> {
+    let mut request = Request::new(message);
+    if direct {
+        request
+            .metadata_mut()
+            .insert(ROUTE_METADATA, "direct".parse().expect("ascii"));
+    }
+    request
+}
+
+/// The status a batch operation failed with, as data.
+fn op_status(status: &Status) -> OpStatus {
+    OpStatus {
+        code: status.code().into(),
+        message: status.message().to_string(),
+        leader: status
+            .metadata()
+            .get(LEADER_METADATA)
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
     }
 }
 
@@ -334,6 +393,14 @@ impl Kv for KvService {
             })),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn batch(&self, request: Request<BatchRequest>) -> Result<Response<BatchReply>, Status> {
+        let direct = direct(&request);
+        let BatchRequest { ops } = request.into_inner();
+        let runs = ops.into_iter().map(|op| self.batch_op(op, direct));
+        let results = futures::future::join_all(runs).await;
+        Ok(Response::new(BatchReply { results }))
     }
 }
 
