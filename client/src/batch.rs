@@ -1,18 +1,35 @@
-//! Typed batches: many operations sent together, each routed to its own
-//! shard and all in flight at once.
+//! Typed batches: many operations sent together, one `Batch` call per
+//! node, all nodes at once.
 //!
 //! A batch is a convenience for throughput, not a transaction: operations
-//! on different shards are independent, each is retried and applied
-//! exactly once on its own, and each has its own outcome.
+//! run concurrently, as that many calls in flight at once would, each is
+//! applied exactly once and each has its own outcome. What it saves is a
+//! call per operation (an HTTP/2 exchange each way), which is most of a
+//! small operation's cost.
+//!
+//! Each round routes every unanswered operation as a call of its own would
+//! be routed (to its shard's leader when it needs one, see
+//! [`crate::client`]) and sends each node its share. An operation that
+//! failed in a way a call would retry (the node did not lead, could not be
+//! reached, its outcome is unknown) goes into the next round: at once when
+//! a node named the new leader, else after a backoff pause, until the
+//! handle's deadline. A write keeps its session tag through every attempt,
+//! so it is applied once however often it is sent.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cairn_proto::kv;
+use cairn_proto::kv::kv_client::KvClient;
+use cairn_proto::kv::{batch_op, batch_result};
 
-use crate::client::Client;
-use crate::error::Result;
+use crate::client::{Client, check_key, request, ttl_ms};
+use crate::error::{Error, Result};
+use crate::metrics::Count;
 use crate::options::SetOptions;
 use crate::reply::{CasOutcome, Reply, Ttl};
+use crate::session::Ticket;
 
 /// One operation of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,28 +121,261 @@ impl Batch {
 }
 
 impl Client {
-    /// Runs every operation of `batch` concurrently; outcomes come back in
-    /// the batch's order, each with its own result.
+    /// Runs every operation of `batch`: one call per node, all at once;
+    /// outcomes come back in the batch's order, each with its own result.
     pub async fn batch(&self, batch: &Batch) -> Vec<Result<Reply<Outcome>>> {
-        let calls = batch.ops.iter().cloned().map(|op| self.run(op));
-        futures::future::join_all(calls).await
+        let started = Instant::now();
+        let deadline = started + self.options.deadline;
+        let mut outcomes: Vec<Option<Result<Reply<Outcome>>>> = batch.ops.iter().map(|_| None).collect();
+        // Tickets are held until the batch ends: every attempt of a write
+        // carries the same tag.
+        let mut tickets: Vec<Ticket> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        for (position, op) in batch.ops.iter().enumerate() {
+            match self.batch_message(op) {
+                Ok((key, mut op)) => {
+                    let write = match session_of(&mut op) {
+                        Some(session) => {
+                            let ticket = self.inner.session.begin();
+                            *session = Some(ticket.tag());
+                            tickets.push(ticket);
+                            true
+                        }
+                        None => false,
+                    };
+                    pending.push(Pending {
+                        position,
+                        key,
+                        op: kv::BatchOp { op: Some(op) },
+                        needs_leader: write || self.options.consistency.needs_leader(),
+                        last: None,
+                    });
+                }
+                Err(err) => outcomes[position] = Some(Err(err)),
+            }
+        }
+        let mut rounds = 0u32;
+        let mut backoffs = 0u32;
+        while !pending.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                for op in pending.drain(..) {
+                    outcomes[op.position] = Some(Err(Error::Timeout {
+                        attempts: rounds,
+                        elapsed: started.elapsed(),
+                        last: Box::new(op.last.unwrap_or_else(|| Error::Internal("no attempt was made".into()))),
+                    }));
+                }
+                break;
+            }
+            let (retry, at_once) = self
+                .batch_round(std::mem::take(&mut pending), left, &mut outcomes)
+                .await;
+            rounds += 1;
+            pending = retry;
+            if !pending.is_empty() && !at_once {
+                tokio::time::sleep(self.inner.settings.backoff.pause(backoffs).min(left)).await;
+                backoffs += 1;
+            }
+        }
+        drop(tickets);
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| Err(Error::Internal("operation left without an outcome".into()))))
+            .collect()
     }
 
-    async fn run(&self, op: Op) -> Result<Reply<Outcome>> {
-        fn wrap<T>(reply: Result<Reply<T>>, outcome: fn(T) -> Outcome) -> Result<Reply<Outcome>> {
-            reply.map(|r| Reply {
-                value: outcome(r.value),
-                header: r.header,
-            })
+    /// Sends `ops` in one call per node, each within `left`; fills in
+    /// the outcome of each operation that is done. Returns the operations
+    /// to send again, and whether that may be at once (every one of them
+    /// failed on a node that named its shard's leader).
+    async fn batch_round(
+        &self,
+        ops: Vec<Pending>,
+        left: Duration,
+        outcomes: &mut [Option<Result<Reply<Outcome>>>],
+    ) -> (Vec<Pending>, bool) {
+        let inner = &self.inner;
+        let mut retry = Vec::new();
+        let mut at_once = true;
+        let mut by_node: BTreeMap<(u64, bool), Vec<(u64, Pending)>> = BTreeMap::new();
+        for mut op in ops {
+            let shard = inner.topology.read().expect("topology lock").shard_of_key(&op.key);
+            match inner.route(shard, op.needs_leader, self.local_reads) {
+                Some(target) => by_node.entry(target).or_default().push((shard, op)),
+                None => {
+                    op.last = Some(Error::Unavailable {
+                        node: 0,
+                        detail: "every node's circuit breaker is open".into(),
+                    });
+                    retry.push(op);
+                    at_once = false;
+                }
+            }
         }
-        match op {
-            Op::Get(key) => wrap(self.get(key).await, Outcome::Value),
-            Op::Set(key, value, options) => wrap(self.set_with(key, value, options).await, Outcome::Done),
-            Op::Delete(key) => wrap(self.delete(key).await, Outcome::Done),
-            Op::Incr(key, delta) => wrap(self.incr(key, delta).await, Outcome::Counter),
-            Op::CompareAndSet(key, expected, new) => wrap(self.compare_and_set(key, expected, new).await, Outcome::Cas),
-            Op::Expire(key, ttl) => wrap(self.expire(key, ttl).await, Outcome::Done),
-            Op::Ttl(key) => wrap(self.ttl(key).await, Outcome::Ttl),
+        let timeout = inner.settings.attempt_timeout.min(left);
+        let calls = by_node.into_iter().map(|((node, direct), ops)| async move {
+            let message = kv::BatchRequest {
+                ops: ops.iter().map(|(_, op)| op.op.clone()).collect(),
+            };
+            inner.counters.bump(Count::Attempt);
+            let sent = async {
+                let mut kv = KvClient::new(inner.channel(node)?);
+                let reply = kv.batch(request(message, direct, timeout)).await;
+                reply.map_err(|status| Error::from_status(&status, node, ops[0].0))
+            };
+            let reply = match tokio::time::timeout(timeout, sent).await {
+                Ok(Ok(reply)) if reply.get_ref().results.len() == ops.len() => Ok(reply.into_inner().results),
+                Ok(Ok(reply)) => Err(Error::Internal(format!(
+                    "node {node} answered a batch of {} operations with {} results",
+                    ops.len(),
+                    reply.get_ref().results.len()
+                ))),
+                Ok(Err(err)) => Err(err),
+                Err(_) => Err(Error::AttemptTimeout { node, after: timeout }),
+            };
+            (node, direct, ops, reply)
+        });
+        for (node, direct, ops, reply) in futures::future::join_all(calls).await {
+            let results = match reply {
+                Ok(results) => {
+                    inner.breaker(node).success();
+                    results
+                }
+                Err(err) => {
+                    inner.note_node(node, &err);
+                    for (shard, mut op) in ops {
+                        inner.note_shard(node, shard, &err);
+                        if err.is_retryable() {
+                            op.last = Some(err.clone());
+                            retry.push(op);
+                            at_once = false;
+                        } else {
+                            outcomes[op.position] = Some(Err(err.clone()));
+                        }
+                    }
+                    continue;
+                }
+            };
+            for ((shard, mut op), result) in ops.into_iter().zip(results) {
+                match outcome(result, node, shard) {
+                    Ok(reply) => {
+                        if op.needs_leader && !direct {
+                            inner.note_forwarded(shard, Some(reply.header.served_by).filter(|&n| n != 0));
+                        }
+                        outcomes[op.position] = Some(Ok(reply));
+                    }
+                    Err(err) if err.is_retryable() => {
+                        at_once &= inner.note_shard(node, shard, &err);
+                        op.last = Some(err);
+                        retry.push(op);
+                    }
+                    Err(err) => outcomes[op.position] = Some(Err(err)),
+                }
+            }
         }
+        (retry, at_once)
     }
+
+    /// The message of one operation (a write not tagged yet), and its key.
+    fn batch_message(&self, op: &Op) -> Result<(Bytes, batch_op::Op)> {
+        use batch_op::Op as Wire;
+        let read = Some(self.options.consistency.to_proto());
+        let message = match op.clone() {
+            Op::Get(key) => Wire::Get(kv::GetRequest { key, read }),
+            Op::Ttl(key) => Wire::Ttl(kv::TtlRequest { key, read }),
+            Op::Set(key, value, options) => Wire::Set(Client::set_message(key, value, options)?),
+            Op::Delete(key) => Wire::Delete(kv::DeleteRequest {
+                keys: vec![key],
+                session: None,
+            }),
+            Op::Incr(key, delta) => Wire::Incr(kv::IncrRequest {
+                key,
+                delta,
+                session: None,
+            }),
+            Op::CompareAndSet(key, expected, new_value) => Wire::CompareAndSet(kv::CompareAndSetRequest {
+                key,
+                expected,
+                new_value,
+                session: None,
+            }),
+            Op::Expire(key, ttl) => Wire::Expire(kv::ExpireRequest {
+                key,
+                ttl_ms: ttl_ms(ttl),
+                session: None,
+            }),
+        };
+        let key = match op {
+            Op::Get(key)
+            | Op::Set(key, ..)
+            | Op::Delete(key)
+            | Op::Incr(key, _)
+            | Op::CompareAndSet(key, ..)
+            | Op::Expire(key, _)
+            | Op::Ttl(key) => key.clone(),
+        };
+        check_key(&key)?;
+        Ok((key, message))
+    }
+}
+
+/// Where a write's session tag goes; `None` for a read.
+fn session_of(op: &mut batch_op::Op) -> Option<&mut Option<kv::WriteSession>> {
+    use batch_op::Op as Wire;
+    match op {
+        Wire::Set(m) => Some(&mut m.session),
+        Wire::Delete(m) => Some(&mut m.session),
+        Wire::Incr(m) => Some(&mut m.session),
+        Wire::CompareAndSet(m) => Some(&mut m.session),
+        Wire::Expire(m) => Some(&mut m.session),
+        Wire::Get(_) | Wire::Ttl(_) => None,
+    }
+}
+
+/// An operation still to be answered.
+struct Pending {
+    /// Its place in the batch.
+    position: usize,
+    key: Bytes,
+    op: kv::BatchOp,
+    /// Whether only its shard's leader may answer it.
+    needs_leader: bool,
+    /// Why its last attempt failed.
+    last: Option<Error>,
+}
+
+/// The outcome one result of a `Batch` call stands for.
+fn outcome(result: kv::BatchResult, node: u64, shard: u64) -> Result<Reply<Outcome>> {
+    use batch_result::Result as Wire;
+    let (value, header) = match result.result {
+        Some(Wire::Get(r)) => (Outcome::Value(r.value), r.header),
+        Some(Wire::Set(r)) => (Outcome::Done(r.applied), r.header),
+        Some(Wire::Delete(r)) => (Outcome::Done(r.deleted > 0), r.header),
+        Some(Wire::Incr(r)) => (Outcome::Counter(r.value), r.header),
+        Some(Wire::CompareAndSet(r)) => (
+            Outcome::Cas(CasOutcome {
+                swapped: r.swapped,
+                current: r.current,
+            }),
+            r.header,
+        ),
+        Some(Wire::Expire(r)) => (Outcome::Done(r.applied), r.header),
+        Some(Wire::Ttl(r)) => (Outcome::Ttl(Ttl::from_ms(r.ttl_ms)), r.header),
+        Some(Wire::Failed(failed)) => {
+            let mut status = tonic::Status::new(tonic::Code::from(failed.code), failed.message);
+            if let Some(leader) = failed.leader {
+                status.metadata_mut().insert(
+                    crate::error::LEADER_METADATA,
+                    leader.to_string().parse().expect("digits are ascii"),
+                );
+            }
+            return Err(Error::from_status(&status, node, shard));
+        }
+        None => return Err(Error::Internal("a batch result with no outcome".into())),
+    };
+    Ok(Reply {
+        value,
+        header: header.into(),
+    })
 }

@@ -101,11 +101,53 @@ impl Inner {
         self.pool.channel(node, &addr)
     }
 
+    /// Learns the leader of `shard` from a forwarded answer, which names
+    /// the node that served it.
+    pub(crate) fn note_forwarded(&self, shard: u64, served_by: Option<u64>) {
+        if let Some(leader) = served_by {
+            self.topology
+                .write()
+                .expect("topology lock")
+                .set_leader(shard, Some(leader));
+        }
+    }
+
+    /// Counts a failed attempt on `node` against the node's breaker, or
+    /// for it when the node itself answered.
+    pub(crate) fn note_node(&self, node: u64, err: &Error) {
+        if !err.is_node_failure() {
+            self.breaker(node).success();
+        } else if self.breaker(node).failure() {
+            self.metrics.breaker_opened(node);
+        }
+    }
+
+    /// Forgets or corrects the leader of `shard` as a failed attempt on
+    /// `node` says; whether the next attempt may go at once (the node named
+    /// the leader).
+    pub(crate) fn note_shard(&self, node: u64, shard: u64, err: &Error) -> bool {
+        if err.is_node_failure() {
+            let mut topology = self.topology.write().expect("topology lock");
+            if topology.leader(shard) == Some(node) {
+                topology.set_leader(shard, None);
+            }
+        }
+        match err {
+            Error::NotLeader { leader, .. } => {
+                self.counters.bump(Count::NotLeader);
+                let hint = leader.filter(|&l| l != node);
+                self.topology.write().expect("topology lock").set_leader(shard, hint);
+                hint.is_some()
+            }
+            _ => false,
+        }
+    }
+
     /// Where to send an attempt for `shard`: the leader (directly) when
     /// needed and reachable, else any replica whose breaker lets it through
     /// (which forwards when needed). With `local`, a replica in the
     /// client's own region comes first.
-    fn route(&self, shard: u64, needs_leader: bool, local: bool) -> Option<(u64, bool)> {
+    pub(crate) fn route(&self, shard: u64, needs_leader: bool, local: bool) -> Option<(u64, bool)> {
         let (leader, mut near, mut candidates) = {
             let topology = self.topology.read().expect("topology lock");
             let info = topology.shard(shard);
@@ -162,7 +204,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// A request with the attempt's timeout and routing metadata.
-fn request<T>(message: T, direct: bool, timeout: Duration) -> tonic::Request<T> {
+pub(crate) fn request<T>(message: T, direct: bool, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(timeout);
     if direct {
@@ -173,14 +215,14 @@ fn request<T>(message: T, direct: bool, timeout: Duration) -> tonic::Request<T> 
     request
 }
 
-fn check_key(key: &[u8]) -> Result<()> {
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidArgument("key must not be empty".into()));
     }
     Ok(())
 }
 
-fn ttl_ms(ttl: Duration) -> u64 {
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -280,42 +322,18 @@ impl Client {
                 let err = match result {
                     Ok(value) => {
                         inner.breaker(node).success();
-                        // A forwarded answer names the leader it came from.
-                        if needs_leader
-                            && !direct
-                            && let Some(leader) = value.served_by()
-                        {
-                            inner
-                                .topology
-                                .write()
-                                .expect("topology lock")
-                                .set_leader(shard, Some(leader));
+                        if needs_leader && !direct {
+                            inner.note_forwarded(shard, value.served_by());
                         }
                         return Ok(value);
                     }
                     Err(err) => err,
                 };
                 tracing::debug!(node, attempt = attempts, error = %err, "attempt failed");
-                if err.is_node_failure() {
-                    if inner.breaker(node).failure() {
-                        inner.metrics.breaker_opened(node);
-                    }
-                    let mut topology = inner.topology.write().expect("topology lock");
-                    if topology.leader(shard) == Some(node) {
-                        topology.set_leader(shard, None);
-                    }
-                } else {
-                    inner.breaker(node).success();
-                }
+                inner.note_node(node, &err);
+                let at_once = inner.note_shard(node, shard, &err);
                 if !err.is_retryable() {
                     return Err(err);
-                }
-                let mut at_once = false;
-                if let Error::NotLeader { leader, .. } = &err {
-                    inner.counters.bump(Count::NotLeader);
-                    let hint = leader.filter(|&l| l != node);
-                    inner.topology.write().expect("topology lock").set_leader(shard, hint);
-                    at_once = hint.is_some();
                 }
                 last = Some(err);
                 if !at_once {
@@ -398,6 +416,18 @@ impl Client {
         options: SetOptions,
     ) -> Result<Reply<bool>> {
         let key = key.into();
+        let message = Client::set_message(key.clone(), value.into(), options)?;
+        let reply = self
+            .write("set", &key, message, |mut kv, r| async move { kv.set(r).await })
+            .await?;
+        Ok(Reply {
+            value: reply.applied,
+            header: reply.header.into(),
+        })
+    }
+
+    /// The message of a set, not tagged yet.
+    pub(crate) fn set_message(key: Bytes, value: Bytes, options: SetOptions) -> Result<kv::SetRequest> {
         check_key(&key)?;
         if options.ttl.is_some_and(|ttl| ttl_ms(ttl) == 0) {
             return Err(Error::InvalidArgument("ttl must be at least 1 ms".into()));
@@ -407,19 +437,12 @@ impl Client {
             Condition::IfAbsent => kv::SetCondition::IfAbsent,
             Condition::IfPresent => kv::SetCondition::IfPresent,
         };
-        let message = kv::SetRequest {
-            key: key.clone(),
-            value: value.into(),
+        Ok(kv::SetRequest {
+            key,
+            value,
             ttl_ms: options.ttl.map_or(0, ttl_ms),
             condition: condition.into(),
             session: None,
-        };
-        let reply = self
-            .write("set", &key, message, |mut kv, r| async move { kv.set(r).await })
-            .await?;
-        Ok(Reply {
-            value: reply.applied,
-            header: reply.header.into(),
         })
     }
 

@@ -23,6 +23,10 @@
 //!   [`Client::read_write`] follows each failover group's primary region
 //!   across failovers, and [`Client::read_only`] reads the replicas of the
 //!   client's own region within a staleness bound.
+//! - **Batches.** [`Client::batch`] sends many operations in one call per
+//!   node instead of one call each, most of a small operation's cost;
+//!   each operation is still routed, retried and applied exactly once on
+//!   its own.
 //! - **Consistency per call.** [`Consistency::Linearizable`] (default),
 //!   [`Consistency::ReadIndex`], [`Consistency::BoundedStaleness`],
 //!   [`Consistency::Stale`]; every reply's [`Header`] says which shard and
