@@ -4,13 +4,13 @@
 //!
 //! One client is shared by every connection task, as an application would
 //! share it: it multiplexes requests over a few HTTP/2 channels per node. A
-//! pipeline of `n` operations is `n` concurrent calls, each timed on its
-//! own.
+//! pipeline of one operation is a call of its own; a longer one is a
+//! [`Batch`] (one call per node), and each of its operations takes the
+//! batch's time.
 
 use std::time::{Duration, Instant};
 
-use cairn_client::Client;
-use futures::future::join_all;
+use cairn_client::{Batch, Client};
 
 use crate::workload::Op;
 
@@ -19,22 +19,30 @@ pub async fn connect(seed: &str) -> anyhow::Result<Client> {
     Ok(Client::builder().seeds([seed.to_string()]).build().await?)
 }
 
-/// Runs `ops` concurrently on `client`; calls `done` once per operation
-/// with its own latency and whether it failed.
-pub async fn send(client: &Client, ops: Vec<Op>, value: &[u8], mut done: impl FnMut(usize, Duration, usize)) {
-    let calls = ops.into_iter().map(|op| {
-        let value = bytes::Bytes::copy_from_slice(value);
-        async move {
-            let start = Instant::now();
-            let failed = match op {
-                Op::Get(key) => client.get(key).await.is_err(),
-                Op::Set(key) => client.set(key, value).await.is_err(),
-                Op::Incr(key) => client.incr(key, 1).await.is_err(),
-            };
-            (start.elapsed(), failed)
-        }
+/// Runs `ops` on `client` (see the module's notes); calls `done` once per
+/// operation with its latency and whether it failed.
+pub async fn send(client: &Client, mut ops: Vec<Op>, value: &[u8], mut done: impl FnMut(usize, Duration, usize)) {
+    let value = bytes::Bytes::copy_from_slice(value);
+    let start = Instant::now();
+    if ops.len() == 1
+        && let Some(op) = ops.pop()
+    {
+        let failed = match op {
+            Op::Get(key) => client.get(key).await.is_err(),
+            Op::Set(key) => client.set(key, value).await.is_err(),
+            Op::Incr(key) => client.incr(key, 1).await.is_err(),
+        };
+        done(1, start.elapsed(), usize::from(failed));
+        return;
+    }
+    let batch = ops.into_iter().fold(Batch::new(), |batch, op| match op {
+        Op::Get(key) => batch.get(key),
+        Op::Set(key) => batch.set(key, value.clone()),
+        Op::Incr(key) => batch.incr(key, 1),
     });
-    for (took, failed) in join_all(calls).await {
-        done(1, took, usize::from(failed));
+    let outcomes = client.batch(&batch).await;
+    let took = start.elapsed();
+    for outcome in outcomes {
+        done(1, took, usize::from(outcome.is_err()));
     }
 }
