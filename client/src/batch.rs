@@ -26,7 +26,7 @@ use cairn_proto::kv::{batch_op, batch_result};
 
 use crate::client::{Client, check_key, request, ttl_ms};
 use crate::error::{Error, Result};
-use crate::metrics::Count;
+use crate::metrics::{Attempt, Count};
 use crate::options::SetOptions;
 use crate::reply::{CasOutcome, Reply, Ttl};
 use crate::session::Ticket;
@@ -48,6 +48,21 @@ pub enum Op {
     Expire(Bytes, Duration),
     /// [`Client::ttl`].
     Ttl(Bytes),
+}
+
+impl Op {
+    /// Its name, as its own call's (for metrics).
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Get(_) => "get",
+            Op::Set(..) => "set",
+            Op::Delete(_) => "delete",
+            Op::Incr(..) => "incr",
+            Op::CompareAndSet(..) => "compare_and_set",
+            Op::Expire(..) => "expire",
+            Op::Ttl(_) => "ttl",
+        }
+    }
 }
 
 /// The outcome of one operation, of the matching kind.
@@ -123,15 +138,23 @@ impl Batch {
 impl Client {
     /// Runs every operation of `batch`: one call per node, all at once;
     /// outcomes come back in the batch's order, each with its own result.
+    ///
+    /// Each operation counts as a call of its own in [`Client::stats`] and
+    /// for the metrics hook, and each time it is sent as an attempt.
     pub async fn batch(&self, batch: &Batch) -> Vec<Result<Reply<Outcome>>> {
         let started = Instant::now();
         let deadline = started + self.options.deadline;
-        let mut outcomes: Vec<Option<Result<Reply<Outcome>>>> = batch.ops.iter().map(|_| None).collect();
+        let mut outcomes = Outcomes {
+            client: self,
+            started,
+            slots: batch.ops.iter().map(|_| None).collect(),
+        };
         // Tickets are held until the batch ends: every attempt of a write
         // carries the same tag.
         let mut tickets: Vec<Ticket> = Vec::new();
         let mut pending: Vec<Pending> = Vec::new();
         for (position, op) in batch.ops.iter().enumerate() {
+            let op_name = op.name();
             match self.batch_message(op) {
                 Ok((key, mut op)) => {
                     let write = match session_of(&mut op) {
@@ -143,15 +166,18 @@ impl Client {
                         }
                         None => false,
                     };
+                    self.inner.counters.bump(Count::Call);
                     pending.push(Pending {
                         position,
+                        name: op_name,
                         key,
                         op: kv::BatchOp { op: Some(op) },
                         needs_leader: write || self.options.consistency.needs_leader(),
                         last: None,
                     });
                 }
-                Err(err) => outcomes[position] = Some(Err(err)),
+                // Refused before it is sent, as its own call would be.
+                Err(err) => outcomes.slots[position] = Some(Err(err)),
             }
         }
         let mut rounds = 0u32;
@@ -159,12 +185,14 @@ impl Client {
         while !pending.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                for op in pending.drain(..) {
-                    outcomes[op.position] = Some(Err(Error::Timeout {
+                for mut op in pending.drain(..) {
+                    let last = op.last.take();
+                    let timeout = Error::Timeout {
                         attempts: rounds,
                         elapsed: started.elapsed(),
-                        last: Box::new(op.last.unwrap_or_else(|| Error::Internal("no attempt was made".into()))),
-                    }));
+                        last: Box::new(last.unwrap_or_else(|| Error::Internal("no attempt was made".into()))),
+                    };
+                    outcomes.finish(&op, Err(timeout));
                 }
                 break;
             }
@@ -180,6 +208,7 @@ impl Client {
         }
         drop(tickets);
         outcomes
+            .slots
             .into_iter()
             .map(|outcome| outcome.unwrap_or_else(|| Err(Error::Internal("operation left without an outcome".into()))))
             .collect()
@@ -193,7 +222,7 @@ impl Client {
         &self,
         ops: Vec<Pending>,
         left: Duration,
-        outcomes: &mut [Option<Result<Reply<Outcome>>>],
+        outcomes: &mut Outcomes<'_>,
     ) -> (Vec<Pending>, bool) {
         let inner = &self.inner;
         let mut retry = Vec::new();
@@ -218,7 +247,7 @@ impl Client {
             let message = kv::BatchRequest {
                 ops: ops.iter().map(|(_, op)| op.op.clone()).collect(),
             };
-            inner.counters.bump(Count::Attempt);
+            let sent_at = Instant::now();
             let sent = async {
                 let mut kv = KvClient::new(inner.channel(node)?);
                 let reply = kv.batch(request(message, direct, timeout)).await;
@@ -234,9 +263,19 @@ impl Client {
                 Ok(Err(err)) => Err(err),
                 Err(_) => Err(Error::AttemptTimeout { node, after: timeout }),
             };
-            (node, direct, ops, reply)
+            (node, direct, ops, reply, sent_at.elapsed())
         });
-        for (node, direct, ops, reply) in futures::future::join_all(calls).await {
+        for (node, direct, ops, reply, latency) in futures::future::join_all(calls).await {
+            let attempt = |op: &Pending, shard: u64, error: Option<&Error>| {
+                inner.counters.bump(Count::Attempt);
+                inner.metrics.attempt(&Attempt {
+                    op: op.name,
+                    shard,
+                    node,
+                    latency,
+                    error,
+                });
+            };
             let results = match reply {
                 Ok(results) => {
                     inner.breaker(node).success();
@@ -245,32 +284,35 @@ impl Client {
                 Err(err) => {
                     inner.note_node(node, &err);
                     for (shard, mut op) in ops {
+                        attempt(&op, shard, Some(&err));
                         inner.note_shard(node, shard, &err);
                         if err.is_retryable() {
                             op.last = Some(err.clone());
                             retry.push(op);
                             at_once = false;
                         } else {
-                            outcomes[op.position] = Some(Err(err.clone()));
+                            outcomes.finish(&op, Err(err.clone()));
                         }
                     }
                     continue;
                 }
             };
             for ((shard, mut op), result) in ops.into_iter().zip(results) {
-                match outcome(result, node, shard) {
+                let result = outcome(result, node, shard);
+                attempt(&op, shard, result.as_ref().err());
+                match result {
                     Ok(reply) => {
                         if op.needs_leader && !direct {
                             inner.note_forwarded(shard, Some(reply.header.served_by).filter(|&n| n != 0));
                         }
-                        outcomes[op.position] = Some(Ok(reply));
+                        outcomes.finish(&op, Ok(reply));
                     }
                     Err(err) if err.is_retryable() => {
                         at_once &= inner.note_shard(node, shard, &err);
                         op.last = Some(err);
                         retry.push(op);
                     }
-                    Err(err) => outcomes[op.position] = Some(Err(err)),
+                    Err(err) => outcomes.finish(&op, Err(err)),
                 }
             }
         }
@@ -333,10 +375,34 @@ fn session_of(op: &mut batch_op::Op) -> Option<&mut Option<kv::WriteSession>> {
     }
 }
 
+/// The outcomes of a batch's operations, in the batch's order, as they
+/// arrive.
+struct Outcomes<'a> {
+    client: &'a Client,
+    started: Instant,
+    slots: Vec<Option<Result<Reply<Outcome>>>>,
+}
+
+impl Outcomes<'_> {
+    /// Records the outcome of `op` and reports it as a finished call.
+    fn finish(&mut self, op: &Pending, result: Result<Reply<Outcome>>) {
+        let inner = &self.client.inner;
+        inner
+            .metrics
+            .call(op.name, self.started.elapsed(), result.as_ref().err());
+        if result.is_err() {
+            inner.counters.bump(Count::Error);
+        }
+        self.slots[op.position] = Some(result);
+    }
+}
+
 /// An operation still to be answered.
 struct Pending {
     /// Its place in the batch.
     position: usize,
+    /// Its name, for metrics.
+    name: &'static str,
     key: Bytes,
     op: kv::BatchOp,
     /// Whether only its shard's leader may answer it.
