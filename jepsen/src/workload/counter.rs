@@ -2,7 +2,9 @@
 //! each. Through the Redis protocol an `INCR` whose answer is lost is
 //! `unknown`; through cairn-client it is retried with the same session
 //! (exactly once), so the final value must equal the acknowledged
-//! increments within the few calls that ran out of deadline.
+//! increments within the few calls that ran out of deadline. Through
+//! cairn-client's batches each batch increments every counter once, and
+//! each increment is recorded with its own outcome.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,9 +13,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::{Context, Fields, OP_TIMEOUT, Via, cairn_client, client_write_status, resp_definitely_failed};
+use super::{
+    Context, Fields, OP_TIMEOUT, Via, batch_write_status, cairn_client, client_write_status, resp_definitely_failed,
+};
 use crate::history::{Kind, Status};
 use crate::resp_client::{Reply, RespClient};
+use cairn_client::Batch;
 
 /// Counters incremented concurrently.
 const COUNTERS: u64 = 2;
@@ -22,7 +27,29 @@ const COUNTERS: u64 = 2;
 pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
     match ctx.via {
         Via::Client => through_client(id, ctx, seed).await,
+        Via::Batch => through_batches(id, ctx).await,
         Via::Resp | Via::Grpc => through_resp(id, ctx, seed).await,
+    }
+}
+
+async fn through_batches(id: u64, ctx: Arc<Context>) {
+    let Some(client) = cairn_client(&ctx).await else {
+        return;
+    };
+    let keys: Vec<String> = (0..COUNTERS).map(|i| format!("c{i}")).collect();
+    let batch = keys.iter().fold(Batch::new(), |batch, key| batch.incr(key.clone(), 1));
+    while tokio::time::Instant::now() < ctx.deadline {
+        let call = ctx.recorder.now();
+        let outcomes = tokio::time::timeout(OP_TIMEOUT, client.batch(&batch)).await;
+        for (i, key) in keys.iter().enumerate() {
+            ctx.record(
+                id,
+                call,
+                Kind::Incr,
+                key,
+                Fields::status(batch_write_status(&outcomes, i)),
+            );
+        }
     }
 }
 

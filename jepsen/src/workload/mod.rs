@@ -9,9 +9,10 @@
 //! - [`counter`]: increments, then a final read of each counter.
 //!
 //! Each workload runs through one of the paths users run ([`Via`]):
-//! cairn-client (routing, retries, exactly-once writes), the Redis protocol
-//! through any node, or the raw gRPC `Kv` service through any node (which
-//! forwards to the leader).
+//! cairn-client (routing, retries, exactly-once writes), its batches (a few
+//! writes per `Client::batch`, sent as one `Batch` call per node), the
+//! Redis protocol through any node, or the raw gRPC `Kv` service through
+//! any node (which forwards to the leader).
 //!
 //! Outcomes are classified conservatively: `fail` only when the server said
 //! nothing was proposed (no leader), the connection was refused before
@@ -50,6 +51,9 @@ pub enum Workload {
 pub enum Via {
     /// cairn-client: routed to leaders, retried, writes exactly once.
     Client,
+    /// cairn-client's batches: a few writes per `Client::batch`, one call
+    /// per node, each write retried and applied exactly once on its own.
+    Batch,
     /// The gRPC `Kv` service of a node (forwarded to the leader), no retries.
     Grpc,
     /// The Redis protocol of a node (forwarded to the leader), no retries.
@@ -68,8 +72,10 @@ impl Workload {
     /// Whether the workload can run through `via`.
     pub fn supports(self, via: Via) -> bool {
         match self {
-            // Compare-and-set is not a Redis command.
-            Workload::Register => via != Via::Resp,
+            // Compare-and-set is not a Redis command; a register's
+            // operations are checked one at a time per client, and a
+            // batch's run at once.
+            Workload::Register => matches!(via, Via::Client | Via::Grpc),
             Workload::Set | Workload::Counter => via != Via::Grpc,
         }
     }
@@ -96,6 +102,9 @@ pub async fn cairn_client(ctx: &Context) -> Option<cairn_client::Client> {
 /// The deadline of one cairn-client call (its retries included).
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How many writes a client puts in one batch (`--via batch`).
+pub const BATCH: usize = 4;
+
 /// Classifies a failed cairn-client write: `fail` only when the request
 /// was refused as such (it cannot have been applied).
 pub fn client_write_status(err: &cairn_client::Error) -> Status {
@@ -104,6 +113,16 @@ pub fn client_write_status(err: &cairn_client::Error) -> Status {
         | cairn_client::Error::Rejected(_)
         | cairn_client::Error::Unauthorized(_) => Status::Fail,
         _ => Status::Unknown,
+    }
+}
+
+/// The status of the `i`th write of a batch whose outcomes arrived, or
+/// not, within [`OP_TIMEOUT`].
+pub fn batch_write_status<T, E>(outcomes: &Result<Vec<Result<T, cairn_client::Error>>, E>, i: usize) -> Status {
+    match outcomes.as_ref().map(|outcomes| &outcomes[i]) {
+        Ok(Ok(_)) => Status::Ok,
+        Ok(Err(err)) => client_write_status(err),
+        Err(_) => Status::Unknown,
     }
 }
 

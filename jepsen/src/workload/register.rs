@@ -162,7 +162,8 @@ pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
             Some(client) => Conn::Client(client),
             None => return,
         },
-        Via::Grpc | Via::Resp => Conn::Grpc {
+        // Resp and Batch do not run this workload (`Workload::supports`).
+        Via::Grpc | Via::Resp | Via::Batch => Conn::Grpc {
             kv: channel(&ctx, id as usize),
             node: id as usize,
         },

@@ -1,6 +1,6 @@
 //! The set workload: each added element is its own key
-//! (`s<set>:<element>`), written through the Redis protocol or
-//! cairn-client, and the final read is an `MGET` of every element ever
+//! (`s<set>:<element>`), written through the Redis protocol, cairn-client
+//! or its batches (a few adds per batch), and the final read is an `MGET` of every element ever
 //! attempted. Now and then a client probes (`GET`, linearizable) one of
 //! its own recently acknowledged elements: after a failover that
 //! discarded writes, no probe may still see them.
@@ -12,9 +12,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::{Context, Fields, OP_TIMEOUT, Via, cairn_client, client_write_status, resp_definitely_failed};
+use super::{
+    BATCH, Context, Fields, OP_TIMEOUT, Via, batch_write_status, cairn_client, client_write_status,
+    resp_definitely_failed,
+};
 use crate::history::{Kind, Status};
 use crate::resp_client::{Reply, RespClient};
+use cairn_client::Batch;
 
 /// Sets written concurrently.
 const SETS: u64 = 3;
@@ -53,11 +57,62 @@ fn record_probe(ctx: &Context, id: u64, call: u64, (set, element): (String, Stri
     ctx.record(id, call, Kind::Contains, &set, fields);
 }
 
+/// Probes `(set, element)` with a linearizable get through cairn-client.
+async fn probe_through(client: &cairn_client::Client, ctx: &Context, id: u64, probe: (String, String)) {
+    let call = ctx.recorder.now();
+    let key = format!("{}:{}", probe.0, probe.1);
+    let found = match tokio::time::timeout(OP_TIMEOUT, client.get(key)).await {
+        Ok(Ok(reply)) => Some(reply.value.is_some()),
+        _ => None,
+    };
+    record_probe(ctx, id, call, probe, found);
+}
+
 /// One client: adds unique elements until the deadline.
 pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
     match ctx.via {
         Via::Client => through_client(id, ctx, seed).await,
+        Via::Batch => through_batches(id, ctx, seed).await,
         Via::Resp | Via::Grpc => through_resp(id, ctx, seed).await,
+    }
+}
+
+async fn through_batches(id: u64, ctx: Arc<Context>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let Some(client) = cairn_client(&ctx).await else {
+        return;
+    };
+    let mut probes = Probes::default();
+    let mut n = 0u64;
+    while tokio::time::Instant::now() < ctx.deadline {
+        let adds: Vec<(String, String)> = (0..BATCH)
+            .map(|_| {
+                n += 1;
+                (format!("s{}", rng.random_range(0..SETS)), format!("{id}-{n}"))
+            })
+            .collect();
+        let batch = adds.iter().fold(Batch::new(), |batch, (set, element)| {
+            batch.set(format!("{set}:{element}"), "1")
+        });
+        let call = ctx.recorder.now();
+        let outcomes = tokio::time::timeout(OP_TIMEOUT, client.batch(&batch)).await;
+        let mut acked = Vec::new();
+        for (i, (set, element)) in adds.iter().enumerate() {
+            let status = batch_write_status(&outcomes, i);
+            let fields = Fields {
+                value: Some(element.clone()),
+                ..Fields::status(status)
+            };
+            ctx.record(id, call, Kind::Add, set, fields);
+            if status == Status::Ok {
+                acked.push((set, element));
+            }
+        }
+        for (set, element) in acked {
+            if let Some(probe) = probes.after_ack(set, element, &mut rng) {
+                probe_through(&client, &ctx, id, probe).await;
+            }
+        }
     }
 }
 
@@ -88,13 +143,7 @@ async fn through_client(id: u64, ctx: Arc<Context>, seed: u64) {
             continue;
         }
         if let Some(probe) = probes.after_ack(&set, &element, &mut rng) {
-            let call = ctx.recorder.now();
-            let key = format!("{}:{}", probe.0, probe.1);
-            let found = match tokio::time::timeout(OP_TIMEOUT, client.get(key)).await {
-                Ok(Ok(reply)) => Some(reply.value.is_some()),
-                _ => None,
-            };
-            record_probe(&ctx, id, call, probe, found);
+            probe_through(&client, &ctx, id, probe).await;
         }
     }
 }
