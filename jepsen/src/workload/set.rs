@@ -57,27 +57,18 @@ fn record_probe(ctx: &Context, id: u64, call: u64, (set, element): (String, Stri
     ctx.record(id, call, Kind::Contains, &set, fields);
 }
 
-/// Probes `(set, element)` with a linearizable get through cairn-client.
-async fn probe_through(client: &cairn_client::Client, ctx: &Context, id: u64, probe: (String, String)) {
-    let call = ctx.recorder.now();
-    let key = format!("{}:{}", probe.0, probe.1);
-    let found = match tokio::time::timeout(OP_TIMEOUT, client.get(key)).await {
-        Ok(Ok(reply)) => Some(reply.value.is_some()),
-        _ => None,
-    };
-    record_probe(ctx, id, call, probe, found);
-}
-
 /// One client: adds unique elements until the deadline.
 pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
     match ctx.via {
-        Via::Client => through_client(id, ctx, seed).await,
-        Via::Batch => through_batches(id, ctx, seed).await,
+        Via::Client => through_client(id, ctx, seed, false).await,
+        Via::Batch => through_client(id, ctx, seed, true).await,
         Via::Resp | Via::Grpc => through_resp(id, ctx, seed).await,
     }
 }
 
-async fn through_batches(id: u64, ctx: Arc<Context>, seed: u64) {
+/// Adds through cairn-client: one call per add, or (`batched`) a
+/// [`BATCH`] of adds per `Client::batch`, each recorded on its own.
+async fn through_client(id: u64, ctx: Arc<Context>, seed: u64, batched: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
     let Some(client) = cairn_client(&ctx).await else {
         return;
@@ -85,65 +76,44 @@ async fn through_batches(id: u64, ctx: Arc<Context>, seed: u64) {
     let mut probes = Probes::default();
     let mut n = 0u64;
     while tokio::time::Instant::now() < ctx.deadline {
-        let adds: Vec<(String, String)> = (0..BATCH)
+        let adds: Vec<(String, String)> = (0..if batched { BATCH } else { 1 })
             .map(|_| {
                 n += 1;
                 (format!("s{}", rng.random_range(0..SETS)), format!("{id}-{n}"))
             })
             .collect();
-        let batch = adds.iter().fold(Batch::new(), |batch, (set, element)| {
-            batch.set(format!("{set}:{element}"), "1")
-        });
+        let key = |(set, element): &(String, String)| format!("{set}:{element}");
         let call = ctx.recorder.now();
-        let outcomes = tokio::time::timeout(OP_TIMEOUT, client.batch(&batch)).await;
-        let mut acked = Vec::new();
-        for (i, (set, element)) in adds.iter().enumerate() {
-            let status = batch_write_status(&outcomes, i);
+        let statuses: Vec<Status> = if batched {
+            let batch = adds.iter().fold(Batch::new(), |batch, add| batch.set(key(add), "1"));
+            let outcomes = tokio::time::timeout(OP_TIMEOUT, client.batch(&batch)).await;
+            (0..adds.len()).map(|i| batch_write_status(&outcomes, i)).collect()
+        } else {
+            let status = match tokio::time::timeout(OP_TIMEOUT, client.set(key(&adds[0]), "1")).await {
+                Ok(Ok(_)) => Status::Ok,
+                Ok(Err(err)) => client_write_status(&err),
+                Err(_) => Status::Unknown,
+            };
+            vec![status]
+        };
+        for ((set, element), status) in adds.iter().zip(statuses) {
             let fields = Fields {
                 value: Some(element.clone()),
                 ..Fields::status(status)
             };
             ctx.record(id, call, Kind::Add, set, fields);
-            if status == Status::Ok {
-                acked.push((set, element));
+            if status != Status::Ok {
+                continue;
             }
-        }
-        for (set, element) in acked {
             if let Some(probe) = probes.after_ack(set, element, &mut rng) {
-                probe_through(&client, &ctx, id, probe).await;
+                let call = ctx.recorder.now();
+                let key = format!("{}:{}", probe.0, probe.1);
+                let found = match tokio::time::timeout(OP_TIMEOUT, client.get(key)).await {
+                    Ok(Ok(reply)) => Some(reply.value.is_some()),
+                    _ => None,
+                };
+                record_probe(&ctx, id, call, probe, found);
             }
-        }
-    }
-}
-
-async fn through_client(id: u64, ctx: Arc<Context>, seed: u64) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let Some(client) = cairn_client(&ctx).await else {
-        return;
-    };
-    let mut probes = Probes::default();
-    let mut n = 0u64;
-    while tokio::time::Instant::now() < ctx.deadline {
-        n += 1;
-        let set = format!("s{}", rng.random_range(0..SETS));
-        let element = format!("{id}-{n}");
-        let call = ctx.recorder.now();
-        let key = format!("{set}:{element}");
-        let status = match tokio::time::timeout(OP_TIMEOUT, client.set(key, "1")).await {
-            Ok(Ok(_)) => Status::Ok,
-            Ok(Err(err)) => client_write_status(&err),
-            Err(_) => Status::Unknown,
-        };
-        let fields = Fields {
-            value: Some(element.clone()),
-            ..Fields::status(status)
-        };
-        ctx.record(id, call, Kind::Add, &set, fields);
-        if status != Status::Ok {
-            continue;
-        }
-        if let Some(probe) = probes.after_ack(&set, &element, &mut rng) {
-            probe_through(&client, &ctx, id, probe).await;
         }
     }
 }
