@@ -1,5 +1,5 @@
 //! The CI smoke matrix: every workload through every path it supports
-//! (cairn-client, the Redis protocol) once under kill, pause and partition
+//! (cairn-client, its batches, the Redis protocol) once under kill, pause and partition
 //! (partitions where the run can make network namespaces), against a real
 //! cluster; and proof that the checker is not vacuous: a stale read planted
 //! in a real history is caught, and so is a server with its linearizer
@@ -55,7 +55,9 @@ fn t10_every_workload_passes_under_kill_pause_and_partition() {
         ("register", "client"),
         ("set", "resp"),
         ("set", "client"),
+        ("set", "batch"),
         ("counter", "client"),
+        ("counter", "batch"),
         ("counter", "resp"),
     ] {
         let name = if via == "client" {
