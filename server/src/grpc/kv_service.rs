@@ -14,7 +14,9 @@
 //! routing: one HTTP/2 exchange instead of one per operation, which is most
 //! of a small call's cost. Each operation succeeds or fails on its own, with
 //! the status its own call would have ended with (a `cairn-leader` hint
-//! included).
+//! included). So that one stalled operation (a shard without a quorum)
+//! cannot make the caller give up on the others, each gets nine tenths of
+//! the call's `grpc-timeout` and then fails on its own as `UNAVAILABLE`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,9 @@ use crate::keyspace::{ExpireCondition, KvError, Read, Reply, SetCondition, Write
 use crate::node::{Consistency, Node};
 use crate::sessions::SessionTag;
 use crate::shard::{Answer, Request as ShardRequest, now_ms};
+
+/// Most operations one `Batch` call may carry.
+pub const MAX_BATCH: usize = 4096;
 
 /// Serves applications.
 pub struct KvService {
@@ -122,6 +127,23 @@ impl KvService {
             result: Some(result.unwrap_or_else(|status| Done::Failed(op_status(&status)))),
         }
     }
+}
+
+/// How long the caller waits for a call, from its `grpc-timeout` header
+/// (digits and a unit: hours, minutes, seconds, milli-, micro-, nanoseconds).
+fn caller_timeout<T>(request: &Request<T>) -> Option<Duration> {
+    let header = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = header.split_at(header.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// A request of one batch operation, routed as the batch was.
@@ -397,8 +419,30 @@ impl Kv for KvService {
 
     async fn batch(&self, request: Request<BatchRequest>) -> Result<Response<BatchReply>, Status> {
         let direct = direct(&request);
+        let budget = caller_timeout(&request).map(|timeout| timeout.mul_f64(0.9));
         let BatchRequest { ops } = request.into_inner();
-        let runs = ops.into_iter().map(|op| self.batch_op(op, direct));
+        if ops.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "a batch holds at most {MAX_BATCH} operations, this one {}",
+                ops.len()
+            )));
+        }
+        let runs = ops.into_iter().map(|op| {
+            let run = self.batch_op(op, direct);
+            async move {
+                let Some(budget) = budget else {
+                    return run.await;
+                };
+                tokio::time::timeout(budget, run).await.unwrap_or_else(|_| {
+                    let late = Status::unavailable(
+                        "the operation did not finish within the call's deadline; a write may or may not have been applied",
+                    );
+                    BatchResult {
+                        result: Some(batch_result::Result::Failed(op_status(&late))),
+                    }
+                })
+            }
+        });
         let results = futures::future::join_all(runs).await;
         Ok(Response::new(BatchReply { results }))
     }
@@ -409,4 +453,30 @@ fn deadline(ttl_ms: u64) -> Result<u64, Status> {
     now_ms()
         .checked_add(ttl_ms)
         .ok_or_else(|| Status::invalid_argument(format!("ttl_ms {ttl_ms} is too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(header: &str) -> Option<Duration> {
+        let mut request = Request::new(());
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", header.parse().expect("ascii"));
+        caller_timeout(&request)
+    }
+
+    #[test]
+    fn a_callers_grpc_timeout_is_read_in_every_unit() {
+        assert_eq!(timeout_of("1000m"), Some(Duration::from_secs(1)));
+        assert_eq!(timeout_of("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(timeout_of("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(timeout_of("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout_of("250u"), Some(Duration::from_micros(250)));
+        assert_eq!(timeout_of("7n"), Some(Duration::from_nanos(7)));
+        assert_eq!(timeout_of("5x"), None);
+        assert_eq!(timeout_of("m"), None);
+        assert_eq!(caller_timeout(&Request::new(())), None, "no header, no budget");
+    }
 }

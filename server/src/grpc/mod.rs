@@ -18,7 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::error::{Error, Result};
 use crate::node::Node;
 
-/// Largest message accepted (a forwarded batch or a Raft append).
+/// Largest message accepted (a Raft append, or a client's `Batch`).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Serves every gRPC service on `listener` until `shutdown` completes.
@@ -26,7 +26,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
     let raft = RaftServer::new(raft_service::RaftService::new(node.clone()))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let kv = KvServer::new(kv_service::KvService::new(node.clone()));
+    let kv = KvServer::new(kv_service::KvService::new(node.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let admin = AdminServer::new(admin_service::AdminService::new(node));
     // Nagle's algorithm would hold small replies back for the peer's
     // delayed ACK: milliseconds on every forwarded request and heartbeat.
