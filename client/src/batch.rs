@@ -9,12 +9,15 @@
 //!
 //! Each round routes every unanswered operation as a call of its own would
 //! be routed (to its shard's leader when it needs one, see
-//! [`crate::client`]) and sends each node its share. An operation that
-//! failed in a way a call would retry (the node did not lead, could not be
-//! reached, its outcome is unknown) goes into the next round: at once when
-//! a node named the new leader, else after a backoff pause, until the
-//! handle's deadline. A write keeps its session tag through every attempt,
-//! so it is applied once however often it is sent.
+//! [`crate::client`]) and sends each node its share, in calls of at most
+//! [`CALL_OPS`] operations and [`CALL_BYTES`]. An operation that failed in
+//! a way a call would retry (the node did not lead, could not be reached,
+//! its outcome is unknown) goes into the next round, until the handle's
+//! deadline: at once when every such failure named its shard's leader,
+//! else after a backoff pause. A write keeps its session tag through every
+//! attempt, so it is applied once however often it is sent; when a whole
+//! call fails, its writes are sent again rather than reported failed, since
+//! the node may have applied them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use bytes::Bytes;
 use cairn_proto::kv;
 use cairn_proto::kv::kv_client::KvClient;
 use cairn_proto::kv::{batch_op, batch_result};
+use prost::Message as _;
 
 use crate::client::{Client, check_key, request, ttl_ms};
 use crate::error::{Error, Result};
@@ -30,6 +34,13 @@ use crate::metrics::{Attempt, Count};
 use crate::options::SetOptions;
 use crate::reply::{CasOutcome, Reply, Ttl};
 use crate::session::Ticket;
+
+/// Most operations in one `Batch` call (the server takes up to 4096).
+pub const CALL_OPS: usize = 1024;
+/// Most encoded bytes of operations in one `Batch` call.
+pub const CALL_BYTES: usize = 4 * 1024 * 1024;
+/// Largest `Batch` call or reply (the server's limit too).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// One operation of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +168,7 @@ impl Client {
             let op_name = op.name();
             match self.batch_message(op) {
                 Ok((key, mut op)) => {
-                    let write = match session_of(&mut op) {
+                    let writes = match session_of(&mut op) {
                         Some(session) => {
                             let ticket = self.inner.session.begin();
                             *session = Some(ticket.tag());
@@ -172,7 +183,9 @@ impl Client {
                         name: op_name,
                         key,
                         op: kv::BatchOp { op: Some(op) },
-                        needs_leader: write || self.options.consistency.needs_leader(),
+                        needs_leader: writes || self.options.consistency.needs_leader(),
+                        writes,
+                        attempts: 0,
                         last: None,
                     });
                 }
@@ -180,17 +193,19 @@ impl Client {
                 Err(err) => outcomes.slots[position] = Some(Err(err)),
             }
         }
-        let mut rounds = 0u32;
         let mut backoffs = 0u32;
         while !pending.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 for mut op in pending.drain(..) {
-                    let last = op.last.take();
+                    let last = op.last.take().unwrap_or_else(|| Error::Unavailable {
+                        node: 0,
+                        detail: "no attempt could be made".into(),
+                    });
                     let timeout = Error::Timeout {
-                        attempts: rounds,
+                        attempts: op.attempts,
                         elapsed: started.elapsed(),
-                        last: Box::new(last.unwrap_or_else(|| Error::Internal("no attempt was made".into()))),
+                        last: Box::new(last),
                     };
                     outcomes.finish(&op, Err(timeout));
                 }
@@ -199,7 +214,6 @@ impl Client {
             let (retry, at_once) = self
                 .batch_round(std::mem::take(&mut pending), left, &mut outcomes)
                 .await;
-            rounds += 1;
             pending = retry;
             if !pending.is_empty() && !at_once {
                 tokio::time::sleep(self.inner.settings.backoff.pause(backoffs).min(left)).await;
@@ -243,30 +257,37 @@ impl Client {
             }
         }
         let timeout = inner.settings.attempt_timeout.min(left);
-        let calls = by_node.into_iter().map(|((node, direct), ops)| async move {
-            let message = kv::BatchRequest {
-                ops: ops.iter().map(|(_, op)| op.op.clone()).collect(),
-            };
-            let sent_at = Instant::now();
-            let sent = async {
-                let mut kv = KvClient::new(inner.channel(node)?);
-                let reply = kv.batch(request(message, direct, timeout)).await;
-                reply.map_err(|status| Error::from_status(&status, node, ops[0].0))
-            };
-            let reply = match tokio::time::timeout(timeout, sent).await {
-                Ok(Ok(reply)) if reply.get_ref().results.len() == ops.len() => Ok(reply.into_inner().results),
-                Ok(Ok(reply)) => Err(Error::Internal(format!(
-                    "node {node} answered a batch of {} operations with {} results",
-                    ops.len(),
-                    reply.get_ref().results.len()
-                ))),
-                Ok(Err(err)) => Err(err),
-                Err(_) => Err(Error::AttemptTimeout { node, after: timeout }),
-            };
-            (node, direct, ops, reply, sent_at.elapsed())
-        });
+        let calls = by_node
+            .into_iter()
+            .flat_map(|(target, ops)| chunks(ops).into_iter().map(move |ops| (target, ops)))
+            .map(|((node, direct), ops)| async move {
+                let message = kv::BatchRequest {
+                    ops: ops.iter().map(|(_, op)| op.op.clone()).collect(),
+                };
+                let sent_at = Instant::now();
+                let sent = async {
+                    let channel = inner.channel(node)?;
+                    let mut kv = KvClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE)
+                        .max_encoding_message_size(MAX_MESSAGE);
+                    let reply = kv.batch(request(message, direct, timeout)).await;
+                    reply.map_err(|status| Error::from_status(&status, node, ops[0].0))
+                };
+                let reply = match tokio::time::timeout(timeout, sent).await {
+                    Ok(Ok(reply)) if reply.get_ref().results.len() == ops.len() => Ok(reply.into_inner().results),
+                    Ok(Ok(reply)) => Err(Error::Internal(format!(
+                        "node {node} answered a batch of {} operations with {} results",
+                        ops.len(),
+                        reply.get_ref().results.len()
+                    ))),
+                    Ok(Err(err)) => Err(err),
+                    Err(_) => Err(Error::AttemptTimeout { node, after: timeout }),
+                };
+                (node, direct, ops, reply, sent_at.elapsed())
+            });
         for (node, direct, ops, reply, latency) in futures::future::join_all(calls).await {
-            let attempt = |op: &Pending, shard: u64, error: Option<&Error>| {
+            let attempt = |op: &mut Pending, shard: u64, error: Option<&Error>| {
+                op.attempts += 1;
                 inner.counters.bump(Count::Attempt);
                 inner.metrics.attempt(&Attempt {
                     op: op.name,
@@ -284,9 +305,9 @@ impl Client {
                 Err(err) => {
                     inner.note_node(node, &err);
                     for (shard, mut op) in ops {
-                        attempt(&op, shard, Some(&err));
+                        attempt(&mut op, shard, Some(&err));
                         inner.note_shard(node, shard, &err);
-                        if err.is_retryable() {
+                        if err.is_retryable() || op.writes {
                             op.last = Some(err.clone());
                             retry.push(op);
                             at_once = false;
@@ -299,7 +320,7 @@ impl Client {
             };
             for ((shard, mut op), result) in ops.into_iter().zip(results) {
                 let result = outcome(result, node, shard);
-                attempt(&op, shard, result.as_ref().err());
+                attempt(&mut op, shard, result.as_ref().err());
                 match result {
                     Ok(reply) => {
                         if op.needs_leader && !direct {
@@ -323,39 +344,42 @@ impl Client {
     fn batch_message(&self, op: &Op) -> Result<(Bytes, batch_op::Op)> {
         use batch_op::Op as Wire;
         let read = Some(self.options.consistency.to_proto());
-        let message = match op.clone() {
-            Op::Get(key) => Wire::Get(kv::GetRequest { key, read }),
-            Op::Ttl(key) => Wire::Ttl(kv::TtlRequest { key, read }),
-            Op::Set(key, value, options) => Wire::Set(Client::set_message(key, value, options)?),
-            Op::Delete(key) => Wire::Delete(kv::DeleteRequest {
-                keys: vec![key],
-                session: None,
-            }),
-            Op::Incr(key, delta) => Wire::Incr(kv::IncrRequest {
-                key,
-                delta,
-                session: None,
-            }),
-            Op::CompareAndSet(key, expected, new_value) => Wire::CompareAndSet(kv::CompareAndSetRequest {
-                key,
-                expected,
-                new_value,
-                session: None,
-            }),
-            Op::Expire(key, ttl) => Wire::Expire(kv::ExpireRequest {
-                key,
-                ttl_ms: ttl_ms(ttl),
-                session: None,
-            }),
-        };
-        let key = match op {
-            Op::Get(key)
-            | Op::Set(key, ..)
-            | Op::Delete(key)
-            | Op::Incr(key, _)
-            | Op::CompareAndSet(key, ..)
-            | Op::Expire(key, _)
-            | Op::Ttl(key) => key.clone(),
+        let (key, message) = match op.clone() {
+            Op::Get(key) => (key.clone(), Wire::Get(kv::GetRequest { key, read })),
+            Op::Ttl(key) => (key.clone(), Wire::Ttl(kv::TtlRequest { key, read })),
+            Op::Set(key, value, options) => (key.clone(), Wire::Set(Client::set_message(key, value, options)?)),
+            Op::Delete(key) => (
+                key.clone(),
+                Wire::Delete(kv::DeleteRequest {
+                    keys: vec![key],
+                    session: None,
+                }),
+            ),
+            Op::Incr(key, delta) => (
+                key.clone(),
+                Wire::Incr(kv::IncrRequest {
+                    key,
+                    delta,
+                    session: None,
+                }),
+            ),
+            Op::CompareAndSet(key, expected, new_value) => (
+                key.clone(),
+                Wire::CompareAndSet(kv::CompareAndSetRequest {
+                    key,
+                    expected,
+                    new_value,
+                    session: None,
+                }),
+            ),
+            Op::Expire(key, ttl) => (
+                key.clone(),
+                Wire::Expire(kv::ExpireRequest {
+                    key,
+                    ttl_ms: ttl_ms(ttl),
+                    session: None,
+                }),
+            ),
         };
         check_key(&key)?;
         Ok((key, message))
@@ -405,10 +429,35 @@ struct Pending {
     name: &'static str,
     key: Bytes,
     op: kv::BatchOp,
+    /// Whether it writes (and so may have been applied by a call that failed).
+    writes: bool,
     /// Whether only its shard's leader may answer it.
     needs_leader: bool,
+    /// How many times it was sent.
+    attempts: u32,
     /// Why its last attempt failed.
     last: Option<Error>,
+}
+
+/// One node's share of a round, cut into calls of at most [`CALL_OPS`]
+/// operations and [`CALL_BYTES`] (an operation larger than that goes alone).
+fn chunks(ops: Vec<(u64, Pending)>) -> Vec<Vec<(u64, Pending)>> {
+    let mut calls: Vec<Vec<(u64, Pending)>> = Vec::new();
+    let mut bytes = 0;
+    for op in ops {
+        let size = op.1.op.encoded_len();
+        match calls.last_mut() {
+            Some(call) if call.len() < CALL_OPS && bytes + size <= CALL_BYTES => {
+                bytes += size;
+                call.push(op);
+            }
+            _ => {
+                bytes = size;
+                calls.push(vec![op]);
+            }
+        }
+    }
+    calls
 }
 
 /// The outcome one result of a `Batch` call stands for.
