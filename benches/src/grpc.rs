@@ -21,13 +21,11 @@ pub async fn connect(seed: &str) -> anyhow::Result<Client> {
 
 /// Runs `ops` on `client` (see the module's notes); calls `done` once per
 /// operation with its latency and whether it failed.
-pub async fn send(client: &Client, mut ops: Vec<Op>, value: &[u8], mut done: impl FnMut(usize, Duration, usize)) {
+pub async fn send(client: &Client, ops: Vec<Op>, value: &[u8], mut done: impl FnMut(usize, Duration, usize)) {
     let value = bytes::Bytes::copy_from_slice(value);
     let start = Instant::now();
-    if ops.len() == 1
-        && let Some(op) = ops.pop()
-    {
-        let failed = match op {
+    if let [op] = ops.as_slice() {
+        let failed = match op.clone() {
             Op::Get(key) => client.get(key).await.is_err(),
             Op::Set(key) => client.set(key, value).await.is_err(),
             Op::Incr(key) => client.incr(key, 1).await.is_err(),

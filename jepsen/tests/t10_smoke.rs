@@ -1,9 +1,9 @@
 //! The CI smoke matrix: every workload through every path it supports
-//! (cairn-client, its batches, the Redis protocol) once under kill, pause and partition
-//! (partitions where the run can make network namespaces), against a real
-//! cluster; and proof that the checker is not vacuous: a stale read planted
-//! in a real history is caught, and so is a server with its linearizer
-//! switched off.
+//! (cairn-client, its batches, the Redis protocol) once under kill, pause
+//! and partition (partitions where the run can make network namespaces),
+//! against a real cluster; and proof that the checker is not vacuous: a
+//! stale read planted in a real history is caught, and so is a server with
+//! its linearizer switched off.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

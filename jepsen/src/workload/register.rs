@@ -162,11 +162,11 @@ pub async fn client(id: u64, ctx: Arc<Context>, seed: u64) {
             Some(client) => Conn::Client(client),
             None => return,
         },
-        // Resp and Batch do not run this workload (`Workload::supports`).
-        Via::Grpc | Via::Resp | Via::Batch => Conn::Grpc {
+        Via::Grpc | Via::Resp => Conn::Grpc {
             kv: channel(&ctx, id as usize),
             node: id as usize,
         },
+        Via::Batch => unreachable!("Workload::supports keeps registers off batches"),
     };
     // What this client last saw each key hold: its cas expectations.
     let mut known: HashMap<String, Option<String>> = HashMap::new();

@@ -1,9 +1,9 @@
 //! The set workload: each added element is its own key
 //! (`s<set>:<element>`), written through the Redis protocol, cairn-client
-//! or its batches (a few adds per batch), and the final read is an `MGET` of every element ever
-//! attempted. Now and then a client probes (`GET`, linearizable) one of
-//! its own recently acknowledged elements: after a failover that
-//! discarded writes, no probe may still see them.
+//! or its batches (a few adds per batch), and the final read is an `MGET`
+//! of every element ever attempted. Now and then a client probes (`GET`,
+//! linearizable) one of its own recently acknowledged elements: after a
+//! failover that discarded writes, no probe may still see them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
