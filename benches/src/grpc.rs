@@ -25,10 +25,10 @@ pub async fn send(client: &Client, ops: Vec<Op>, value: &[u8], mut done: impl Fn
     let value = bytes::Bytes::copy_from_slice(value);
     let start = Instant::now();
     if let [op] = ops.as_slice() {
-        let failed = match op.clone() {
-            Op::Get(key) => client.get(key).await.is_err(),
-            Op::Set(key) => client.set(key, value).await.is_err(),
-            Op::Incr(key) => client.incr(key, 1).await.is_err(),
+        let failed = match op {
+            Op::Get(key) => client.get(key.clone()).await.is_err(),
+            Op::Set(key) => client.set(key.clone(), value).await.is_err(),
+            Op::Incr(key) => client.incr(key.clone(), 1).await.is_err(),
         };
         done(1, start.elapsed(), usize::from(failed));
         return;

@@ -183,7 +183,6 @@ impl Client {
                         name: op_name,
                         key,
                         op: kv::BatchOp { op: Some(op) },
-                        needs_leader: writes || self.options.consistency.needs_leader(),
                         writes,
                         attempts: 0,
                         last: None,
@@ -241,10 +240,11 @@ impl Client {
         let inner = &self.inner;
         let mut retry = Vec::new();
         let mut at_once = true;
+        let reads_need_leader = self.options.consistency.needs_leader();
         let mut by_node: BTreeMap<(u64, bool), Vec<(u64, Pending)>> = BTreeMap::new();
         for mut op in ops {
             let shard = inner.topology.read().expect("topology lock").shard_of_key(&op.key);
-            match inner.route(shard, op.needs_leader, self.local_reads) {
+            match inner.route(shard, op.writes || reads_need_leader, self.local_reads) {
                 Some(target) => by_node.entry(target).or_default().push((shard, op)),
                 None => {
                     op.last = Some(Error::Unavailable {
@@ -323,7 +323,7 @@ impl Client {
                 attempt(&mut op, shard, result.as_ref().err());
                 match result {
                     Ok(reply) => {
-                        if op.needs_leader && !direct {
+                        if (op.writes || reads_need_leader) && !direct {
                             inner.note_forwarded(shard, Some(reply.header.served_by).filter(|&n| n != 0));
                         }
                         outcomes.finish(&op, Ok(reply));
@@ -429,10 +429,9 @@ struct Pending {
     name: &'static str,
     key: Bytes,
     op: kv::BatchOp,
-    /// Whether it writes (and so may have been applied by a call that failed).
+    /// Whether it writes (so only its shard's leader may answer it, and a
+    /// call that failed may have applied it).
     writes: bool,
-    /// Whether only its shard's leader may answer it.
-    needs_leader: bool,
     /// How many times it was sent.
     attempts: u32,
     /// Why its last attempt failed.

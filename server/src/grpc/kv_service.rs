@@ -105,11 +105,7 @@ impl KvService {
         use batch_op::Op;
         use batch_result::Result as Done;
         let Some(op) = op.op else {
-            return BatchResult {
-                result: Some(Done::Failed(op_status(&Status::invalid_argument(
-                    "batch operation names no operation",
-                )))),
-            };
+            return failed(&Status::invalid_argument("batch operation names no operation"));
         };
         let result = match op {
             Op::Get(m) => self.get(call(m, direct)).await.map(|r| Done::Get(r.into_inner())),
@@ -123,8 +119,9 @@ impl KvService {
             Op::Expire(m) => self.expire(call(m, direct)).await.map(|r| Done::Expire(r.into_inner())),
             Op::Ttl(m) => self.ttl(call(m, direct)).await.map(|r| Done::Ttl(r.into_inner())),
         };
-        BatchResult {
-            result: Some(result.unwrap_or_else(|status| Done::Failed(op_status(&status)))),
+        match result {
+            Ok(done) => BatchResult { result: Some(done) },
+            Err(status) => failed(&status),
         }
     }
 }
@@ -157,15 +154,19 @@ fn call<T>(message: T, direct: bool) -> Request<T> {
     request
 }
 
-/// The status a batch operation failed with, as data.
-fn op_status(status: &Status) -> OpStatus {
-    OpStatus {
+/// The result of a batch operation that failed with `status`, the status
+/// (and leader hint) as data.
+fn failed(status: &Status) -> BatchResult {
+    let failed = OpStatus {
         code: status.code().into(),
         message: status.message().to_string(),
         leader: status
             .metadata()
             .get(LEADER_METADATA)
             .and_then(|v| v.to_str().ok()?.parse().ok()),
+    };
+    BatchResult {
+        result: Some(batch_result::Result::Failed(failed)),
     }
 }
 
@@ -434,12 +435,9 @@ impl Kv for KvService {
                     return run.await;
                 };
                 tokio::time::timeout(budget, run).await.unwrap_or_else(|_| {
-                    let late = Status::unavailable(
+                    failed(&Status::unavailable(
                         "the operation did not finish within the call's deadline; a write may or may not have been applied",
-                    );
-                    BatchResult {
-                        result: Some(batch_result::Result::Failed(op_status(&late))),
-                    }
+                    ))
                 })
             }
         });
