@@ -365,23 +365,26 @@ impl Keyspace {
                 keep_ttl,
                 get,
             } => {
+                // Only what is needed of the old value: copying it whole
+                // would cost every overwrite an allocation.
                 let old = match self.live_string(key, now) {
-                    Ok(old) => old.cloned(),
+                    Ok(old) => old,
                     // SET replaces any type, unless it must return the old string.
                     Err(err) if *get => return Reply::Err(err),
-                    Err(_) => self.live(key, now).cloned(),
+                    Err(_) => self.live(key, now),
+                };
+                let (exists, old_deadline) = (old.is_some(), old.and_then(Value::expire_at_ms));
+                let previous = match get {
+                    true => old.map(|v| Bytes::copy_from_slice(v.as_str().expect("a string"))),
+                    false => None,
                 };
                 let allowed = match condition {
                     SetCondition::Always => true,
-                    SetCondition::IfAbsent => old.is_none(),
-                    SetCondition::IfPresent => old.is_some(),
+                    SetCondition::IfAbsent => !exists,
+                    SetCondition::IfPresent => exists,
                 };
                 if allowed {
-                    let deadline = if *keep_ttl {
-                        old.as_ref().and_then(Value::expire_at_ms)
-                    } else {
-                        *expire_at_ms
-                    };
+                    let deadline = if *keep_ttl { old_deadline } else { *expire_at_ms };
                     if deadline.is_some_and(|d| d <= now) {
                         self.take(key);
                     } else {
@@ -389,9 +392,7 @@ impl Keyspace {
                     }
                 }
                 match (get, allowed) {
-                    (true, _) => old.map_or(Reply::Nil, |v| {
-                        Reply::Value(Bytes::copy_from_slice(v.as_str().expect("a string")))
-                    }),
+                    (true, _) => previous.map_or(Reply::Nil, Reply::Value),
                     (false, true) => Reply::Ok,
                     (false, false) => Reply::Nil,
                 }
@@ -618,9 +619,10 @@ impl Keyspace {
                 )
             }
             // Applied by the state machine (to the users, or to the
-            // cross-region log, or the meta group), never queued in a
-            // transaction; nothing to do to keys.
+            // cross-region log, or the meta group, or write by write),
+            // never queued in a transaction; nothing to do to keys.
             WriteOp::Acl(_)
+            | WriteOp::Batch { .. }
             | WriteOp::Xlog { .. }
             | WriteOp::XlogTrim { .. }
             | WriteOp::XlogReset { .. }
