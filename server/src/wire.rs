@@ -15,9 +15,14 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
     let failed = |e: postcard::Error| Error::Wire(format!("encode: {e}"));
     // Sized first: growing the buffer as it is written would copy it over
     // and over (every Raft message passes through here).
-    let mut out = Vec::with_capacity(postcard::experimental::serialized_size(value).map_err(failed)?);
+    let mut out = Vec::with_capacity(encoded_len(value)?);
     postcard::to_io(value, &mut out).map_err(failed)?;
     Ok(Bytes::from(out))
+}
+
+/// How many bytes [`encode`] makes of `value`, counted without encoding it.
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize> {
+    postcard::experimental::serialized_size(value).map_err(|e| Error::Wire(format!("encode: {e}")))
 }
 
 /// Decodes a value encoded by [`encode`].
