@@ -6,6 +6,7 @@
 //! ```text
 //!   resp (Redis protocol), grpc (Kv, Admin, peer Raft service)
 //!     └─ node (routing, forwarding) ─ shard (one group on this node)
+//!          ├─ proposals (a group's writes, many to a Raft entry)
 //!          ├─ witness (the witness's store of the cross-region log)
 //!          └─ raft (openraft: log store, state machine, network)
 //!               ├─ keyspace (in-memory data, deterministic apply), acl (users)
@@ -33,6 +34,7 @@ pub mod lease;
 pub mod meta;
 pub mod node;
 pub mod placement;
+pub mod proposals;
 pub mod raft;
 pub mod resp;
 pub mod server;

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -299,6 +300,21 @@ impl Node {
     /// write waiting on one.
     pub fn log_fsyncs(&self) -> u64 {
         self.commit.syncs()
+    }
+
+    /// Raft entries this node proposed to its groups that committed, and
+    /// the writes they held (see [`crate::proposals`]).
+    pub fn proposed(&self) -> (u64, u64) {
+        self.shards
+            .values()
+            .chain(&self.meta)
+            .map(Shard::proposed)
+            .fold((0, 0), |(entries, writes), p| {
+                (
+                    entries + p.entries.load(Ordering::Relaxed),
+                    writes + p.writes.load(Ordering::Relaxed),
+                )
+            })
     }
 
     /// The slot map.

@@ -2,8 +2,9 @@
 //!
 //! A [`Shard`] executes requests only when this node leads the group:
 //!
-//! - a write goes through `client_write` and answers once it is committed
-//!   by a majority of zones and applied;
+//! - a write is proposed (with others queued beside it, see
+//!   [`crate::proposals`]) and answers once it is committed by a majority
+//!   of zones and applied;
 //! - a read first proves leadership with openraft's linearizer — a leader
 //!   lease (no round trip) and, when the lease has lapsed, ReadIndex (one
 //!   heartbeat round) — and waits until everything committed before the read
@@ -49,7 +50,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::error::{LinearizableReadError, RaftError};
 use openraft::vote::RaftLeaderId;
 use openraft::{Instant as _, ReadPolicy, ServerState};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,7 @@ use crate::keyspace::{KvError, Read, Reply, Rpo, Write};
 use crate::lease::Lease;
 use crate::meta::MetaAnswer;
 use crate::placement::{RegionIndex, shard_of_group};
+use crate::proposals::{Proposed, Proposer};
 use crate::raft::snapshot_file::{self, View};
 use crate::raft::state_machine::Applied;
 use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
@@ -133,6 +135,8 @@ pub struct Shard {
     pub shard: u64,
     node: NodeId,
     raft: Raft,
+    /// Where writes are proposed.
+    proposer: Proposer,
     applied: Arc<RwLock<Applied>>,
     snapshot_dir: PathBuf,
     /// How long after a majority's acknowledgement reads may be served
@@ -169,6 +173,7 @@ impl Shard {
             shard: shard_of_group(group),
             node,
             lease,
+            proposer: Proposer::start(raft.clone(), shard_of_group(group)),
             raft,
             applied,
             snapshot_dir,
@@ -238,6 +243,11 @@ impl Shard {
     /// The replicated users table.
     pub fn users(&self) -> Users {
         self.applied.read().expect("state lock").users.clone()
+    }
+
+    /// Entries and writes this node proposed to the group.
+    pub fn proposed(&self) -> &Proposed {
+        self.proposer.proposed()
     }
 
     /// Number of keys held in memory.
@@ -425,30 +435,14 @@ impl Shard {
         if let Some(region) = witness {
             self.check_witness(region)?;
         }
-        let answer = match self.raft.client_write(write).await {
-            Ok(response) if response.data == Reply::Err(KvError::NotServing) => {
-                return Err(Error::NotServing { shard: self.shard });
-            }
-            Ok(response) => Answer {
-                reply: response.data,
-                index: response.log_id.index(),
-                served_by: self.node,
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                return Err(Error::NotLeader {
-                    shard: self.shard,
-                    leader: forward.leader_id,
-                });
-            }
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
-                return Err(Error::Indeterminate { shard: self.shard });
-            }
-            Err(err) => {
-                return Err(Error::Fatal {
-                    shard: self.shard,
-                    detail: err.to_string(),
-                });
-            }
+        let (reply, index) = self.proposer.write(write).await?;
+        if reply == Reply::Err(KvError::NotServing) {
+            return Err(Error::NotServing { shard: self.shard });
+        }
+        let answer = Answer {
+            reply,
+            index,
+            served_by: self.node,
         };
         if let Some(region) = witness {
             // The log's head now is at or past this write's gseq.

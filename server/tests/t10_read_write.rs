@@ -126,3 +126,43 @@ fn t11_commands_answer_like_redis() {
     assert_eq!(a.cmd(&["QUIT"]), Value::Simple("OK".into()));
     assert!(a.try_cmd(&["PING"]).is_err(), "QUIT closes the connection");
 }
+
+#[test]
+fn t12_pipelined_writes_share_entries_and_each_gets_its_own_reply() {
+    let cluster = Cluster::start(3, 1, RaftOptions::default());
+    let mut client = cluster.client(1);
+    // Distinct keys run side by side, so they queue together at the leader.
+    let commands: Vec<Vec<String>> = (0..300)
+        .map(|i| vec!["INCRBY".into(), format!("n{i}"), i.to_string()])
+        .collect();
+    let commands: Vec<Vec<&str>> = commands
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let replies = client.raw_pipeline(&commands);
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(reply, format!(":{i}\r\n").as_bytes(), "reply {i}");
+    }
+    for i in [0, 1, 150, 299] {
+        assert_eq!(client.cmd(&["GET", &format!("n{i}")]).text(), Some(i.to_string()));
+    }
+    let proposed = |field: &str| -> u64 {
+        cluster
+            .ids()
+            .iter()
+            .map(|&id| {
+                let info = cluster.client(id).cmd(&["INFO", "persistence"]).text().unwrap();
+                info.lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no {field} in {info}"))
+            })
+            .sum()
+    };
+    let (entries, writes) = (
+        proposed("cairn_raft_entries_proposed:"),
+        proposed("cairn_writes_proposed:"),
+    );
+    assert!(writes >= 300, "{writes} writes proposed");
+    assert!(entries < writes / 2, "{writes} writes in {entries} entries");
+}

@@ -267,6 +267,13 @@ pub enum WriteOp {
         /// The current epoch.
         epoch: u64,
     },
+    /// Client writes proposed together as one entry (see
+    /// [`crate::proposals`]), applied one after the other, each exactly as
+    /// an entry of its own would be. Replies one reply per write.
+    Batch {
+        /// The writes, in the order they arrived.
+        writes: Vec<Write>,
+    },
 }
 
 /// When `EXPIRE` may set a deadline (Redis 7 options; several may be set).
@@ -333,6 +340,7 @@ impl WriteOp {
                 })
                 .chain(watched.iter().map(|(key, _)| key))
                 .collect(),
+            WriteOp::Batch { writes } => writes.iter().flat_map(|write| write.op.keys()).collect(),
             WriteOp::Flush
             | WriteOp::Acl(_)
             | WriteOp::Xlog { .. }
@@ -378,6 +386,7 @@ impl fmt::Display for Write {
             WriteOp::XlogDiscard => "xlog-discard",
             WriteOp::XlogClose { .. } => "xlog-close",
             WriteOp::Meta(_) => "meta",
+            WriteOp::Batch { .. } => "batch",
         };
         write!(f, "{name}@{}", self.now_ms)
     }

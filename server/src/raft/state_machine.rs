@@ -308,8 +308,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// Applies a write of the group's log: a client write (numbered in the
 /// cross-region log, refused once the group is sealed), shipping from the
 /// primary (refused unless sealed and of its epoch or a later one), the
-/// log's trim, seal and opening, or a meta op.
+/// log's trim, seal and opening, a meta op, or a batch of client writes
+/// (one reply each, as if each were an entry of its own).
 fn apply_write(applied: &mut Applied, write: Write) -> Reply {
+    if let WriteOp::Batch { writes } = write.op {
+        return Reply::List(writes.into_iter().map(|write| apply_write(applied, write)).collect());
+    }
     match &write.op {
         WriteOp::Xlog {
             records,
@@ -445,4 +449,54 @@ fn apply_reset_part(applied: &mut Applied, gseq: u64, part: u32, last: bool, ima
         return Reply::Int(gseq as i64);
     }
     Reply::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::keyspace::Read;
+    use crate::sessions::SessionTag;
+
+    fn incr(key: &str, delta: i64, seq: Option<u64>) -> Write {
+        Write {
+            now_ms: 1,
+            session: seq.map(|seq| SessionTag {
+                client: 7,
+                seq,
+                acked_below: 0,
+            }),
+            op: WriteOp::IncrBy {
+                key: Bytes::from(key.to_string()),
+                delta,
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_applies_each_write_as_an_entry_of_its_own() {
+        let mut applied = Applied {
+            xlog: Xlog::new(true, Stance::open_in(1)),
+            ..Applied::default()
+        };
+        let writes = vec![
+            incr("a", 1, Some(1)),
+            incr("b", 5, None),
+            // A retry of the first write: answered again, applied once.
+            incr("a", 1, Some(1)),
+            incr("a", 10, Some(2)),
+        ];
+        let reply = apply_write(&mut applied, Write::new(WriteOp::Batch { writes }));
+        assert_eq!(
+            reply,
+            Reply::List(vec![Reply::Int(1), Reply::Int(5), Reply::Int(1), Reply::Int(11)])
+        );
+        let get = |key: &str| Read::Get {
+            key: Bytes::from(key.to_string()),
+        };
+        assert_eq!(applied.keyspace.read(&get("a"), 1), Reply::Value(Bytes::from("11")));
+        // One cross-region record per write, as four entries would make.
+        assert_eq!(applied.xlog.gseq(), 4);
+    }
 }

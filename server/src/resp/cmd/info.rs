@@ -138,6 +138,7 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let started = now.saturating_sub(shared.started.elapsed()).as_secs();
+        let (entries, writes) = node.proposed();
         let fsync = match node.config().storage.fsync {
             Fsync::Always => "always",
             Fsync::Never => "never",
@@ -147,7 +148,8 @@ fn render(shared: &Arc<Shared>, wanted: &[String]) -> String {
             "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n\
              rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{started}\r\nrdb_last_bgsave_status:ok\r\n\
              aof_enabled:0\r\naof_rewrite_in_progress:0\r\ncairn_raft_log_fsync:{fsync}\r\n\
-             cairn_raft_log_fsyncs:{}\r\n\r\n",
+             cairn_raft_log_fsyncs:{}\r\ncairn_raft_entries_proposed:{entries}\r\n\
+             cairn_writes_proposed:{writes}\r\n\r\n",
             node.log_fsyncs(),
         );
     }
