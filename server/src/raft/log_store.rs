@@ -50,47 +50,71 @@ const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"purged";
 /// Newest entries a group keeps in memory for replication.
 const RECENT_ENTRIES: usize = 1024;
+/// Most bytes (as stored) of entries a group keeps in memory: an entry
+/// may hold many writes (see [`crate::proposals`]), so a count alone
+/// would let busy groups keep hundreds of MiB.
+const RECENT_BYTES: usize = 1024 * 1024;
 
 /// The newest entries of a group's log, with consecutive indexes; always
 /// the last entries of the store (appends, truncations and purges change
 /// both, and an append always extends the log's end).
 #[derive(Default)]
 struct Recent {
-    entries: VecDeque<Entry>,
+    /// Each entry with its size as stored.
+    entries: VecDeque<(Entry, usize)>,
+    /// The sizes' sum.
+    bytes: usize,
 }
 
 impl Recent {
     fn first_index(&self) -> Option<u64> {
-        self.entries.front().map(|e| e.index())
+        self.entries.front().map(|(e, _)| e.index())
     }
 
-    /// Keeps `appended`, which follow the entries kept (openraft truncates
-    /// a conflicting tail before it appends over it); anything else starts
-    /// afresh.
-    fn append(&mut self, appended: &[Entry]) {
-        let Some(first) = appended.first() else {
+    /// Keeps `appended` (each with its size as stored), which follow the
+    /// entries kept (openraft truncates a conflicting tail before it
+    /// appends over it); anything else starts afresh. The oldest entries
+    /// go once more than [`RECENT_ENTRIES`] or [`RECENT_BYTES`] are kept.
+    fn append(&mut self, appended: Vec<(Entry, usize)>) {
+        let Some((first, _)) = appended.first() else {
             return;
         };
-        let follows = self.entries.back().is_none_or(|last| last.index() + 1 == first.index());
+        let follows = self
+            .entries
+            .back()
+            .is_none_or(|(last, _)| last.index() + 1 == first.index());
         if !follows {
             self.entries.clear();
+            self.bytes = 0;
         }
-        self.entries.extend(appended.iter().cloned());
-        let excess = self.entries.len().saturating_sub(RECENT_ENTRIES);
-        self.entries.drain(..excess);
+        for (entry, size) in appended {
+            self.bytes += size;
+            self.entries.push_back((entry, size));
+        }
+        while self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, size)) = self.entries.pop_front() {
+            self.bytes -= size;
+        }
     }
 
     /// Forgets entries from index `from` on.
     fn truncate(&mut self, from: u64) {
-        while self.entries.back().is_some_and(|e| e.index() >= from) {
-            self.entries.pop_back();
+        while self.entries.back().is_some_and(|(e, _)| e.index() >= from) {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes -= size;
+            }
         }
     }
 
     /// Forgets entries up to and including index `upto`.
     fn purge(&mut self, upto: u64) {
-        while self.entries.front().is_some_and(|e| e.index() <= upto) {
-            self.entries.pop_front();
+        while self.entries.front().is_some_and(|(e, _)| e.index() <= upto) {
+            self.pop_front();
         }
     }
 
@@ -103,7 +127,7 @@ impl Recent {
         let end = end.unwrap_or(kept_end);
         (first <= start && start <= end && end <= kept_end).then(|| {
             let range = (start - first) as usize..(end - first) as usize;
-            self.entries.range(range).cloned().collect()
+            self.entries.range(range).map(|(entry, _)| entry.clone()).collect()
         })
     }
 }
@@ -328,10 +352,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
         let mut batch = Batch::default();
-        for entry in &entries {
-            batch.put(Cf::RaftLog, self.log_key(entry.index()), encode_entry(entry)?);
+        let mut sized = Vec::new();
+        for entry in entries {
+            let record = encode_entry(&entry)?;
+            let size = record.len();
+            batch.put(Cf::RaftLog, self.log_key(entry.index()), record);
+            sized.push((entry, size));
         }
         let committed = self.unsaved_commit().take();
         if committed.is_some() {
@@ -339,7 +366,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         fail::fail_point!("log-append-before");
         self.storage.write(batch).map_err(io::Error::other)?;
-        self.recent().append(&entries);
+        self.recent().append(sized);
         fail::fail_point!("log-append-after");
         match &self.commit {
             Some(commit) => commit.after_sync(move |result| callback.io_completed(result.map_err(io::Error::other))),
@@ -423,7 +450,9 @@ mod tests {
     #[test]
     fn recent_entries_stay_the_logs_tail() {
         let mut recent = Recent::default();
-        recent.append(&(1..=10).map(entry).collect::<Vec<_>>());
+        // Entries of 100 bytes each, as stored.
+        let sized = |indexes: std::ops::RangeInclusive<u64>| indexes.map(|i| (entry(i), 100)).collect::<Vec<_>>();
+        recent.append(sized(1..=10));
         assert_eq!(indexes(recent.get(3, Some(6))), Some(vec![3, 4, 5]));
         assert_eq!(indexes(recent.get(9, None)), Some(vec![9, 10]));
         assert_eq!(indexes(recent.get(9, Some(12))), None, "past the end");
@@ -433,16 +462,27 @@ mod tests {
         recent.purge(4);
         assert_eq!(indexes(recent.get(4, Some(6))), None, "purged");
         assert_eq!(indexes(recent.get(5, Some(6))), Some(vec![5]));
-        recent.append(&[entry(20)]);
+        recent.append(sized(20..=20));
         assert_eq!(
             indexes(recent.get(5, Some(6))),
             None,
             "an append that does not follow starts afresh"
         );
         assert_eq!(indexes(recent.get(20, None)), Some(vec![20]));
-        recent.append(&(21..=21 + RECENT_ENTRIES as u64).map(entry).collect::<Vec<_>>());
+        recent.append(sized(21..=21 + RECENT_ENTRIES as u64));
         assert_eq!(recent.entries.len(), RECENT_ENTRIES);
         assert_eq!(recent.first_index(), Some(22));
+        // Large entries are bounded by their bytes, not their count.
+        let last = 22 + RECENT_ENTRIES as u64;
+        recent.append(vec![
+            (entry(last), RECENT_BYTES / 2),
+            (entry(last + 1), RECENT_BYTES / 2),
+        ]);
+        assert_eq!(recent.first_index(), Some(last));
+        assert_eq!(recent.bytes, RECENT_BYTES);
+        recent.truncate(last + 1);
+        assert_eq!(recent.bytes, RECENT_BYTES / 2);
+        assert_eq!(indexes(recent.get(last, None)), Some(vec![last]));
     }
 
     #[tokio::test]
