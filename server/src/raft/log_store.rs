@@ -52,8 +52,11 @@ const PURGED: &[u8] = b"purged";
 const RECENT_ENTRIES: usize = 1024;
 /// Most bytes (as stored) of entries a group keeps in memory: an entry
 /// may hold many writes (see [`crate::proposals`]), so a count alone
-/// would let busy groups keep hundreds of MiB.
-const RECENT_BYTES: usize = 1024 * 1024;
+/// would let busy groups keep hundreds of MiB. Decoded, entries take some
+/// three times their stored size; a leader mostly replicates its last
+/// few entries, so a few of them suffice (more cost memory and, measured,
+/// throughput: BENCHMARKS.md).
+const RECENT_BYTES: usize = 64 * 1024;
 
 /// The newest entries of a group's log, with consecutive indexes; always
 /// the last entries of the store (appends, truncations and purges change
@@ -450,8 +453,8 @@ mod tests {
     #[test]
     fn recent_entries_stay_the_logs_tail() {
         let mut recent = Recent::default();
-        // Entries of 100 bytes each, as stored.
-        let sized = |indexes: std::ops::RangeInclusive<u64>| indexes.map(|i| (entry(i), 100)).collect::<Vec<_>>();
+        // Entries of 10 bytes each, as stored: the count binds first.
+        let sized = |indexes: std::ops::RangeInclusive<u64>| indexes.map(|i| (entry(i), 10)).collect::<Vec<_>>();
         recent.append(sized(1..=10));
         assert_eq!(indexes(recent.get(3, Some(6))), Some(vec![3, 4, 5]));
         assert_eq!(indexes(recent.get(9, None)), Some(vec![9, 10]));
