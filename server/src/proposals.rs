@@ -124,13 +124,7 @@ impl Proposer {
         if shared.queued.load(Ordering::Acquire) == 0
             && let Ok(_slot) = shared.slots.try_acquire()
         {
-            let response = self
-                .raft
-                .client_write(write)
-                .await
-                .map_err(|err| refused(self.shard, &err))?;
-            shared.proposed.count(1);
-            return Ok((response.data, response.log_id.index()));
+            return propose_one(&self.raft, self.shard, write, &shared.proposed).await;
         }
         let stopped = || Error::Fatal {
             shard: self.shard,
@@ -200,23 +194,31 @@ fn gather(first: Queued, queued: &mut mpsc::UnboundedReceiver<Queued>, held: &mu
     batch
 }
 
+/// Proposes `write` as an entry of its own, counting it in `proposed` if
+/// it was taken.
+async fn propose_one(raft: &Raft, shard: u64, write: Write, proposed: &Proposed) -> Result<Committed> {
+    let response = raft.client_write(write).await.map_err(|err| refused(shard, &err))?;
+    proposed.count(1);
+    Ok((response.data, response.log_id.index()))
+}
+
 /// Proposes `batch` as one entry holding `slot`, answers each of its
 /// writes, and counts the entry in `proposed` if it was taken.
-async fn propose(raft: &Raft, shard: u64, batch: Vec<Queued>, slot: SemaphorePermit<'_>, proposed: &Proposed) {
-    let (mut writes, waiting): (Vec<Write>, Vec<_>) = batch.into_iter().map(|q| (q.write, q.done)).unzip();
+async fn propose(raft: &Raft, shard: u64, mut batch: Vec<Queued>, slot: SemaphorePermit<'_>, proposed: &Proposed) {
+    if batch.len() == 1 {
+        let Queued { write, done, .. } = batch.pop().expect("one write");
+        let _ = done.send(propose_one(raft, shard, write, proposed).await);
+        return;
+    }
+    let (writes, waiting): (Vec<Write>, Vec<_>) = batch.into_iter().map(|q| (q.write, q.done)).unzip();
     let count = writes.len();
-    let entry = match count {
-        1 => writes.pop().expect("one write"),
-        _ => Write::new(WriteOp::Batch { writes }),
-    };
-    let outcome = raft.client_write(entry).await;
+    let outcome = raft.client_write(Write::new(WriteOp::Batch { writes })).await;
     drop(slot);
-    let replies = match outcome {
+    let replies: Vec<Result<Committed>> = match outcome {
         Ok(response) => {
             proposed.count(count);
             let index = response.log_id.index();
             match response.data {
-                reply if count == 1 => vec![Ok((reply, index))],
                 Reply::List(replies) if replies.len() == count => {
                     replies.into_iter().map(|reply| Ok((reply, index))).collect()
                 }
