@@ -603,7 +603,7 @@ impl Node {
                     Some(local) => local.execute(request.clone()).await,
                     None => Err(Error::NoLeader { shard }),
                 },
-                Some(node) => self.forward(node, group, &request, deadline).await,
+                Some(node) => Box::pin(self.forward(node, group, &request, deadline)).await,
                 None => Err(Error::NoLeader { shard }),
             };
             let err = match result {

@@ -197,7 +197,9 @@ fn gather(first: Queued, queued: &mut mpsc::UnboundedReceiver<Queued>, held: &mu
 /// Proposes `write` as an entry of its own, counting it in `proposed` if
 /// it was taken.
 async fn propose_one(raft: &Raft, shard: u64, write: Write, proposed: &Proposed) -> Result<Committed> {
-    let response = raft.client_write(write).await.map_err(|err| refused(shard, &err))?;
+    let response = Box::pin(raft.client_write(write))
+        .await
+        .map_err(|err| refused(shard, &err))?;
     proposed.count(1);
     Ok((response.data, response.log_id.index()))
 }
@@ -212,7 +214,7 @@ async fn propose(raft: &Raft, shard: u64, mut batch: Vec<Queued>, slot: Semaphor
     }
     let (writes, waiting): (Vec<Write>, Vec<_>) = batch.into_iter().map(|q| (q.write, q.done)).unzip();
     let count = writes.len();
-    let outcome = raft.client_write(Write::new(WriteOp::Batch { writes })).await;
+    let outcome = Box::pin(raft.client_write(Write::new(WriteOp::Batch { writes: writes.into() }))).await;
     drop(slot);
     let replies: Vec<Result<Committed>> = match outcome {
         Ok(response) => {

@@ -43,6 +43,13 @@
 //! so the caller ([`crate::node::Node`]) forwards it. A write whose entry was
 //! appended but then discarded by a leader change is [`Error::Indeterminate`]:
 //! it may yet commit, so it must not be retried blindly.
+//!
+//! openraft's futures are large (`client_write`, `ensure_linearizable`
+//! and `wait` take 2–4 KB each), and a future holds every future it
+//! awaits, so each caller up to the connection's boxed request would
+//! carry them and copy them whole at every move: several KB per request.
+//! They are boxed where they are awaited, here and in
+//! [`crate::proposals`], which keeps a request's own future small.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -233,9 +240,8 @@ impl Shard {
     /// Waits (up to `timeout`) until this replica has applied the entry at
     /// `index`; whether it has.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
-        self.raft
-            .wait(Some(timeout))
-            .applied_index_at_least(Some(index), "local replica catches up")
+        let wait = self.raft.wait(Some(timeout));
+        Box::pin(wait.applied_index_at_least(Some(index), "local replica catches up"))
             .await
             .is_ok()
     }
@@ -597,9 +603,9 @@ impl Shard {
         if lease && self.holds_lease() {
             return Ok(());
         }
-        let confirmed = match self.raft.ensure_linearizable(policy).await {
+        let confirmed = match Box::pin(self.raft.ensure_linearizable(policy)).await {
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) if lease => {
-                self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await
+                Box::pin(self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await
             }
             other => other,
         };

@@ -6,6 +6,7 @@
 //! same way when it applies the entry. Nothing in apply reads a clock.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -271,8 +272,11 @@ pub enum WriteOp {
     /// [`crate::proposals`]), applied one after the other, each exactly as
     /// an entry of its own would be. Replies one reply per write.
     Batch {
-        /// The writes, in the order they arrived.
-        writes: Vec<Write>,
+        /// The writes, in the order they arrived; shared, because an
+        /// entry is copied for each follower it is sent to and for its
+        /// apply, and a batch may hold hundreds of writes. Stored as a
+        /// sequence, as a `Vec` would be.
+        writes: Arc<[Write]>,
     },
 }
 

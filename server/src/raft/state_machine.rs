@@ -197,7 +197,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.last_applied = Some(entry.log_id);
                 match entry.payload {
                     EntryPayload::Blank => Reply::Ok,
-                    EntryPayload::Normal(write) => apply_write(&mut applied, write),
+                    EntryPayload::Normal(write) => apply_write(&mut applied, &write),
                     EntryPayload::Membership(membership) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         Reply::Ok
@@ -310,9 +310,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// primary (refused unless sealed and of its epoch or a later one), the
 /// log's trim, seal and opening, a meta op, or a batch of client writes
 /// (one reply each, as if each were an entry of its own).
-fn apply_write(applied: &mut Applied, write: Write) -> Reply {
-    if let WriteOp::Batch { writes } = write.op {
-        return Reply::List(writes.into_iter().map(|write| apply_write(applied, write)).collect());
+fn apply_write(applied: &mut Applied, write: &Write) -> Reply {
+    if let WriteOp::Batch { writes } = &write.op {
+        return Reply::List(writes.iter().map(|write| apply_write(applied, write)).collect());
     }
     match &write.op {
         WriteOp::Xlog {
@@ -364,9 +364,9 @@ fn apply_write(applied: &mut Applied, write: Write) -> Reply {
         }
         _ if !applied.xlog.stance().serving => Reply::Err(KvError::NotServing),
         _ => {
-            let reply = apply_client_write(applied, &write);
+            let reply = apply_client_write(applied, write);
             applied.xlog.append(write.now_ms, || {
-                wire::encode(&write).expect("a write that was decoded encodes again")
+                wire::encode(write).expect("a write that was decoded encodes again")
             });
             reply
         }
@@ -487,7 +487,7 @@ mod tests {
             incr("a", 1, Some(1)),
             incr("a", 10, Some(2)),
         ];
-        let reply = apply_write(&mut applied, Write::new(WriteOp::Batch { writes }));
+        let reply = apply_write(&mut applied, &Write::new(WriteOp::Batch { writes: writes.into() }));
         assert_eq!(
             reply,
             Reply::List(vec![Reply::Int(1), Reply::Int(5), Reply::Int(1), Reply::Int(11)])
