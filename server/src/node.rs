@@ -603,6 +603,8 @@ impl Node {
                     Some(local) => local.execute(request.clone()).await,
                     None => Err(Error::NoLeader { shard }),
                 },
+                // Boxed, as openraft's futures are (see `crate::shard`):
+                // a gRPC call's future is large, and this path is rare.
                 Some(node) => Box::pin(self.forward(node, group, &request, deadline)).await,
                 None => Err(Error::NoLeader { shard }),
             };

@@ -311,10 +311,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// log's trim, seal and opening, a meta op, or a batch of client writes
 /// (one reply each, as if each were an entry of its own).
 fn apply_write(applied: &mut Applied, write: &Write) -> Reply {
-    if let WriteOp::Batch { writes } = &write.op {
-        return Reply::List(writes.iter().map(|write| apply_write(applied, write)).collect());
-    }
     match &write.op {
+        WriteOp::Batch { writes } => Reply::List(writes.iter().map(|write| apply_write(applied, write)).collect()),
         WriteOp::Xlog {
             records,
             as_of_ms,
@@ -498,5 +496,16 @@ mod tests {
         assert_eq!(applied.keyspace.read(&get("a"), 1), Reply::Value(Bytes::from("11")));
         // One cross-region record per write, as four entries would make.
         assert_eq!(applied.xlog.gseq(), 4);
+    }
+
+    #[test]
+    fn a_batch_is_stored_as_the_sequence_it_always_was() {
+        // Logs written when a batch held a `Vec` must still decode.
+        let writes = vec![incr("a", 1, Some(1)), incr("b", 5, None)];
+        let shared: Arc<[Write]> = writes.clone().into();
+        let stored = wire::encode(&writes).unwrap();
+        assert_eq!(wire::encode(&shared).unwrap(), stored);
+        let decoded: Arc<[Write]> = wire::decode(&stored).unwrap();
+        assert_eq!(decoded, shared);
     }
 }
