@@ -49,7 +49,8 @@
 //! awaits, so each caller up to the connection's boxed request would
 //! carry them and copy them whole at every move: several KB per request.
 //! They are boxed where they are awaited, here and in
-//! [`crate::proposals`], which keeps a request's own future small.
+//! [`crate::proposals`] (and so is forwarding's gRPC call in
+//! [`crate::node`]), which keeps a request's own future small.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
