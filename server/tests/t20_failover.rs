@@ -1,6 +1,7 @@
 //! kill -9 of the node leading most shards while clients write: every shard
 //! elects a new leader within seconds, and every acknowledged write is there
-//! afterwards; the killed node, restarted by hand, catches up.
+//! afterwards; the killed node, restarted by hand, catches up. A leader
+//! killed and restarted at once does not lead again in its old term.
 
 mod fixtures;
 
@@ -95,4 +96,73 @@ fn t20_kill_the_busiest_leader_while_writing() {
     for (key, value) in acked.iter().rev().take(200) {
         assert_eq!(client.cmd(&["GET", key]).text().as_deref(), Some(value.as_str()));
     }
+}
+
+/// Shard 0's `(role, leader, term)` as node `id` reports it, if it answers.
+fn shard_zero(cluster: &Cluster, id: u64) -> Option<(String, u64, u64)> {
+    let Ok(Value::Bulk(Some(text))) = cluster.try_client(id)?.try_cmd(&["INFO", "replication"]) else {
+        return None;
+    };
+    let text = String::from_utf8(text).unwrap();
+    let fields = text.lines().find_map(|line| line.strip_prefix("cairn_shard0:"))?;
+    let field = |name: &str| {
+        fields
+            .split(',')
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    Some((
+        field("role")?,
+        field("leader")?.parse().ok()?,
+        field("term")?.parse().ok()?,
+    ))
+}
+
+#[test]
+fn t20_a_restarted_leader_leads_again_only_in_a_new_term() {
+    // Followers wait 4-5 s before they elect, so the leader is back long
+    // before they would.
+    let raft = RaftOptions {
+        election_timeout_min_ms: 4000,
+        election_timeout_max_ms: 5000,
+        ..RaftOptions::default()
+    };
+    let mut cluster = Cluster::start(3, 1, raft);
+    let (_, leader, term) = shard_zero(&cluster, 1).expect("node 1 answers");
+    cluster.client(leader).cmd(&["SET", "k", "before"]);
+    cluster.kill(leader);
+    cluster.start_node(leader);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_term = loop {
+        let seen: Vec<_> = cluster
+            .ids()
+            .into_iter()
+            .map(|id| (id, shard_zero(&cluster, id)))
+            .collect();
+        for (id, reported) in &seen {
+            if let Some((role, _, now)) = reported {
+                assert!(
+                    !(*id == leader && role == "leader" && *now == term),
+                    "node {leader} led again in term {term}, which it led before its restart: {seen:?}"
+                );
+            }
+        }
+        let newer = seen
+            .iter()
+            .find_map(|(_, r)| r.as_ref().filter(|(_, _, now)| *now > term));
+        if let Some((_, _, now)) = newer {
+            break *now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no election after the restart in 30 s: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("node {leader} led term {term}; after its restart, term {new_term}");
+    cluster.wait_ready(Duration::from_secs(30));
+    assert_eq!(
+        cluster.client(leader).cmd(&["GET", "k"]).text().as_deref(),
+        Some("before")
+    );
 }

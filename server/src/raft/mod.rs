@@ -11,6 +11,18 @@
 //! The protocol is Raft (Ongaro & Ousterhout, 2014) as openraft implements
 //! it, with pre-vote, leader leases for reads (§6.4's lease-based read, with
 //! ReadIndex as fallback) and snapshots for log compaction (§7).
+//!
+//! A leader that restarts must win a new election before it leads again
+//! (openraft's `enable_leader_restore` is off). A leader sends its entries
+//! to followers before they are durable in its own log, so a crash can
+//! leave it with a shorter log than its followers hold in its term. Were it
+//! to lead on in that term, its next entries would take the indexes and the
+//! term of entries the followers already hold; a follower takes an entry
+//! with the same index and term as one it holds for the same entry, keeps
+//! its own, and reports it as matched, so the leader would acknowledge
+//! writes that no follower stored (the fault matrix found this:
+//! docs/testing.md). A leader of a new term writes entries of that term,
+//! which replace any others at their indexes.
 
 pub mod log_store;
 pub mod network;
@@ -32,6 +44,7 @@ pub fn openraft_config(cluster_name: &str, options: &RaftOptions) -> Result<open
         max_in_snapshot_log_to_keep: options.logs_kept_behind_snapshot,
         install_snapshot_timeout: 10_000,
         enable_pre_vote: Some(true),
+        enable_leader_restore: Some(false),
         ..Default::default()
     };
     config
