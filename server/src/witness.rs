@@ -277,17 +277,9 @@ impl WitnessStore {
         Ok(())
     }
 
-    /// Writes `write` and waits for a sync that began after it.
+    /// Writes `write` and waits until it is durable.
     async fn write_durably(&self, write: Batch) -> Result<()> {
-        self.storage.write(write)?;
-        let (done, synced) = tokio::sync::oneshot::channel();
-        self.commit.after_sync(move |result| {
-            let _ = done.send(result);
-        });
-        synced
-            .await
-            .map_err(|_| Error::Storage("the witness's sync was dropped".into()))?
-            .map_err(Error::Storage)
+        self.commit.write_durably(write).await.map_err(Error::Storage)
     }
 }
 

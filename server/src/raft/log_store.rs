@@ -15,10 +15,19 @@
 //! almost always of what was appended a moment ago. Only a follower that
 //! fell further behind makes the leader read (and check) the store.
 //!
+//! With fsync on, every change goes through the node's [`GroupCommit`],
+//! which writes the batches of all groups queued since its last sync as one
+//! store write: an append returns once its batch is queued, and the
+//! entries it added are read from memory until their batch is written
+//! ([`Recent`] keeps them until then, whatever its bounds). Truncations,
+//! purges and votes are queued behind the appends before them and waited
+//! for, so the store sees every group's changes in the order they were made.
+//!
 //! # Correctness
 //!
-//! - `append` makes entries readable before it returns and calls the flush
-//!   callback only once they are durable (per the fsync setting).
+//! - `append` makes entries readable before it returns (from memory, until
+//!   the store holds them) and calls the flush callback only once they are
+//!   durable (per the fsync setting).
 //! - `save_vote` is durable before it returns (a node must never vote twice
 //!   in a term, even across a crash).
 //! - `save_committed` lets a restarted node re-apply its committed log on top
@@ -59,14 +68,18 @@ const RECENT_ENTRIES: usize = 1024;
 const RECENT_BYTES: usize = 64 * 1024;
 
 /// The newest entries of a group's log, with consecutive indexes; always
-/// the last entries of the store (appends, truncations and purges change
-/// both, and an append always extends the log's end).
+/// the last entries of the log (appends, truncations and purges change
+/// both, and an append always extends the log's end), and every entry
+/// not yet written to the store.
 #[derive(Default)]
 struct Recent {
     /// Each entry with its size as stored.
     entries: VecDeque<(Entry, usize)>,
     /// The sizes' sum.
     bytes: usize,
+    /// Entries below this index are in the store (or gone from the log),
+    /// so they may be forgotten here.
+    written_below: u64,
 }
 
 impl Recent {
@@ -74,14 +87,16 @@ impl Recent {
         self.entries.front().map(|(e, _)| e.index())
     }
 
-    /// Keeps `appended` (each with its size as stored), which follow the
-    /// entries kept (openraft truncates a conflicting tail before it
-    /// appends over it); anything else starts afresh. The oldest entries
-    /// go once more than [`RECENT_ENTRIES`] or [`RECENT_BYTES`] are kept.
+    /// Keeps `appended` (each with its size as stored, not yet written),
+    /// which follow the entries kept (openraft truncates a conflicting tail
+    /// before it appends over it); anything else starts afresh. The oldest
+    /// written entries go once more than [`RECENT_ENTRIES`] or
+    /// [`RECENT_BYTES`] are kept.
     fn append(&mut self, appended: Vec<(Entry, usize)>) {
         let Some((first, _)) = appended.first() else {
             return;
         };
+        self.written_below = self.written_below.min(first.index());
         let follows = self
             .entries
             .back()
@@ -94,7 +109,20 @@ impl Recent {
             self.bytes += size;
             self.entries.push_back((entry, size));
         }
-        while self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES {
+        self.forget_written_beyond_bounds();
+    }
+
+    /// Records that the entries up to and including index `last` are in
+    /// the store.
+    fn written(&mut self, last: u64) {
+        self.written_below = self.written_below.max(last + 1);
+        self.forget_written_beyond_bounds();
+    }
+
+    fn forget_written_beyond_bounds(&mut self) {
+        while (self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES)
+            && self.first_index().is_some_and(|first| first < self.written_below)
+        {
             self.pop_front();
         }
     }
@@ -247,6 +275,15 @@ impl LogStore {
         Ok(())
     }
 
+    /// Writes `batch` behind every change queued before it (see the
+    /// module's essay); with fsync on, it is durable on return.
+    async fn write(&self, batch: Batch) -> io::Result<()> {
+        match &self.commit {
+            Some(commit) => commit.write_durably(batch).await.map_err(io::Error::other),
+            None => self.storage.write(batch).map_err(io::Error::other),
+        }
+    }
+
     async fn sync(&self) -> io::Result<()> {
         let storage = self.storage.clone();
         tokio::task::spawn_blocking(move || storage.sync())
@@ -331,9 +368,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
         let mut batch = Batch::default();
         self.put_state(&mut batch, VOTE, vote)?;
-        self.storage.write(batch).map_err(io::Error::other)?;
-        // A vote is a promise: it must survive a crash whatever the fsync setting.
-        self.sync().await
+        self.write(batch).await?;
+        // A vote is a promise: it must survive a crash whatever the fsync
+        // setting (with fsync on, `write` made it durable).
+        if self.commit.is_none() {
+            self.sync().await?;
+        }
+        Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
@@ -367,14 +408,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if committed.is_some() {
             self.put_state(&mut batch, COMMITTED, &committed)?;
         }
+        let last = sized.last().map(|(entry, _)| entry.index());
         fail::fail_point!("log-append-before");
-        self.storage.write(batch).map_err(io::Error::other)?;
-        self.recent().append(sized);
-        fail::fail_point!("log-append-after");
         match &self.commit {
-            Some(commit) => commit.after_sync(move |result| callback.io_completed(result.map_err(io::Error::other))),
-            None => callback.io_completed(Ok(())),
+            Some(commit) => {
+                self.recent().append(sized);
+                let recent = self.recent.clone();
+                commit.write(batch, move |result| {
+                    if let (Ok(()), Some(last)) = (&result, last) {
+                        recent.lock().expect("recent entries lock").written(last);
+                    }
+                    callback.io_completed(result.map_err(io::Error::other));
+                });
+            }
+            None => {
+                self.storage.write(batch).map_err(io::Error::other)?;
+                let mut recent = self.recent();
+                recent.append(sized);
+                if let Some(last) = last {
+                    recent.written(last);
+                }
+                drop(recent);
+                callback.io_completed(Ok(()));
+            }
         }
+        fail::fail_point!("log-append-after");
         Ok(())
     }
 
@@ -382,7 +440,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map_or(0, |id| id.index() + 1);
         let mut batch = Batch::default();
         batch.delete_range(Cf::RaftLog, self.log_key(from), self.end_key());
-        self.storage.write(batch).map_err(io::Error::other)?;
+        self.write(batch).await?;
         self.recent().truncate(from);
         Ok(())
     }
@@ -393,7 +451,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = Batch::default();
         self.put_state(&mut batch, PURGED, &log_id)?;
         batch.delete_range(Cf::RaftLog, self.log_key(0), self.log_key(log_id.index() + 1));
-        self.storage.write(batch).map_err(io::Error::other)?;
+        self.write(batch).await?;
         self.recent().purge(log_id.index());
         Ok(())
     }
@@ -406,6 +464,7 @@ mod tests {
     use openraft::vote::RaftLeaderIdExt;
 
     use super::*;
+    use crate::keyspace::{SetCondition, Write, WriteOp};
     use crate::raft::state_machine::StateMachine;
     use crate::storage::RocksStorage;
 
@@ -450,12 +509,19 @@ mod tests {
         entries.map(|entries| entries.iter().map(|e| e.index()).collect())
     }
 
+    /// Appends `entries` to `recent` and marks them written.
+    fn append_written(recent: &mut Recent, entries: Vec<(Entry, usize)>) {
+        let last = entries.last().map(|(entry, _)| entry.index());
+        recent.append(entries);
+        recent.written(last.expect("entries to append"));
+    }
+
     #[test]
     fn recent_entries_stay_the_logs_tail() {
         let mut recent = Recent::default();
         // Entries of 10 bytes each, as stored: the count binds first.
         let sized = |indexes: std::ops::RangeInclusive<u64>| indexes.map(|i| (entry(i), 10)).collect::<Vec<_>>();
-        recent.append(sized(1..=10));
+        append_written(&mut recent, sized(1..=10));
         assert_eq!(indexes(recent.get(3, Some(6))), Some(vec![3, 4, 5]));
         assert_eq!(indexes(recent.get(9, None)), Some(vec![9, 10]));
         assert_eq!(indexes(recent.get(9, Some(12))), None, "past the end");
@@ -465,27 +531,84 @@ mod tests {
         recent.purge(4);
         assert_eq!(indexes(recent.get(4, Some(6))), None, "purged");
         assert_eq!(indexes(recent.get(5, Some(6))), Some(vec![5]));
-        recent.append(sized(20..=20));
+        append_written(&mut recent, sized(20..=20));
         assert_eq!(
             indexes(recent.get(5, Some(6))),
             None,
             "an append that does not follow starts afresh"
         );
         assert_eq!(indexes(recent.get(20, None)), Some(vec![20]));
-        recent.append(sized(21..=21 + RECENT_ENTRIES as u64));
+        append_written(&mut recent, sized(21..=21 + RECENT_ENTRIES as u64));
         assert_eq!(recent.entries.len(), RECENT_ENTRIES);
         assert_eq!(recent.first_index(), Some(22));
         // Large entries are bounded by their bytes, not their count.
         let last = 22 + RECENT_ENTRIES as u64;
-        recent.append(vec![
-            (entry(last), RECENT_BYTES / 2),
-            (entry(last + 1), RECENT_BYTES / 2),
-        ]);
+        append_written(
+            &mut recent,
+            vec![(entry(last), RECENT_BYTES / 2), (entry(last + 1), RECENT_BYTES / 2)],
+        );
         assert_eq!(recent.first_index(), Some(last));
         assert_eq!(recent.bytes, RECENT_BYTES);
         recent.truncate(last + 1);
         assert_eq!(recent.bytes, RECENT_BYTES / 2);
         assert_eq!(indexes(recent.get(last, None)), Some(vec![last]));
+    }
+
+    #[test]
+    fn entries_not_yet_written_stay_in_memory_past_the_bounds() {
+        let mut recent = Recent::default();
+        let big = |index| vec![(entry(index), RECENT_BYTES)];
+        append_written(&mut recent, big(1));
+        recent.append(big(2));
+        recent.append(big(3));
+        assert_eq!(recent.first_index(), Some(2), "the written entry goes, the others stay");
+        assert_eq!(indexes(recent.get(2, None)), Some(vec![2, 3]));
+        recent.written(2);
+        assert_eq!(indexes(recent.get(2, None)), None, "written, over the bound");
+        assert_eq!(indexes(recent.get(3, None)), Some(vec![3]));
+        recent.truncate(3);
+        recent.written(3);
+        recent.append(big(3));
+        recent.append(big(4));
+        assert_eq!(
+            indexes(recent.get(3, None)),
+            Some(vec![3, 4]),
+            "an entry written before a truncation does not count for the one appended over it"
+        );
+    }
+
+    #[tokio::test]
+    async fn appends_through_the_committer_are_read_back_before_and_after_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
+        let commit = GroupCommit::start(&storage).unwrap();
+        let reopened = || LogStore::new(storage.clone(), 2, Fsync::Always, commit.clone());
+        let mut log = reopened();
+        // Entries of about 40 KiB, so the memory bound holds only one.
+        let big = |index| Entry {
+            log_id: entry(index).log_id,
+            payload: openraft::EntryPayload::Normal(Write::new(WriteOp::Set {
+                key: bytes::Bytes::from_static(b"k"),
+                value: vec![b'v'; 40 << 10].into(),
+                expire_at_ms: None,
+                condition: SetCondition::Always,
+                keep_ttl: false,
+                get: false,
+            })),
+        };
+        for index in 1..=5 {
+            log.append([big(index)], IoFlushed::noop()).await.unwrap();
+            let read = log.try_get_log_entries(1..=index).await.unwrap();
+            assert_eq!(indexes(Some(read)), Some((1..=index).collect()));
+        }
+        log.truncate_after(Some(entry(3).log_id)).await.unwrap();
+        assert_eq!(
+            reopened().get_log_state().await.unwrap().last_log_id,
+            Some(entry(3).log_id),
+            "the truncation is written after the appends it removes"
+        );
+        let read = reopened().try_get_log_entries(1..10).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3]));
     }
 
     #[tokio::test]

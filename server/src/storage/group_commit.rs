@@ -1,52 +1,71 @@
-//! Group commit: one fsync for every write waiting on one.
+//! Group commit: one store write and one fsync for every batch waiting on
+//! them.
 //!
 //! Raft groups append to the shared store independently, and each append
-//! must be durable before it is acknowledged. Rather than one fsync per
-//! append, appenders hand a completion to the committer thread, which takes
-//! every completion queued so far, syncs the store once, and completes them
-//! all. Under load the number of fsyncs per second stays roughly constant
-//! while the writes they cover grow. The syncs are counted (`INFO
-//! persistence` shows the count), so writes per fsync can be measured.
+//! must be durable before it is acknowledged. Rather than a store write and
+//! an fsync per append, appenders hand their batch and a completion to the
+//! committer thread, which takes every batch queued so far, writes them as
+//! one store write, syncs the store once, and completes them all. Under load
+//! the number of writes and fsyncs per second stays roughly constant while
+//! the batches they cover grow. The syncs are counted (`INFO persistence`
+//! shows the count), so batches per fsync can be measured.
 //!
-//! Writes to many groups arrive one group's batch at a time, so a sync
+//! Each store write has a fixed cost (RocksDB's write thread, a log record
+//! and a system call), which every group's appends paid on their own: with
+//! 8 shards it was 15 % of a node's CPU under SETs. One write per sync pays
+//! it once for every group (BENCHMARKS.md).
+//!
+//! Batches for many groups arrive one group's batch at a time, so a sync
 //! started at the first arrival covers few of them: about five writes per
 //! fsync with 8 shards under 50 connections, and every fsync costs CPU
 //! and thread wake-ups of its own. So once a sync has covered more than
-//! one completion (writers are concurrent), the next waits [`LINGER`] for
+//! one batch (writers are concurrent), the next waits [`LINGER`] for
 //! more before it starts: three times as many writes per fsync, and some
 //! 7 % more SETs per second on 2 cores (`cairn-bench shards --counts 8`,
-//! BENCHMARKS.md). A lone writer, whose syncs each cover one completion,
+//! BENCHMARKS.md). A lone writer, whose syncs each cover one batch,
 //! never waits. The wait is a sleep, not a wait on the queue: a thread
-//! waiting on the queue is woken by every completion that arrives, and on
+//! waiting on the queue is woken by every batch that arrives, and on
 //! a virtual machine every wake-up leaves the guest (context switches per
 //! write from 2.8 to 2.0, and 8 % more SETs/s).
 //!
 //! # Correctness
 //!
-//! A completion is queued only after its write has returned, and the sync
-//! that completes it starts after it was dequeued, so that sync covers the
-//! write. The thread ends when the last [`GroupCommit`] handle is dropped.
-//! It holds the store only weakly, so the store is closed by its owners,
-//! never by this thread racing the process's exit (RocksDB must be closed
-//! before the process tears down its statics).
+//! - Batches are written in the order they were queued, and the merged
+//!   write is atomic, so a batch is never visible without every batch
+//!   queued before it; callers that must order a change after earlier ones
+//!   (a truncation after the appends it removes) queue it too.
+//! - A completion runs after its batch was written and a sync that began
+//!   after the write returned, so its batch is durable. Until then the
+//!   batch may not be in the store at all: what a caller must read back
+//!   at once it keeps itself (the Raft log keeps its newest entries).
+//! - The thread ends when the last [`GroupCommit`] handle is dropped.
+//!   It holds the store only weakly, so the store is closed by its owners,
+//!   never by this thread racing the process's exit (RocksDB must be closed
+//!   before the process tears down its statics).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::Storage;
+use super::{Batch, Storage};
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
-/// How long a sync waits for more completions once the last one covered
+/// How long a sync waits for more batches once the last one covered
 /// several (see the module's essay).
 const LINGER: Duration = Duration::from_millis(1);
+
+/// A batch waiting for the committer, with what to call once it is durable.
+struct Queued {
+    batch: Batch,
+    done: Completion,
+}
 
 /// A handle to the node's committer thread; clones share it.
 #[derive(Clone)]
 pub struct GroupCommit {
-    queue: Sender<Completion>,
+    queue: Sender<Queued>,
     syncs: Arc<AtomicU64>,
 }
 
@@ -68,32 +87,58 @@ impl GroupCommit {
         self.syncs.load(Ordering::Relaxed)
     }
 
-    /// Calls `done` once every write made before this call is durable.
-    pub fn after_sync(&self, done: impl FnOnce(Result<(), String>) + Send + 'static) {
-        if let Err(returned) = self.queue.send(Box::new(done)) {
-            (returned.0)(Err("the store is shutting down".into()));
+    /// Writes `batch` after every batch queued before it, and calls `done`
+    /// once it is durable.
+    pub fn write(&self, batch: Batch, done: impl FnOnce(Result<(), String>) + Send + 'static) {
+        let queued = Queued {
+            batch,
+            done: Box::new(done),
+        };
+        if let Err(returned) = self.queue.send(queued) {
+            (returned.0.done)(Err("the store is shutting down".into()));
         }
+    }
+
+    /// Writes `batch` as [`GroupCommit::write`] does, and waits until it is
+    /// durable.
+    pub async fn write_durably(&self, batch: Batch) -> Result<(), String> {
+        let (done, durable) = tokio::sync::oneshot::channel();
+        self.write(batch, move |result| {
+            let _ = done.send(result);
+        });
+        durable
+            .await
+            .unwrap_or_else(|_| Err("the store's committer stopped".into()))
     }
 }
 
-fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Completion>, syncs: &AtomicU64) {
-    // Whether the last sync covered more than one completion.
+fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Queued>, syncs: &AtomicU64) {
+    // Whether the last sync covered more than one batch.
     let mut concurrent = false;
     while let Ok(first) = pending.recv() {
-        let mut batch = vec![first];
+        let mut queued = vec![first];
         if concurrent {
             std::thread::sleep(LINGER);
         }
-        batch.extend(pending.try_iter());
-        concurrent = batch.len() > 1;
+        queued.extend(pending.try_iter());
+        concurrent = queued.len() > 1;
+        let mut merged = Batch::default();
+        let mut completions = Vec::with_capacity(queued.len());
+        for Queued { batch, done } in queued {
+            merged.ops.extend(batch.ops);
+            completions.push(done);
+        }
         let result = match storage.upgrade() {
             Some(storage) => {
                 syncs.fetch_add(1, Ordering::Relaxed);
-                storage.sync().map_err(|e| e.to_string())
+                storage
+                    .write(merged)
+                    .and_then(|()| storage.sync())
+                    .map_err(|e| e.to_string())
             }
             None => Err("the store is closed".into()),
         };
-        for done in batch {
+        for done in completions {
             done(result.clone());
         }
     }
@@ -104,10 +149,10 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::storage::{Batch, Cf, RocksStorage};
+    use crate::storage::{Cf, RocksStorage};
 
     #[test]
-    fn every_completion_runs_after_a_sync() {
+    fn every_batch_is_written_in_order_before_its_completion_runs() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
         let commit = GroupCommit::start(&storage).unwrap();
@@ -115,12 +160,14 @@ mod tests {
         let (tx, rx) = channel();
         for i in 0u8..100 {
             let mut batch = Batch::default();
-            batch.put(Cf::RaftLog, vec![i], vec![i]);
-            storage.write(batch).unwrap();
+            batch.put(Cf::RaftLog, vec![i % 10], vec![i]);
             let done = done.clone();
             let tx = tx.clone();
-            commit.after_sync(move |result| {
+            let storage = storage.clone();
+            commit.write(batch, move |result| {
                 result.unwrap();
+                let stored = storage.get(Cf::RaftLog, &[i % 10]).unwrap().unwrap();
+                assert!(stored[0] >= i, "batch {i} is not in the store: {stored:?}");
                 done.fetch_add(1, Ordering::SeqCst);
                 tx.send(()).unwrap();
             });
@@ -129,6 +176,10 @@ mod tests {
             rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         }
         assert_eq!(done.load(Ordering::SeqCst), 100);
+        let last: Vec<u8> = (0..10)
+            .map(|k| storage.get(Cf::RaftLog, &[k]).unwrap().unwrap()[0])
+            .collect();
+        assert_eq!(last, (90..100).collect::<Vec<u8>>(), "the last batch queued wins");
         assert!((1..=100).contains(&commit.syncs()), "{} syncs", commit.syncs());
     }
 }

@@ -6,7 +6,8 @@
 //! write-ahead log: fsyncs of different shards are grouped for free.
 //! Raft and keyspace code see only this trait; the RocksDB implementation
 //! ([`RocksStorage`]) is the one place that imports `rocksdb`.
-//! [`GroupCommit`] turns many appenders' durability waits into one fsync.
+//! [`GroupCommit`] turns many appenders' writes and durability waits into
+//! one store write and one fsync.
 //!
 //! # Correctness
 //!
