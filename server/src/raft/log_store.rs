@@ -149,13 +149,13 @@ impl Recent {
         }
     }
 
-    /// Entries `[start, end)` (`end` `None`: to the last) if all of them
-    /// are kept. The entries kept are the log's last ones, so a range that
-    /// starts among them and runs to the end is whole.
+    /// Entries `[start, end)` (`end` `None`: to the last) if all that the
+    /// log holds of them are kept. The entries kept are the log's last ones,
+    /// so a range that starts among them is whole up to the log's end.
     fn get(&self, start: u64, end: Option<u64>) -> Option<Vec<Entry>> {
         let first = self.first_index()?;
         let kept_end = first + self.entries.len() as u64;
-        let end = end.unwrap_or(kept_end);
+        let end = end.map_or(kept_end, |end| end.min(kept_end));
         (first <= start && start <= end && end <= kept_end).then(|| {
             let range = (start - first) as usize..(end - first) as usize;
             self.entries.range(range).map(|(entry, _)| entry.clone()).collect()
@@ -322,19 +322,34 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if end.is_some_and(|end| end <= start) {
             return Ok(Vec::new());
         }
-        if let Some(entries) = self.recent().get(start, end) {
-            return Ok(entries);
-        }
+        // The entries kept in memory may not be in the store yet, so a range
+        // that runs into them takes them from memory, and the rest from the
+        // store, where every older entry is.
+        let (store_end, kept) = {
+            let recent = self.recent();
+            if let Some(entries) = recent.get(start, end) {
+                return Ok(entries);
+            }
+            let first_kept = recent
+                .first_index()
+                .filter(|&first| start < first && end.is_none_or(|end| first < end));
+            match first_kept.and_then(|first| Some((first, recent.get(first, end)?))) {
+                Some((first, kept)) => (Some(first), kept),
+                None => (end, Vec::new()),
+            }
+        };
         let from = self.log_key(start);
-        let to = end.map_or_else(|| self.end_key(), |end| self.log_key(end).to_vec());
+        let to = store_end.map_or_else(|| self.end_key(), |end| self.log_key(end).to_vec());
         let records = self
             .storage
             .scan(Cf::RaftLog, &from, &to, usize::MAX)
             .map_err(io::Error::other)?;
-        records
+        let mut entries = records
             .iter()
             .map(|(k, v)| self.decode_entry(k, v).map_err(io::Error::other))
-            .collect()
+            .collect::<io::Result<Vec<_>>>()?;
+        entries.extend(kept);
+        Ok(entries)
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
@@ -524,10 +539,11 @@ mod tests {
         append_written(&mut recent, sized(1..=10));
         assert_eq!(indexes(recent.get(3, Some(6))), Some(vec![3, 4, 5]));
         assert_eq!(indexes(recent.get(9, None)), Some(vec![9, 10]));
-        assert_eq!(indexes(recent.get(9, Some(12))), None, "past the end");
+        assert_eq!(indexes(recent.get(9, Some(12))), Some(vec![9, 10]), "to the end");
+        assert_eq!(indexes(recent.get(12, Some(14))), None, "past the end");
         recent.truncate(8);
         assert_eq!(indexes(recent.get(6, None)), Some(vec![6, 7]));
-        assert_eq!(indexes(recent.get(8, Some(9))), None, "truncated");
+        assert_eq!(indexes(recent.get(8, Some(9))), Some(vec![]), "truncated");
         recent.purge(4);
         assert_eq!(indexes(recent.get(4, Some(6))), None, "purged");
         assert_eq!(indexes(recent.get(5, Some(6))), Some(vec![5]));
@@ -609,6 +625,30 @@ mod tests {
         );
         let read = reopened().try_get_log_entries(1..10).await.unwrap();
         assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3]));
+    }
+
+    #[tokio::test]
+    async fn a_read_from_the_store_takes_entries_not_yet_written_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
+        let commit = GroupCommit::start(&storage).unwrap();
+        let mut log = LogStore::new(storage.clone(), 6, Fsync::Always, commit);
+        // Entries 1-3 are in the store and gone from memory; 4-5 are kept
+        // in memory, queued but not written.
+        let mut batch = Batch::default();
+        for index in 1..=3 {
+            batch.put(Cf::RaftLog, log.log_key(index), encode_entry(&entry(index)).unwrap());
+        }
+        storage.write(batch).unwrap();
+        log.recent().append(vec![(entry(4), 10), (entry(5), 10)]);
+        let read = log.try_get_log_entries(1..=5).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3, 4, 5]));
+        let read = log.try_get_log_entries(2..).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some(vec![2, 3, 4, 5]));
+        let read = log.try_get_log_entries(1..3).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some(vec![1, 2]));
+        let read = log.try_get_log_entries(1..=7).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3, 4, 5]), "past the end");
     }
 
     #[tokio::test]
