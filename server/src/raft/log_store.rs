@@ -520,6 +520,15 @@ mod tests {
         }
     }
 
+    /// A store in a new temporary directory (deleted with it), and its
+    /// committer.
+    fn fresh_store() -> (tempfile::TempDir, Arc<dyn Storage>, GroupCommit) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
+        let commit = GroupCommit::start(&storage).unwrap();
+        (dir, storage, commit)
+    }
+
     fn indexes(entries: Option<Vec<Entry>>) -> Option<Vec<u64>> {
         entries.map(|entries| entries.iter().map(|e| e.index()).collect())
     }
@@ -595,9 +604,7 @@ mod tests {
 
     #[tokio::test]
     async fn appends_through_the_committer_are_read_back_before_and_after_they_are_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let commit = GroupCommit::start(&storage).unwrap();
+        let (_dir, storage, commit) = fresh_store();
         let reopened = || LogStore::new(storage.clone(), 2, Fsync::Always, commit.clone());
         let mut log = reopened();
         // Entries of about 40 KiB, so the memory bound holds only one.
@@ -629,9 +636,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_from_the_store_takes_entries_not_yet_written_from_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let commit = GroupCommit::start(&storage).unwrap();
+        let (_dir, storage, commit) = fresh_store();
         let mut log = LogStore::new(storage.clone(), 6, Fsync::Always, commit);
         // Entries 1-3 are in the store and gone from memory; 4-5 are kept
         // in memory, queued but not written.
@@ -653,9 +658,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_committed_id_is_written_with_the_next_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let commit = GroupCommit::start(&storage).unwrap();
+        let (_dir, storage, commit) = fresh_store();
         let reopened = || LogStore::new(storage.clone(), 4, Fsync::Never, commit.clone());
         let mut log = reopened();
         log.append([entry(1)], IoFlushed::noop()).await.unwrap();
@@ -672,9 +675,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_group_id_finds_truncates_and_reopens_its_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let commit = GroupCommit::start(&storage).unwrap();
+        let (_dir, storage, commit) = fresh_store();
         // The meta group's id, with a neighbour whose keys must stay apart.
         let reopened = |group| LogStore::new(storage.clone(), group, Fsync::Never, commit.clone());
         let mut neighbour = reopened(u64::MAX - 1);
@@ -696,9 +697,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_with_a_bad_checksum_names_group_and_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
-        let commit = GroupCommit::start(&storage).unwrap();
+        let (_dir, storage, commit) = fresh_store();
         let mut log = LogStore::new(storage.clone(), 3, Fsync::Never, commit);
         let mut record = encode_entry(&entry(5)).unwrap();
         let last = record.len() - 1;
