@@ -42,7 +42,7 @@ use crate::raft::state_machine::{Applied, StateMachine};
 use crate::raft::typ::{GroupId, NodeId, Raft};
 use crate::shard::{Answer, Request, Shard, WritePolicy};
 use crate::slot::SlotMap;
-use crate::storage::{GroupCommit, RocksStorage, Storage};
+use crate::storage::{Batch, GroupCommit, RocksStorage, Storage};
 use crate::wire;
 use crate::witness::{WitnessAnswer, WitnessBatch, WitnessCall, WitnessStore};
 use crate::xlog::{Record, Stance};
@@ -762,6 +762,10 @@ impl Node {
             if let Err(err) = shard.raft().shutdown().await {
                 tracing::warn!(group = shard.group, cause = %err, "raft group did not stop cleanly");
             }
+        }
+        // Queued log writes first: the committer writes and syncs them.
+        if let Err(err) = self.commit.write_durably(Batch::default()).await {
+            tracing::error!(cause = %err, "queued log writes failed");
         }
         if let Err(err) = self.storage.sync() {
             tracing::error!(cause = %err, "final fsync failed");

@@ -102,6 +102,10 @@ impl Recent {
             .back()
             .is_none_or(|(last, _)| last.index() + 1 == first.index());
         if !follows {
+            debug_assert!(
+                self.entries.iter().all(|(e, _)| e.index() < self.written_below),
+                "an append that does not follow would forget entries not yet written"
+            );
             self.entries.clear();
             self.bytes = 0;
         }
@@ -168,12 +172,13 @@ impl Recent {
 pub struct LogStore {
     storage: Arc<dyn Storage>,
     group: GroupId,
-    /// Where appends wait for durability; `None` when fsync is off.
+    /// Where every change is queued to be written and synced (see the
+    /// module's essay); `None` when fsync is off.
     commit: Option<GroupCommit>,
     /// The newest entries, shared with every clone (log readers).
     recent: Arc<Mutex<Recent>>,
-    /// The newest committed log id not yet written (see the module's
-    /// correctness notes).
+    /// The newest committed log id not yet queued with an append (see the
+    /// module's correctness notes).
     unsaved_commit: Arc<Mutex<Option<LogId>>>,
 }
 
@@ -461,8 +466,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
-        // Record the purge point first: entries at or below it are ignored
-        // from then on, so a crash between the two steps is harmless.
+        // The purge point and the deletion are one atomic batch: entries
+        // at or below the point are ignored from then on.
         let mut batch = Batch::default();
         self.put_state(&mut batch, PURGED, &log_id)?;
         batch.delete_range(Cf::RaftLog, self.log_key(0), self.log_key(log_id.index() + 1));

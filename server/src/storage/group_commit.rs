@@ -8,7 +8,7 @@
 //! one store write, syncs the store once, and completes them all. Under load
 //! the number of writes and fsyncs per second stays roughly constant while
 //! the batches they cover grow. The syncs are counted (`INFO persistence`
-//! shows the count), so batches per fsync can be measured.
+//! shows the count), so writes per fsync can be measured.
 //!
 //! Each store write has a fixed cost (RocksDB's write thread, a log record
 //! and a system call), which every group's appends paid on their own: with
@@ -38,6 +38,12 @@
 //!   after the write returned, so its batch is durable. Until then the
 //!   batch may not be in the store at all: what a caller must read back
 //!   at once it keeps itself (the Raft log keeps its newest entries).
+//! - After a failed write or sync, nothing more is written: every batch
+//!   queued then or later fails with the first error. A batch written
+//!   after one that failed could leave a hole in a group's log (its core
+//!   queues its next batch before it hears of the failure), and a sync
+//!   that succeeds after one that failed may not cover what the failed
+//!   one lost.
 //! - The thread ends when the last [`GroupCommit`] handle is dropped.
 //!   It holds the store only weakly, so the store is closed by its owners,
 //!   never by this thread racing the process's exit (RocksDB must be closed
@@ -115,6 +121,8 @@ impl GroupCommit {
 fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Queued>, syncs: &AtomicU64) {
     // Whether the last sync covered more than one batch.
     let mut concurrent = false;
+    // The first failure, which every later batch fails with.
+    let mut failed: Option<String> = None;
     while let Ok(first) = pending.recv() {
         let mut queued = vec![first];
         if concurrent {
@@ -128,16 +136,20 @@ fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Queued>, syncs: &A
             merged.ops.extend(batch.ops);
             completions.push(done);
         }
-        let result = match storage.upgrade() {
-            Some(storage) => {
+        let result = match (&failed, storage.upgrade()) {
+            (Some(first), _) => Err(format!("an earlier store write or sync failed: {first}")),
+            (None, Some(storage)) => {
                 syncs.fetch_add(1, Ordering::Relaxed);
                 storage
                     .write(merged)
                     .and_then(|()| storage.sync())
                     .map_err(|e| e.to_string())
             }
-            None => Err("the store is closed".into()),
+            (None, None) => Err("the store is closed".into()),
         };
+        if let (None, Err(error)) = (&failed, &result) {
+            failed = Some(error.clone());
+        }
         for done in completions {
             done(result.clone());
         }
@@ -149,7 +161,72 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::error::{Error, Result};
     use crate::storage::{Cf, RocksStorage};
+
+    /// A store whose writes fail while `failing` is set.
+    struct Flaky {
+        inner: RocksStorage,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl Storage for Flaky {
+        fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.inner.get(cf, key)
+        }
+
+        fn scan(&self, cf: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.inner.scan(cf, from, to, limit)
+        }
+
+        fn last(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+            self.inner.last(cf, from, to)
+        }
+
+        fn write(&self, batch: Batch) -> Result<()> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(Error::Storage("the disk is full".into()));
+            }
+            self.inner.write(batch)
+        }
+
+        fn sync(&self) -> Result<()> {
+            self.inner.sync()
+        }
+
+        fn path(&self) -> &std::path::Path {
+            self.inner.path()
+        }
+    }
+
+    /// Queues a put of `key` and waits for its completion.
+    fn put(commit: &GroupCommit, key: u8) -> Result<(), String> {
+        let mut batch = Batch::default();
+        batch.put(Cf::RaftLog, vec![key], vec![key]);
+        let (tx, rx) = channel();
+        commit.write(batch, move |result| tx.send(result).unwrap());
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn after_a_failed_write_nothing_more_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let flaky = Arc::new(Flaky {
+            inner: RocksStorage::open(dir.path()).unwrap(),
+            failing: true.into(),
+        });
+        let storage: Arc<dyn Storage> = flaky.clone();
+        let commit = GroupCommit::start(&storage).unwrap();
+        let first = put(&commit, 1).unwrap_err();
+        assert!(first.contains("the disk is full"), "{first}");
+        flaky.failing.store(false, Ordering::SeqCst);
+        let later = put(&commit, 2).unwrap_err();
+        assert!(
+            later.contains("earlier") && later.contains("the disk is full"),
+            "{later}"
+        );
+        assert_eq!(storage.get(Cf::RaftLog, &[2]).unwrap(), None, "written after a failure");
+    }
 
     #[test]
     fn every_batch_is_written_in_order_before_its_completion_runs() {
