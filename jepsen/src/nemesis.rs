@@ -139,6 +139,7 @@ impl Fault {
 const CRASH_POINTS: &[&str] = &[
     "log-append-before",
     "log-append-after",
+    "log-written-before-sync",
     "apply-before",
     "apply-after",
     "snapshot-install",

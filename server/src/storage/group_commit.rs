@@ -142,7 +142,10 @@ fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Queued>, syncs: &A
                 syncs.fetch_add(1, Ordering::Relaxed);
                 storage
                     .write(merged)
-                    .and_then(|()| storage.sync())
+                    .and_then(|()| {
+                        fail::fail_point!("log-written-before-sync");
+                        storage.sync()
+                    })
                     .map_err(|e| e.to_string())
             }
             (None, None) => Err("the store is closed".into()),
