@@ -100,22 +100,10 @@ fn t20_kill_the_busiest_leader_while_writing() {
 
 /// Shard 0's `(role, leader, term)` as node `id` reports it, if it answers.
 fn shard_zero(cluster: &Cluster, id: u64) -> Option<(String, u64, u64)> {
-    let Ok(Value::Bulk(Some(text))) = cluster.try_client(id)?.try_cmd(&["INFO", "replication"]) else {
-        return None;
-    };
-    let text = String::from_utf8(text).unwrap();
-    let fields = text.lines().find_map(|line| line.strip_prefix("cairn_shard0:"))?;
-    let field = |name: &str| {
-        fields
-            .split(',')
-            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
-            .map(str::to_string)
-    };
-    Some((
-        field("role")?,
-        field("leader")?.parse().ok()?,
-        field("term")?.parse().ok()?,
-    ))
+    let shards = cluster.try_shards(id)?;
+    let fields = shards.get(&0)?;
+    let number = |name: &str| fields.get(name)?.parse().ok();
+    Some((fields.get("role")?.clone(), number("leader")?, number("term")?))
 }
 
 #[test]

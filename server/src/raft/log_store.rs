@@ -338,8 +338,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
             let first_kept = recent
                 .first_index()
                 .filter(|&first| start < first && end.is_none_or(|end| first < end));
-            match first_kept.and_then(|first| Some((first, recent.get(first, end)?))) {
-                Some((first, kept)) => (Some(first), kept),
+            match first_kept {
+                Some(first) => (Some(first), recent.get(first, end).unwrap_or_default()),
                 None => (end, Vec::new()),
             }
         };
