@@ -17,11 +17,12 @@
 //!
 //! With fsync on, every change goes through the node's [`GroupCommit`],
 //! which writes the batches of all groups queued since its last sync as one
-//! store write: an append returns once its batch is queued, and the
-//! entries it added are read from memory until their batch is written
-//! ([`Recent`] keeps them until then, whatever its bounds). Truncations,
-//! purges and votes are queued behind the appends before them and waited
-//! for, so the store sees every group's changes in the order they were made.
+//! store write: an append returns once its batch is queued (when the
+//! queue is full, once it has room again), and the entries it added are
+//! read from memory until their batch is written ([`Recent`] keeps them
+//! until then, whatever its bounds). Truncations, purges and votes are
+//! queued behind the appends before them and waited for, so the store sees
+//! every group's changes in the order they were made.
 //!
 //! # Correctness
 //!
@@ -434,12 +435,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some(commit) => {
                 self.recent().append(sized);
                 let recent = self.recent.clone();
-                commit.write(batch, move |result| {
-                    if let (Ok(()), Some(last)) = (&result, last) {
-                        recent.lock().expect("recent entries lock").written(last);
-                    }
-                    callback.io_completed(result.map_err(io::Error::other));
-                });
+                commit
+                    .write(batch, move |result| {
+                        if let (Ok(()), Some(last)) = (&result, last) {
+                            recent.lock().expect("recent entries lock").written(last);
+                        }
+                        callback.io_completed(result.map_err(io::Error::other));
+                    })
+                    .await;
             }
             None => {
                 self.storage.write(batch).map_err(io::Error::other)?;
@@ -487,6 +490,7 @@ mod tests {
     use crate::keyspace::{SetCondition, Write, WriteOp};
     use crate::raft::state_machine::StateMachine;
     use crate::storage::RocksStorage;
+    use crate::storage::test_store::TestStore;
 
     struct Builder;
 
@@ -609,7 +613,10 @@ mod tests {
 
     #[tokio::test]
     async fn appends_through_the_committer_are_read_back_before_and_after_they_are_written() {
-        let (_dir, storage, commit) = fresh_store();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(TestStore::open(dir.path()));
+        let storage: Arc<dyn Storage> = store.clone();
+        let commit = GroupCommit::start(&storage).unwrap();
         let reopened = || LogStore::new(storage.clone(), 2, Fsync::Always, commit.clone());
         let mut log = reopened();
         // Entries of about 40 KiB, so the memory bound holds only one.
@@ -624,11 +631,20 @@ mod tests {
                 get: false,
             })),
         };
+        // The store takes no write until released: every entry is read
+        // back from memory.
+        store.hold(true);
         for index in 1..=5 {
             log.append([big(index)], IoFlushed::noop()).await.unwrap();
             let read = log.try_get_log_entries(1..=index).await.unwrap();
-            assert_eq!(indexes(Some(read)), Some((1..=index).collect()));
+            assert_eq!(indexes(Some(read)), Some((1..=index).collect()), "not yet written");
         }
+        assert_eq!(storage.get(Cf::RaftLog, &log.log_key(1)).unwrap(), None);
+        store.hold(false);
+        // Queued behind the appends: once it is durable, so are they.
+        commit.write_durably(Batch::default()).await.unwrap();
+        let read = log.try_get_log_entries(1..=5).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some((1..=5).collect()), "written");
         log.truncate_after(Some(entry(3).log_id)).await.unwrap();
         assert_eq!(
             reopened().get_log_state().await.unwrap().last_log_id,

@@ -28,6 +28,14 @@
 //! a virtual machine every wake-up leaves the guest (context switches per
 //! write from 2.8 to 2.0, and 8 % more SETs/s).
 //!
+//! The queue holds at most [`ROOM`] bytes of batches. An appender that
+//! finds it full waits (asynchronously) until the committer has completed
+//! enough of them: a disk that stalls holds up its appenders, as a store
+//! write that blocks would, instead of letting the queue (and the log
+//! entries the Raft log keeps in memory until they are written) grow
+//! without bound. A batch larger than the room waits until the queue is
+//! empty, then goes alone.
+//!
 //! # Correctness
 //!
 //! - Batches are written in the order they were queued, and the merged
@@ -54,6 +62,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use super::{Batch, Storage};
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -61,11 +71,17 @@ type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// How long a sync waits for more batches once the last one covered
 /// several (see the module's essay).
 const LINGER: Duration = Duration::from_millis(1);
+/// Most bytes of batches queued and not yet completed (see the module's
+/// essay): room for a few of the largest appends a follower catching up
+/// receives (see [`crate::proposals`]).
+const ROOM: usize = 64 << 20;
 
 /// A batch waiting for the committer, with what to call once it is durable.
 struct Queued {
     batch: Batch,
     done: Completion,
+    /// Its share of the queue's room, given back once it is completed.
+    room: OwnedSemaphorePermit,
 }
 
 /// A handle to the node's committer thread; clones share it.
@@ -73,11 +89,21 @@ struct Queued {
 pub struct GroupCommit {
     queue: Sender<Queued>,
     syncs: Arc<AtomicU64>,
+    /// Bytes the queue has room for.
+    room: Arc<Semaphore>,
+    /// The most bytes one batch takes of the room.
+    room_bytes: usize,
 }
 
 impl GroupCommit {
     /// Starts the committer thread for `storage`.
     pub fn start(storage: &Arc<dyn Storage>) -> std::io::Result<Self> {
+        Self::start_with_room(storage, ROOM)
+    }
+
+    /// Starts the committer thread for `storage`, with a queue that holds
+    /// at most `room_bytes` of batches.
+    fn start_with_room(storage: &Arc<dyn Storage>, room_bytes: usize) -> std::io::Result<Self> {
         let (queue, pending) = channel();
         let storage = Arc::downgrade(storage);
         let syncs = Arc::new(AtomicU64::new(0));
@@ -85,7 +111,12 @@ impl GroupCommit {
         std::thread::Builder::new()
             .name("cairn-fsync".into())
             .spawn(move || commit_loop(&storage, pending, &counted))?;
-        Ok(GroupCommit { queue, syncs })
+        Ok(GroupCommit {
+            queue,
+            syncs,
+            room: Arc::new(Semaphore::new(room_bytes)),
+            room_bytes,
+        })
     }
 
     /// Store syncs made since the thread started.
@@ -93,12 +124,19 @@ impl GroupCommit {
         self.syncs.load(Ordering::Relaxed)
     }
 
-    /// Writes `batch` after every batch queued before it, and calls `done`
-    /// once it is durable.
-    pub fn write(&self, batch: Batch, done: impl FnOnce(Result<(), String>) + Send + 'static) {
+    /// Queues `batch` behind every batch queued before it, once the queue
+    /// has room for it, and calls `done` once it is durable.
+    pub async fn write(&self, batch: Batch, done: impl FnOnce(Result<(), String>) + Send + 'static) {
+        let bytes = batch.bytes().min(self.room_bytes) as u32;
+        let Ok(room) = self.room.clone().acquire_many_owned(bytes).await else {
+            // The semaphore is never closed; were it, nothing could queue.
+            done(Err("the store's queue is closed".into()));
+            return;
+        };
         let queued = Queued {
             batch,
             done: Box::new(done),
+            room,
         };
         if let Err(returned) = self.queue.send(queued) {
             (returned.0.done)(Err("the store is shutting down".into()));
@@ -111,7 +149,8 @@ impl GroupCommit {
         let (done, durable) = tokio::sync::oneshot::channel();
         self.write(batch, move |result| {
             let _ = done.send(result);
-        });
+        })
+        .await;
         durable
             .await
             .unwrap_or_else(|_| Err("the store's committer stopped".into()))
@@ -132,9 +171,9 @@ fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Queued>, syncs: &A
         concurrent = queued.len() > 1;
         let mut merged = Batch::default();
         let mut completions = Vec::with_capacity(queued.len());
-        for Queued { batch, done } in queued {
+        for Queued { batch, done, room } in queued {
             merged.ops.extend(batch.ops);
-            completions.push(done);
+            completions.push((done, room));
         }
         let result = match (&failed, storage.upgrade()) {
             (Some(first), _) => Err(format!("an earlier store write or sync failed: {first}")),
@@ -153,8 +192,9 @@ fn commit_loop(storage: &Weak<dyn Storage>, pending: Receiver<Queued>, syncs: &A
         if let (None, Err(error)) = (&failed, &result) {
             failed = Some(error.clone());
         }
-        for done in completions {
+        for (done, room) in completions {
             done(result.clone());
+            drop(room);
         }
     }
 }
@@ -164,66 +204,27 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::error::{Error, Result};
+    use crate::storage::test_store::TestStore;
     use crate::storage::{Cf, RocksStorage};
 
-    /// A store whose writes fail while `failing` is set.
-    struct Flaky {
-        inner: RocksStorage,
-        failing: std::sync::atomic::AtomicBool,
-    }
-
-    impl Storage for Flaky {
-        fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-            self.inner.get(cf, key)
-        }
-
-        fn scan(&self, cf: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-            self.inner.scan(cf, from, to, limit)
-        }
-
-        fn last(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-            self.inner.last(cf, from, to)
-        }
-
-        fn write(&self, batch: Batch) -> Result<()> {
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(Error::Storage("the disk is full".into()));
-            }
-            self.inner.write(batch)
-        }
-
-        fn sync(&self) -> Result<()> {
-            self.inner.sync()
-        }
-
-        fn path(&self) -> &std::path::Path {
-            self.inner.path()
-        }
-    }
-
-    /// Queues a put of `key` and waits for its completion.
-    fn put(commit: &GroupCommit, key: u8) -> Result<(), String> {
+    /// A put of `value` under `key`.
+    fn put(key: u8, value: Vec<u8>) -> Batch {
         let mut batch = Batch::default();
-        batch.put(Cf::RaftLog, vec![key], vec![key]);
-        let (tx, rx) = channel();
-        commit.write(batch, move |result| tx.send(result).unwrap());
-        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
+        batch.put(Cf::RaftLog, vec![key], value);
+        batch
     }
 
-    #[test]
-    fn after_a_failed_write_nothing_more_is_written() {
+    #[tokio::test]
+    async fn after_a_failed_write_nothing_more_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let flaky = Arc::new(Flaky {
-            inner: RocksStorage::open(dir.path()).unwrap(),
-            failing: true.into(),
-        });
-        let storage: Arc<dyn Storage> = flaky.clone();
+        let store = Arc::new(TestStore::open(dir.path()));
+        store.fail(true);
+        let storage: Arc<dyn Storage> = store.clone();
         let commit = GroupCommit::start(&storage).unwrap();
-        let first = put(&commit, 1).unwrap_err();
+        let first = commit.write_durably(put(1, vec![1])).await.unwrap_err();
         assert!(first.contains("the disk is full"), "{first}");
-        flaky.failing.store(false, Ordering::SeqCst);
-        let later = put(&commit, 2).unwrap_err();
+        store.fail(false);
+        let later = commit.write_durably(put(2, vec![2])).await.unwrap_err();
         assert!(
             later.contains("earlier") && later.contains("the disk is full"),
             "{later}"
@@ -231,8 +232,48 @@ mod tests {
         assert_eq!(storage.get(Cf::RaftLog, &[2]).unwrap(), None, "written after a failure");
     }
 
-    #[test]
-    fn every_batch_is_written_in_order_before_its_completion_runs() {
+    #[tokio::test]
+    async fn a_stalled_disk_holds_up_writers_once_the_queue_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(TestStore::open(dir.path()));
+        store.hold(true);
+        let storage: Arc<dyn Storage> = store.clone();
+        // Room for three batches of 1 KiB (each 1 byte of key).
+        let commit = GroupCommit::start_with_room(&storage, 3 * 1025).unwrap();
+        let (tx, mut completed) = tokio::sync::mpsc::unbounded_channel();
+        for key in 0..3 {
+            let tx = tx.clone();
+            commit
+                .write(put(key, vec![key; 1024]), move |r| tx.send((key, r)).unwrap())
+                .await;
+        }
+        let fourth = {
+            let commit = commit.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                commit
+                    .write(put(3, vec![3; 1024]), move |r| tx.send((3, r)).unwrap())
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!fourth.is_finished(), "a fourth batch was queued past the queue's room");
+        store.hold(false);
+        fourth.await.unwrap();
+        let mut done = Vec::new();
+        for _ in 0..4 {
+            let (key, result) = completed.recv().await.unwrap();
+            result.unwrap();
+            done.push(key);
+        }
+        assert_eq!(done, [0, 1, 2, 3], "completed in the order queued");
+        assert_eq!(storage.get(Cf::RaftLog, &[3]).unwrap(), Some(vec![3; 1024]));
+        // A batch larger than the whole room still goes, alone.
+        commit.write_durably(put(4, vec![4; 8192])).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_batch_is_written_in_order_before_its_completion_runs() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(dir.path()).unwrap());
         let commit = GroupCommit::start(&storage).unwrap();
@@ -244,13 +285,15 @@ mod tests {
             let done = done.clone();
             let tx = tx.clone();
             let storage = storage.clone();
-            commit.write(batch, move |result| {
-                result.unwrap();
-                let stored = storage.get(Cf::RaftLog, &[i % 10]).unwrap().unwrap();
-                assert!(stored[0] >= i, "batch {i} is not in the store: {stored:?}");
-                done.fetch_add(1, Ordering::SeqCst);
-                tx.send(()).unwrap();
-            });
+            commit
+                .write(batch, move |result| {
+                    result.unwrap();
+                    let stored = storage.get(Cf::RaftLog, &[i % 10]).unwrap().unwrap();
+                    assert!(stored[0] >= i, "batch {i} is not in the store: {stored:?}");
+                    done.fetch_add(1, Ordering::SeqCst);
+                    tx.send(()).unwrap();
+                })
+                .await;
         }
         for _ in 0..100 {
             rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();

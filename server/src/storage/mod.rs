@@ -19,6 +19,8 @@
 
 mod group_commit;
 mod rocks;
+#[cfg(test)]
+pub mod test_store;
 
 use std::path::Path;
 
@@ -78,6 +80,17 @@ impl Batch {
     /// Adds a range deletion of `[from, to)`.
     pub fn delete_range(&mut self, cf: Cf, from: impl Into<Vec<u8>>, to: impl Into<Vec<u8>>) {
         self.ops.push(BatchOp::DeleteRange(cf, from.into(), to.into()));
+    }
+
+    /// The bytes of keys and values it holds.
+    pub fn bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put(_, key, value) => key.len() + value.len(),
+                BatchOp::DeleteRange(_, from, to) => from.len() + to.len(),
+            })
+            .sum()
     }
 }
 
