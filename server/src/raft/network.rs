@@ -121,6 +121,9 @@ impl Peers {
         })
     }
 
+    /// One request and its reply to `target`'s replica of the group:
+    /// `rpc` encoded, sent by `call` (a vote, a pre-vote, a leadership
+    /// hand-over), and the group's answer decoded.
     async fn unary<Req, Resp, F, Fut>(
         &self,
         target: NodeId,
@@ -225,56 +228,6 @@ impl Peers {
         Ok(results.boxed())
     }
 
-    /// A vote request to `target`'s replica of the group.
-    pub async fn vote(
-        &self,
-        target: NodeId,
-        group_id: GroupId,
-        rpc: VoteRequest,
-        option: &RPCOption,
-    ) -> Result<VoteResponse, RpcError> {
-        self.unary(
-            target,
-            group_id,
-            &rpc,
-            option,
-            |mut c, r| async move { c.vote(r).await },
-        )
-        .await
-    }
-
-    /// A pre-vote request to `target`'s replica of the group.
-    pub async fn pre_vote(
-        &self,
-        target: NodeId,
-        group_id: GroupId,
-        rpc: VoteRequest,
-        option: &RPCOption,
-    ) -> Result<VoteResponse, RpcError> {
-        self.unary(
-            target,
-            group_id,
-            &rpc,
-            option,
-            |mut c, r| async move { c.pre_vote(r).await },
-        )
-        .await
-    }
-
-    /// A leadership hand-over to `target`'s replica of the group.
-    pub async fn transfer_leader(
-        &self,
-        target: NodeId,
-        group_id: GroupId,
-        req: TransferLeaderRequest,
-        option: &RPCOption,
-    ) -> Result<TransferLeaderResponse, RpcError> {
-        self.unary(target, group_id, &req, option, |mut c, r| async move {
-            c.transfer_leader(r).await
-        })
-        .await
-    }
-
     /// Streams a snapshot file to `target`'s replica of the group.
     pub async fn full_snapshot(
         &self,
@@ -372,11 +325,13 @@ impl NetStreamAppend<TypeConfig> for GroupClient {
 
 impl NetVote<TypeConfig> for GroupClient {
     async fn vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RpcError> {
-        self.peers.vote(self.target, self.group, rpc, &option).await
+        let call = |mut c: RaftClient<Channel>, r| async move { c.vote(r).await };
+        self.peers.unary(self.target, self.group, &rpc, &option, call).await
     }
 
     async fn pre_vote(&mut self, rpc: VoteRequest, option: RPCOption) -> Result<VoteResponse, RpcError> {
-        self.peers.pre_vote(self.target, self.group, rpc, &option).await
+        let call = |mut c: RaftClient<Channel>, r| async move { c.pre_vote(r).await };
+        self.peers.unary(self.target, self.group, &rpc, &option, call).await
     }
 }
 
@@ -402,7 +357,8 @@ impl NetTransferLeader<TypeConfig> for GroupClient {
         req: TransferLeaderRequest,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse, RpcError> {
-        self.peers.transfer_leader(self.target, self.group, req, &option).await
+        let call = |mut c: RaftClient<Channel>, r| async move { c.transfer_leader(r).await };
+        self.peers.unary(self.target, self.group, &req, &option, call).await
     }
 }
 
