@@ -613,9 +613,7 @@ mod tests {
 
     #[tokio::test]
     async fn appends_through_the_committer_are_read_back_before_and_after_they_are_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(TestStore::open(dir.path()));
-        let storage: Arc<dyn Storage> = store.clone();
+        let (_dir, store, storage) = TestStore::temporary();
         let commit = GroupCommit::start(&storage).unwrap();
         let reopened = || LogStore::new(storage.clone(), 2, Fsync::Always, commit.clone());
         let mut log = reopened();

@@ -216,10 +216,8 @@ mod tests {
 
     #[tokio::test]
     async fn after_a_failed_write_nothing_more_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(TestStore::open(dir.path()));
+        let (_dir, store, storage) = TestStore::temporary();
         store.fail(true);
-        let storage: Arc<dyn Storage> = store.clone();
         let commit = GroupCommit::start(&storage).unwrap();
         let first = commit.write_durably(put(1, vec![1])).await.unwrap_err();
         assert!(first.contains("the disk is full"), "{first}");
@@ -234,10 +232,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_disk_holds_up_writers_once_the_queue_is_full() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(TestStore::open(dir.path()));
+        let (_dir, store, storage) = TestStore::temporary();
         store.hold(true);
-        let storage: Arc<dyn Storage> = store.clone();
         // Room for three batches of 1 KiB (each 1 byte of key).
         let commit = GroupCommit::start_with_room(&storage, 3 * 1025).unwrap();
         let (tx, mut completed) = tokio::sync::mpsc::unbounded_channel();

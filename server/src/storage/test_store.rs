@@ -4,7 +4,7 @@
 //! what the layers above do in between.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::{Batch, Cf, RocksStorage, Storage};
 use crate::error::{Error, Result};
@@ -18,14 +18,19 @@ pub struct TestStore {
 }
 
 impl TestStore {
-    /// A store in `dir`, writing normally.
-    pub fn open(dir: &std::path::Path) -> Self {
-        TestStore {
-            inner: RocksStorage::open(dir).expect("open the test store"),
+    /// A store in a new temporary directory (deleted with it), writing
+    /// normally: as itself (to fail or hold it), and as the store the
+    /// layers above take.
+    pub fn temporary() -> (tempfile::TempDir, Arc<TestStore>, Arc<dyn Storage>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Arc::new(TestStore {
+            inner: RocksStorage::open(dir.path()).expect("open the test store"),
             failing: AtomicBool::new(false),
             held: Mutex::new(false),
             released: Condvar::new(),
-        }
+        });
+        let storage: Arc<dyn Storage> = store.clone();
+        (dir, store, storage)
     }
 
     /// Makes every write fail (`true`) or succeed again (`false`).
