@@ -13,6 +13,14 @@
 //! measures each Redis-protocol server's GET latency at half of its own
 //! peak ([`crate::half_peak`]). Everything it started is stopped when it
 //! ends, fails or is interrupted.
+//!
+//! Each run also says what an operation cost the server: the CPU time of
+//! its processes over the measured window (Redis, the three etcd members,
+//! the three Cairn nodes; [`crate::cost`]) per operation. On a machine
+//! whose cores the servers share with the generator, throughput alone
+//! does not say whether a server was held back by its own work or by
+//! waiting (Redis with `appendfsync always` waits for its disk, with
+//! CPU to spare).
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -20,8 +28,9 @@ use std::process::Command;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::cost::{cpu_ticks_of, cpu_us_per_op};
 use crate::half_peak::{self, HalfPeak};
-use crate::peers::{cairn, etcd, redis};
+use crate::peers::{Peer, cairn, etcd, redis};
 use crate::report::{Measured, Output, machine, today};
 use crate::runner::{self, Load, Target};
 use crate::workload::Workload;
@@ -33,6 +42,8 @@ struct Row {
     peer: String,
     #[serde(flatten)]
     measured: Measured,
+    /// The server's CPU time per operation, in µs.
+    server_cpu_us_per_op: f64,
 }
 
 /// A server's GET latency at half of its peak.
@@ -82,13 +93,14 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
                 workload,
                 ..plan.load.clone()
             };
-            let measured = runner::run(load)
+            let (measured, server_cpu_us_per_op) = measure(load, peer)
                 .await
                 .with_context(|| format!("{workload:?} on {}", peer.name))?;
             rows.push(Row {
                 workload,
                 peer: peer.name.clone(),
                 measured,
+                server_cpu_us_per_op,
             });
         }
     }
@@ -140,12 +152,13 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         }
         Output::Table => {
             println!("{}", plan.load.shape());
-            println!("{}", Measured::header());
+            println!("{} {:>16}", Measured::header(), "server cpu µs/op");
             for row in &rows {
                 println!(
-                    "{}",
+                    "{} {:>16.1}",
                     row.measured
-                        .row(&format!("{:?} {}", row.workload, row.peer).to_lowercase())
+                        .row(&format!("{:?} {}", row.workload, row.peer).to_lowercase()),
+                    row.server_cpu_us_per_op
                 );
             }
             println!();
@@ -172,6 +185,19 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         Output::Markdown => print_markdown(&rows, &half_peaks, &benchmarks, &plan),
     }
     Ok(())
+}
+
+/// Runs `load` against `peer`: what the generator measured, and the CPU
+/// time the peer's servers spent per operation over the measured window.
+async fn measure(load: Load, peer: &Peer) -> anyhow::Result<(Measured, f64)> {
+    let running = runner::start(load).await?;
+    tokio::time::sleep_until(running.measure_from.into()).await;
+    let before = cpu_ticks_of(&peer.servers)?;
+    tokio::time::sleep_until(running.end.into()).await;
+    let after = cpu_ticks_of(&peer.servers)?;
+    let measured = running.finish().await?;
+    let cpu = cpu_us_per_op(after.saturating_sub(before), measured.ops);
+    Ok((measured, cpu))
 }
 
 /// Cairn's throughput over each peer's, per workload and per way of
@@ -213,14 +239,15 @@ fn print_markdown(rows: &[Row], half_peaks: &[HalfPeakRow], benchmarks: &[Benchm
     );
     println!("{}.\n", plan.load.shape());
     let (header, alignment) = Measured::MARKDOWN_HEADER;
-    println!("| workload | server | {header}");
-    println!("|---|---|{alignment}");
+    println!("| workload | server | {header} server CPU µs/op |");
+    println!("|---|---|{alignment}---:|");
     for row in rows {
         println!(
-            "| {} | {} | {}",
+            "| {} | {} | {} {:.1} |",
             format!("{:?}", row.workload).to_lowercase(),
             row.peer,
-            row.measured.markdown_cells()
+            row.measured.markdown_cells(),
+            row.server_cpu_us_per_op
         );
     }
     println!("\nCairn's throughput over each peer's:\n");

@@ -13,6 +13,10 @@
 //! `status` of each of its threads, fsyncs from its `INFO persistence`
 //! (`cairn_raft_log_fsyncs`). A thread that exits within the window takes
 //! its switches with it, so the switches are a floor.
+//!
+//! The CPU time alone ([`cpu_ticks_of`], [`cpu_us_per_op`]) is read the
+//! same way for any server, which is how `compare` sets each peer's CPU
+//! per operation beside Cairn's.
 
 use anyhow::Context;
 use serde::Serialize;
@@ -38,7 +42,7 @@ impl Counters {
         let mut sum = Counters::default();
         for node in dev.nodes() {
             let pid = dev.node_pid(node)?;
-            sum.cpu_ticks += cpu_ticks(pid)?;
+            sum.cpu_ticks += cpu_ticks_of(&[pid])?;
             sum.switches += switches(pid);
             let mut conn = Connection::open(dev.resp_addr(node)).await?;
             let fsyncs = conn
@@ -68,10 +72,11 @@ pub struct Cost {
 impl Cost {
     /// The cost of `ops` operations done between `before` and `after`.
     pub fn between(before: Counters, after: Counters, ops: u64, nodes: usize) -> Cost {
+        let cpu = cpu_us_per_op(after.cpu_ticks.saturating_sub(before.cpu_ticks), ops);
         let ops = ops.max(1) as f64;
         let fsyncs_per_node = after.fsyncs.saturating_sub(before.fsyncs) as f64 / nodes as f64;
         Cost {
-            cpu_us_per_op: after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / TICKS_PER_SEC * 1e6 / ops,
+            cpu_us_per_op: cpu,
             switches_per_op: after.switches.saturating_sub(before.switches) as f64 / ops,
             ops_per_fsync: (fsyncs_per_node > 0.0).then(|| ops / fsyncs_per_node),
         }
@@ -111,21 +116,31 @@ impl Cost {
     }
 }
 
-/// User and system CPU time of process `pid`, in ticks.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // The fields after the command name (which may hold spaces) start
-    // with the state, field 3; utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    match (field(14), field(15)) {
-        (Some(user), Some(system)) => Ok(user + system),
-        _ => anyhow::bail!("{path}: no utime and stime in {stat:?}"),
+/// µs of CPU time per operation, for `ticks` of it spent on `ops`
+/// operations (at least one).
+pub fn cpu_us_per_op(ticks: u64, ops: u64) -> f64 {
+    ticks as f64 / TICKS_PER_SEC * 1e6 / ops.max(1) as f64
+}
+
+/// User and system CPU time of the processes `pids` together, in ticks.
+pub fn cpu_ticks_of(pids: &[u32]) -> anyhow::Result<u64> {
+    let mut sum = 0;
+    for pid in pids {
+        let path = format!("/proc/{pid}/stat");
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        // The fields after the command name (which may hold spaces) start
+        // with the state, field 3; utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        match (field(14), field(15)) {
+            (Some(user), Some(system)) => sum += user + system,
+            _ => anyhow::bail!("{path}: no utime and stime in {stat:?}"),
+        }
     }
+    Ok(sum)
 }
 
 /// Voluntary and involuntary context switches of every live thread of

@@ -119,7 +119,10 @@ fn t20_compare_runs_every_peer_and_stops_them() {
         .repeat(2)
     );
     for run in runs {
-        assert_clean(run, &format!("{} {}", run["workload"], run["peer"]));
+        let what = format!("{} {}", run["workload"], run["peer"]);
+        assert_clean(run, &what);
+        // Each run is charged the CPU time its server's processes spent.
+        assert!(run["server_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{what}: {run}");
     }
     // GET at half of each Redis-protocol server's peak, with no more
     // connections than the peak run had.
