@@ -125,7 +125,7 @@ pub struct Peer {
     pub processes: Vec<Started>,
     /// The server processes whose CPU time its load is charged: Redis,
     /// each etcd member, each Cairn node (not `dev`'s supervisor).
-    pub servers: Vec<u32>,
+    pub server_pids: Vec<u32>,
 }
 
 pub async fn redis(dir: &Path, fsync: bool) -> anyhow::Result<Peer> {
@@ -155,7 +155,7 @@ pub async fn redis(dir: &Path, fsync: bool) -> anyhow::Result<Peer> {
             addr: loopback(port),
             cluster: false,
         },
-        servers: vec![started.pid()],
+        server_pids: vec![started.pid()],
         processes: vec![started],
     })
 }
@@ -215,7 +215,7 @@ pub async fn etcd(dir: &Path) -> anyhow::Result<Peer> {
     Ok(Peer {
         name: "etcd 3 members".into(),
         target: Target::Etcd { endpoints },
-        servers: processes.iter().map(Started::pid).collect(),
+        server_pids: processes.iter().map(Started::pid).collect(),
         processes,
     })
 }
@@ -342,7 +342,7 @@ pub async fn cairn_dev(dir: &Path, shards: Option<u16>, fsync: Option<Fsync>) ->
 /// (cluster-aware) and through its gRPC API.
 pub async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
     let dev = cairn_dev(dir, None, None).await?;
-    let servers = dev
+    let server_pids = dev
         .nodes()
         .map(|node| dev.node_pid(node))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -352,7 +352,7 @@ pub async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
             seed: format!("127.0.0.1:{}", dev.port + 2),
         },
         processes: Vec::new(),
-        servers: servers.clone(),
+        server_pids: server_pids.clone(),
     };
     let resp = Peer {
         name: "cairn 3 zones".into(),
@@ -361,7 +361,7 @@ pub async fn cairn(dir: &Path) -> anyhow::Result<[Peer; 2]> {
             cluster: true,
         },
         processes: vec![dev.supervisor],
-        servers,
+        server_pids,
     };
     Ok([resp, grpc])
 }
