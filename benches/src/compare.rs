@@ -191,11 +191,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
 /// time the peer's servers spent per operation over the measured window.
 async fn measure(load: Load, peer: &Peer) -> anyhow::Result<(Measured, f64)> {
     let running = runner::start(load).await?;
-    tokio::time::sleep_until(running.measure_from.into()).await;
-    let before = cpu_ticks_of(&peer.server_pids)?;
-    tokio::time::sleep_until(running.end.into()).await;
-    let after = cpu_ticks_of(&peer.server_pids)?;
-    let measured = running.finish().await?;
+    let read = || std::future::ready(cpu_ticks_of(&peer.server_pids));
+    let (measured, before, after) = running.finish_reading(read).await?;
     let cpu = cpu_us_per_op(after.saturating_sub(before), measured.ops);
     Ok((measured, cpu))
 }

@@ -169,12 +169,13 @@ pub async fn run(load: Load) -> anyhow::Result<Measured> {
 type Tally = (Histogram<u64>, u64, u64);
 
 /// A load under way: warming up, then measured from `measure_from` to
-/// `end`, so that a caller can read other counters over the same window.
+/// `end`; a caller can read other counters over the same window
+/// ([`Running::finish_reading`]).
 pub struct Running {
     /// When the measured window opens.
-    pub measure_from: Instant,
+    measure_from: Instant,
     /// When it closes.
-    pub end: Instant,
+    end: Instant,
     duration: Duration,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>>,
     progress: tokio::task::JoinHandle<()>,
@@ -234,6 +235,19 @@ pub async fn start(load: Load) -> anyhow::Result<Running> {
 }
 
 impl Running {
+    /// Reads `counters` as the measured window opens and again as it
+    /// closes, then finishes: what was measured, and the two readings.
+    pub async fn finish_reading<T, Fut>(self, mut counters: impl FnMut() -> Fut) -> anyhow::Result<(Measured, T, T)>
+    where
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        tokio::time::sleep_until(self.measure_from.into()).await;
+        let before = counters().await?;
+        tokio::time::sleep_until(self.end.into()).await;
+        let after = counters().await?;
+        Ok((self.finish().await?, before, after))
+    }
+
     /// Waits for every connection to finish and returns what was measured.
     pub async fn finish(self) -> anyhow::Result<Measured> {
         let mut total = Histogram::<u64>::new(3).expect("3 significant digits is valid");

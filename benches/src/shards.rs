@@ -121,11 +121,10 @@ async fn run_cluster(plan: &Plan, shards: u16, fsync: Fsync) -> anyhow::Result<V
         };
         let context = || format!("{workload:?} on {shards} shards, fsync {}", fsync.name());
         let running = runner::start(load).await.with_context(context)?;
-        tokio::time::sleep_until(running.measure_from.into()).await;
-        let before = Counters::read(&dev).await.with_context(context)?;
-        tokio::time::sleep_until(running.end.into()).await;
-        let after = Counters::read(&dev).await.with_context(context)?;
-        let measured = running.finish().await.with_context(context)?;
+        let (measured, before, after) = running
+            .finish_reading(|| Counters::read(&dev))
+            .await
+            .with_context(context)?;
         let cost = Cost::between(before, after, measured.ops, dev.nodes().count());
         rows.push(Row {
             shards,
