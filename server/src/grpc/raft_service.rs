@@ -1,32 +1,26 @@
-//! The peer-facing `Raft` service: Raft RPCs dispatched to the named group,
-//! replication streams handed to the group's `stream_append`
-//! (see [`crate::raft::network`] for the sending side), snapshot streams
+//! The peer-facing `Raft` service: Raft RPCs dispatched to the named group
+//! (see [`crate::raft::network`] for the sending side; replication has
+//! connections of its own, see [`super::append_links`]), snapshot streams
 //! written to the group's snapshot directory and then installed, shard
 //! requests forwarded by nodes that do not lead, and on the witness the
 //! cross-region log's records (see [`crate::witness`]).
 
-use std::collections::VecDeque;
-use std::future::{Future, ready};
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use cairn_proto::raft::raft_server::Raft as RaftRpc;
 use cairn_proto::raft::{ForwardReply, ForwardRequest, RaftReply, RaftRequest, SnapshotChunk};
-use futures::StreamExt;
-use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::warn;
 
 use super::status;
 use crate::error::Error;
 use crate::node::{ForwardError, Node};
-use crate::raft::network::GROUP_METADATA;
 use crate::raft::snapshot_file::{self, SnapshotFile};
-use crate::raft::typ::{AppendEntriesRequest, Raft, Snapshot, SnapshotMeta, StreamAppendResult, Vote};
+use crate::raft::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use crate::shard::Shard;
 use crate::wire;
 use crate::witness::{WitnessAnswer, WitnessCall};
@@ -75,13 +69,6 @@ impl RaftService {
     }
 }
 
-/// Arrival times of a stream's requests still waiting for their replies.
-type Arrivals = Mutex<VecDeque<(Instant, u64)>>;
-
-fn lock(arrivals: &Arrivals) -> MutexGuard<'_, VecDeque<(Instant, u64)>> {
-    arrivals.lock().expect("arrivals lock")
-}
-
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -92,60 +79,6 @@ impl RaftRpc for RaftService {
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         self.dispatch(request, |raft, rpc| async move { raft.pre_vote(rpc).await })
             .await
-    }
-
-    type AppendStreamStream = BoxStream<'static, Result<RaftReply, Status>>;
-
-    async fn append_stream(
-        &self,
-        request: Request<Streaming<RaftRequest>>,
-    ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        let group = request
-            .metadata()
-            .get(GROUP_METADATA)
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-            .ok_or_else(|| Status::invalid_argument(format!("append stream without a {GROUP_METADATA} header")))?;
-        let raft = self.shard(group)?.raft().clone();
-        // Accepted appends tell the replica how fresh it is, for reads with
-        // bounded staleness; the clock starts when each message arrived.
-        // Replies come in request order, so arrivals pair with them in turn.
-        let arrivals = Arc::new(Mutex::new(VecDeque::new()));
-        let requests = {
-            let arrivals = arrivals.clone();
-            request.into_inner().scan((), move |_, message| {
-                let rpc = match message {
-                    Ok(message) if message.group_id == group => wire::decode::<AppendEntriesRequest>(&message.payload)
-                        .inspect_err(|err| warn!(group, cause = %err, "append stream: undecodable request"))
-                        .ok(),
-                    Ok(message) => {
-                        warn!(
-                            group,
-                            other = message.group_id,
-                            "append stream: request for another group"
-                        );
-                        None
-                    }
-                    Err(_) => None,
-                };
-                if let Some(rpc) = &rpc {
-                    let leader_commit = rpc.leader_commit.map_or(0, |id| id.index());
-                    lock(&arrivals).push_back((Instant::now(), leader_commit));
-                }
-                ready(rpc)
-            })
-        };
-        let node = self.node.clone();
-        let replies = raft.stream_append(requests).map(move |result| {
-            let arrival = lock(&arrivals).pop_front();
-            if let (Ok(Ok(_)), Some((at, leader_commit)), Some(shard)) = (&result, arrival, node.group(group)) {
-                shard.note_leader_contact(at, leader_commit);
-            }
-            let answer: Result<StreamAppendResult, String> = result.map_err(|fatal| fatal.to_string());
-            Ok(RaftReply {
-                payload: wire::encode(&answer).map_err(status)?,
-            })
-        });
-        Ok(Response::new(replies.boxed()))
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

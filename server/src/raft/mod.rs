@@ -6,7 +6,8 @@
 //!   crc32 on every record.
 //! - [`state_machine`] and [`snapshot_file`]: the in-memory keyspace a group
 //!   applies to, and its checksummed snapshot files.
-//! - [`network`]: Raft RPCs to peers over gRPC, multiplexed by group id.
+//! - [`network`]: Raft RPCs to peers over gRPC, multiplexed by group id,
+//!   and replication on [`append_link`]'s connections of its own.
 //!
 //! The protocol is Raft (Ongaro & Ousterhout, 2014) as openraft implements
 //! it, with pre-vote, leader leases for reads (§6.4's lease-based read, with
@@ -24,6 +25,7 @@
 //! docs/testing.md). A leader of a new term writes entries of that term,
 //! which replace any others at their indexes.
 
+pub mod append_link;
 pub mod log_store;
 pub mod network;
 pub mod snapshot_file;

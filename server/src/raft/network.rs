@@ -6,15 +6,12 @@
 //!
 //! Replication is a stream: openraft hands each follower's replication task
 //! a stream of AppendEntries requests, and [`Peers::stream_append`] carries
-//! it on one long-lived HTTP/2 stream (`AppendStream`), whose replies come
-//! back in request order on the same call. Each request costs one HTTP/2
-//! data frame rather than a whole call (headers, trailers, a new stream);
-//! one is in flight at a time, and before asking openraft for the next
-//! the stream lets the writes under way reach the log, so that the next
-//! carries them too (see [`Peers::stream_append`]). A connection that
-//! stops making progress (a paused or partitioned peer) is detected by
-//! HTTP/2 keep-alive, which closes it and ends every stream on it with an
-//! error.
+//! it on a connection of its own (see [`crate::raft::append_link`]), whose
+//! replies come back in request order. One request is in flight at a time,
+//! and before asking openraft for the next the stream lets the writes
+//! under way reach the log, so that the next carries them too (see
+//! [`Peers::stream_append`]). A peer that does not answer within
+//! [`REPLY_TIMEOUT`] (paused, or cut off) ends the stream with an error.
 //!
 //! Snapshots are streamed from their file in chunks, the first chunk
 //! carrying the vote and the snapshot metadata.
@@ -30,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,11 +43,11 @@ use openraft::network::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::{LinkLatency, Topology};
 use crate::error::{Error, Result};
+use crate::raft::append_link::{Idle, Link};
 use crate::raft::snapshot_file::SnapshotFile;
 use crate::raft::typ::{
     AppendEntriesRequest, GroupId, NodeId, RpcError, Snapshot, SnapshotResponse, StreamAppendResult, StreamingError,
@@ -67,8 +65,19 @@ const REOPEN_PAUSE: Duration = Duration::from_millis(250);
 /// before it asks openraft for its next request (see
 /// [`Peers::stream_append`]).
 const COALESCING_YIELDS: usize = 3;
-/// The metadata key that names the group of an `AppendStream` call.
-pub const GROUP_METADATA: &str = "cairn-group";
+/// How long a streamed append may wait for its answer before the stream
+/// ends as unreachable: a follower paused or cut off is given up on this
+/// soon, as the gRPC connection's keep-alive gives up on it (a ping after
+/// 1 s of silence, then 2 s for its answer).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The error for a node the topology does not name.
+fn not_a_peer(node: NodeId) -> Error {
+    Error::Unreachable {
+        node,
+        detail: "not a peer in the topology".into(),
+    }
+}
 
 /// A transport failure, as openraft wants it.
 fn unreachable(e: &dyn std::fmt::Display) -> RpcError {
@@ -79,6 +88,10 @@ fn unreachable(e: &dyn std::fmt::Display) -> RpcError {
 #[derive(Clone)]
 pub struct Peers {
     clients: Arc<HashMap<NodeId, RaftClient<Channel>>>,
+    /// Each peer's `grpc_addr`, where replication connections go too.
+    addrs: Arc<HashMap<NodeId, SocketAddr>>,
+    /// Replication connections between streams.
+    idle: Arc<Idle>,
     /// Injected latency per node (none for most).
     delays: Arc<HashMap<NodeId, Duration>>,
 }
@@ -89,6 +102,7 @@ impl Peers {
     pub fn new(topology: &Topology, me: NodeId, latency: LinkLatency) -> Result<Self> {
         let my_spec = topology.node(me);
         let mut clients = HashMap::new();
+        let mut addrs = HashMap::new();
         let mut delays = HashMap::new();
         for node in topology.nodes.iter().filter(|n| n.id != me) {
             let delay_ms = match my_spec {
@@ -106,9 +120,12 @@ impl Peers {
                 .http2_keep_alive_interval(Duration::from_secs(1))
                 .keep_alive_timeout(Duration::from_secs(2));
             clients.insert(node.id, RaftClient::new(endpoint.connect_lazy()));
+            addrs.insert(node.id, node.grpc_addr);
         }
         Ok(Peers {
             clients: Arc::new(clients),
+            addrs: Arc::new(addrs),
+            idle: Arc::default(),
             delays: Arc::new(delays),
         })
     }
@@ -122,10 +139,12 @@ impl Peers {
 
     /// The client for `node`.
     pub fn client(&self, node: NodeId) -> Result<RaftClient<Channel>> {
-        self.clients.get(&node).cloned().ok_or_else(|| Error::Unreachable {
-            node,
-            detail: "not a peer in the topology".into(),
-        })
+        self.clients.get(&node).cloned().ok_or_else(|| not_a_peer(node))
+    }
+
+    /// The address of `node`'s replication connections.
+    fn addr(&self, node: NodeId) -> Result<SocketAddr> {
+        self.addrs.get(&node).copied().ok_or_else(|| not_a_peer(node))
     }
 
     /// One request and its reply to `target`'s replica of the group:
@@ -157,12 +176,12 @@ impl Peers {
 }
 
 impl Peers {
-    /// Carries one group's replication stream to `target` on one
-    /// `AppendStream` call; replies arrive in request order.
+    /// Carries one group's replication stream to `target` on a connection
+    /// of its own; replies arrive in request order.
     ///
-    /// Opening the call must succeed within the RPC's time budget; after
-    /// that the stream lives as long as openraft feeds it, and a peer that
-    /// stops answering is cut off by the connection's keep-alive.
+    /// Opening the connection must succeed within the RPC's time budget;
+    /// after that the stream lives as long as openraft feeds it and each
+    /// request is answered within [`REPLY_TIMEOUT`].
     ///
     /// Once a request is answered, the stream yields to the runtime
     /// [`COALESCING_YIELDS`] times before it asks openraft for the next:
@@ -185,9 +204,9 @@ impl Peers {
     /// flight an answer to the earlier one renews the lease from a send the
     /// follower never answered. A leader paused past its lease and resumed
     /// did exactly that, and served a stale read (found by cairn-jepsen).
-    /// So a request is only asked of openraft once every request before it
-    /// was answered: one request in flight per group and follower, as
-    /// openraft's own sequential stream has, on one long-lived call.
+    /// So a request is only asked of openraft once the one before it was
+    /// answered: one request in flight per group and follower, as
+    /// openraft's own sequential stream has.
     pub async fn stream_append<S>(
         &self,
         target: NodeId,
@@ -198,53 +217,62 @@ impl Peers {
     where
         S: Stream<Item = AppendEntriesRequest> + Send + Unpin + 'static,
     {
-        let mut client = self.client(target).map_err(|e| unreachable(&e))?;
-        // Requests sent and not answered yet.
-        let unanswered = Arc::new(watch::Sender::new(0usize));
-        let peers = self.clone();
-        let requests = futures::stream::unfold((input, unanswered.clone()), move |(mut input, sent)| {
-            let peers = peers.clone();
-            async move {
-                // See "Correctness" above: the next request is only asked of
-                // openraft once every request before it was answered.
-                let _ = sent.subscribe().wait_for(|n| *n == 0).await;
-                for _ in 0..COALESCING_YIELDS {
-                    tokio::task::yield_now().await;
-                }
-                let rpc = input.next().await?;
-                peers.travel(target).await;
-                sent.send_modify(|n| *n += 1);
-                // An unencodable request (none is: they are plain data) would
-                // reach the peer empty, fail to decode there, and end the stream.
-                let request = RaftRequest {
-                    group_id,
-                    payload: wire::encode(&rpc).unwrap_or_default(),
-                };
-                Some((request, (input, sent)))
-            }
-        });
-        let mut request = tonic::Request::new(requests);
-        request.metadata_mut().insert(GROUP_METADATA, group_id.into());
-        let opened = tokio::time::timeout(option.hard_ttl(), client.append_stream(request))
-            .await
-            .map_err(|_| unreachable(&format!("append stream to node {target} not opened in time")))?;
-        let replies = match opened {
-            Ok(replies) => replies.into_inner(),
-            Err(status) => {
+        let addr = self.addr(target).map_err(|e| unreachable(&e))?;
+        let opened = match self.idle.take(addr, group_id) {
+            Some(link) => Ok(link),
+            None => match tokio::time::timeout(option.hard_ttl(), Link::open(addr, group_id)).await {
+                Ok(Ok(link)) => Ok(link),
+                Ok(Err(err)) => Err(format!("append stream to node {target}: {err}")),
+                Err(_) => Err(format!("append stream to node {target} not opened in time")),
+            },
+        };
+        let link = match opened {
+            Ok(link) => link,
+            Err(why) => {
                 // openraft opens the next stream at once (its backoff paces
                 // the requests of an open stream only): without this pause a
                 // stopped peer, refusing connections, would cost a busy loop
                 // of connection attempts and warnings per group.
                 tokio::time::sleep(REOPEN_PAUSE).await;
-                return Err(unreachable(&status));
+                return Err(unreachable(&why));
             }
         };
-        let results = replies.map(move |reply| {
-            unanswered.send_modify(|n| *n = n.saturating_sub(1));
-            let reply = reply.map_err(|e| unreachable(&e))?;
-            let answer: Result<StreamAppendResult, String> =
-                wire::decode(&reply.payload).map_err(|e| unreachable(&e))?;
-            answer.map_err(|e| unreachable(&e))
+        let peers = self.clone();
+        let results = futures::stream::unfold(Some((input, link)), move |state| {
+            let peers = peers.clone();
+            async move {
+                let (mut input, mut link) = state?;
+                for _ in 0..COALESCING_YIELDS {
+                    tokio::task::yield_now().await;
+                }
+                let Some(rpc) = input.next().await else {
+                    // Every request answered, and the last one taken: the
+                    // follower's end still serves the group.
+                    peers.idle.put(addr, group_id, link);
+                    return None;
+                };
+                peers.travel(target).await;
+                let exchange = async {
+                    let request = wire::encode(&rpc).map_err(|e| unreachable(&e))?;
+                    link.exchange(&request).await.map_err(|e| unreachable(&e))
+                };
+                let reply = match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
+                    Ok(reply) => reply,
+                    Err(_) => Err(unreachable(&format!(
+                        "node {target} did not answer within {REPLY_TIMEOUT:?}"
+                    ))),
+                };
+                let result = reply.and_then(|reply| {
+                    let answer: Result<StreamAppendResult, String> =
+                        wire::decode(&reply).map_err(|e| unreachable(&e))?;
+                    answer.map_err(|e| unreachable(&e))
+                });
+                // After a failure, or a refusal (which ends the follower's
+                // end of the stream too), the stream ends with its link:
+                // openraft opens another.
+                let next = matches!(result, Ok(Ok(_))).then_some((input, link));
+                Some((result, next))
+            }
         });
         Ok(results.boxed())
     }
