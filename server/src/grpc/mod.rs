@@ -11,7 +11,7 @@ mod raft_service;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_proto::admin::admin_server::AdminServer;
 use cairn_proto::kv::kv_server::KvServer;
@@ -88,19 +88,21 @@ async fn sort_connections(listener: TcpListener, node: Arc<Node>, http2: mpsc::S
 
 /// Whether `socket`'s first bytes are [`MAGIC`], read without taking them.
 async fn starts_with_magic(socket: &TcpStream) -> bool {
-    let deadline = Instant::now() + SORT_TIMEOUT;
-    let mut first = [0; MAGIC.len()];
-    loop {
-        match socket.peek(&mut first).await {
-            Ok(n) if n == first.len() => return first == MAGIC,
-            Ok(n) if n > 0 && first[..n] == MAGIC[..n] && Instant::now() < deadline => {
-                // The rest of the magic is on its way.
-                tokio::time::sleep(Duration::from_millis(1)).await;
+    let sniff = async {
+        let mut first = [0; MAGIC.len()];
+        loop {
+            match socket.peek(&mut first).await {
+                Ok(n) if n == first.len() => return first == MAGIC,
+                Ok(n) if n > 0 && first[..n] == MAGIC[..n] => {
+                    // The rest of the magic is on its way.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                // Closed, failed, or not the magic: HTTP/2's to answer.
+                _ => return false,
             }
-            // Closed, failed, or not the magic: HTTP/2's to answer.
-            _ => return false,
         }
-    }
+    };
+    tokio::time::timeout(SORT_TIMEOUT, sniff).await.unwrap_or(false)
 }
 
 /// The metadata key that asks a node not to forward (see `kv.proto`).
