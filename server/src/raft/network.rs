@@ -267,9 +267,9 @@ impl Peers {
                         wire::decode(&reply).map_err(|e| unreachable(&e))?;
                     answer.map_err(|e| unreachable(&e))
                 });
-                // After a failure, or a refusal (which ends the follower's
-                // end of the stream too), the stream ends with its link:
-                // openraft opens another.
+                // After a failure the link's state is unknown, and after a
+                // refusal openraft ends its session: either way the stream
+                // ends, closing its link, and openraft opens another.
                 let next = matches!(result, Ok(Ok(_))).then_some((input, link));
                 Some((result, next))
             }
