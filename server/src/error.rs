@@ -147,6 +147,16 @@ pub enum Error {
         bound_ms: u64,
     },
 
+    /// A client's write is larger than one write may be (see
+    /// [`crate::proposals::MAX_WRITE_BYTES`]).
+    #[error("a write of {bytes} bytes is over the {limit}-byte limit of one write; nothing was written")]
+    WriteTooLarge {
+        /// The write's encoded size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// A message between nodes could not be encoded or decoded.
     #[error("wire: {0}")]
     Wire(String),

@@ -36,6 +36,7 @@ use crate::keyspace::{Read, Reply, Write, WriteOp};
 use crate::lease::Lease;
 use crate::meta::{FailoverGroup, META_GROUP, Meta, MetaAnswer, MetaOp, group_of};
 use crate::placement::{RegionIndex, group_id, region_of_group, shard_of_group};
+use crate::proposals;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, Peers};
 use crate::raft::state_machine::{Applied, StateMachine};
@@ -546,6 +547,7 @@ impl Node {
         if let (Request::Read(read), Some(local)) = (&request, self.shard(shard)) {
             fail::fail_point!("stale-read", |_| Ok(local.read_local(read)));
         }
+        admit(&request)?;
         // Across a failover the primary changes under the request: a
         // region without the lease, or sealed, did nothing, so the request
         // goes to the primary as the node then knows it.
@@ -641,6 +643,7 @@ impl Node {
     /// Executes `request` only if this node leads `shard`: for clients that
     /// route to leaders themselves and want to hear when they got it wrong.
     pub async fn execute_here(&self, shard: u64, request: Request) -> Result<Answer> {
+        admit(&request)?;
         match self.shard(shard) {
             Some(local) => local.execute(request).await,
             None => Err(Error::NotLeader { shard, leader: None }),
@@ -878,6 +881,15 @@ async fn initialize(raft: &Raft, shard: GroupId, replicas: &[NodeId]) -> Result<
             shard,
             detail: e.to_string(),
         }),
+    }
+}
+
+/// Refuses a client's write too large to replicate
+/// ([`proposals::check_size`]), before it is forwarded or proposed.
+fn admit(request: &Request) -> Result<()> {
+    match request {
+        Request::Write(write) if !write.op.is_bookkeeping() => proposals::check_size(write),
+        _ => Ok(()),
     }
 }
 

@@ -15,9 +15,14 @@
 //!
 //! An entry holds at most [`MAX_BYTES`] of writes (a larger write is an
 //! entry of its own), because openraft counts entries, not bytes, when it
-//! sends a follower a batch of them or keeps them in memory: with
-//! openraft's 300 entries per append, a follower catching up gets at most
-//! about 19 MiB in one message, well under the 64 MiB a node accepts.
+//! keeps them in memory. One client write holds at most
+//! [`MAX_WRITE_BYTES`]; a larger one is refused before it is forwarded or
+//! proposed ([`check_size`]). Every request a follower is sent must fit in
+//! one replication frame ([`MAX_FRAME`]), and holds at most
+//! [`PAYLOAD_BYTES`] of entries and one entry more, so an entry has to be
+//! smaller than a frame: a write too large for one would be in the log but
+//! could never reach a follower, and its group could commit nothing after
+//! it.
 //!
 //! # Correctness
 //!
@@ -41,6 +46,8 @@ use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::keyspace::{Reply, Write, WriteOp};
+use crate::raft::append_link::MAX_FRAME;
+use crate::raft::log_store::PAYLOAD_BYTES;
 use crate::raft::typ::{Raft, TypeConfig};
 use crate::wire;
 
@@ -50,6 +57,26 @@ const MAX_PROPOSING: usize = 4;
 const MAX_WRITES: usize = 256;
 /// Most encoded bytes of writes in one entry, unless it is a single write.
 const MAX_BYTES: usize = 64 * 1024;
+/// Most encoded bytes of one client write (see the module's essay).
+pub const MAX_WRITE_BYTES: usize = 32 << 20;
+// A request to a follower holds entries up to the payload bound, one entry
+// more (one write; or a batch of writes, of at most `MAX_BYTES`; or a
+// shipped batch, of at most 1 MiB unless it is one record, see
+// `crate::xlog`), and the request's own fields.
+const _: () = assert!(PAYLOAD_BYTES + MAX_WRITE_BYTES + (2 << 20) <= MAX_FRAME);
+
+/// Refuses a client's `write` if it is larger than one write may be
+/// ([`Error::WriteTooLarge`], naming both sizes).
+pub fn check_size(write: &Write) -> Result<()> {
+    let bytes = wire::encoded_len(write)?;
+    match bytes <= MAX_WRITE_BYTES {
+        true => Ok(()),
+        false => Err(Error::WriteTooLarge {
+            bytes,
+            limit: MAX_WRITE_BYTES,
+        }),
+    }
+}
 
 /// A write's reply, and the index of the entry that applied it.
 pub type Committed = (Reply, u64);

@@ -1,5 +1,6 @@
 //! A follower left behind past a log purge receives a snapshot and
-//! converges.
+//! converges; one left behind by writes too large to send together is
+//! sent them from the log a few at a time.
 
 mod fixtures;
 
@@ -48,6 +49,44 @@ fn t40_lagging_follower_is_caught_up_by_snapshot() {
     for i in (0..1500).step_by(11) {
         assert_eq!(client.cmd(&["GET", &format!("k{i}")]).text(), Some(format!("v{i}")));
     }
+}
+
+#[test]
+fn t41_a_follower_behind_by_large_writes_catches_up_from_the_log() {
+    // Each write is an entry of its own, and the five together are more
+    // than one replication request may carry (64 MiB).
+    let mut cluster = Cluster::start(3, 1, RaftOptions::default());
+    cluster.kill(3);
+    let mut client = cluster.client(1);
+    let value = "x".repeat(20 << 20);
+    for i in 0..5 {
+        assert_eq!(
+            client.cmd(&["SET", &format!("large{i}"), &value]),
+            Value::Simple("OK".into())
+        );
+    }
+    cluster.start_node(3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let keys = local_keys(&cluster, 3);
+        if keys >= 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3 holds {keys} of 5 keys after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !cluster.log(3).contains("snapshot installed"),
+        "node 3 caught up from the log, not a snapshot"
+    );
+    // With node 1 gone, node 3 is needed for every majority.
+    cluster.stop(1);
+    cluster.wait_ready(Duration::from_secs(30));
+    let mut client = cluster.client(3);
+    for i in 0..5 {
+        assert_eq!(client.cmd(&["STRLEN", &format!("large{i}")]), Value::Int(20 << 20));
+    }
+    assert_eq!(client.cmd(&["SET", "after", "1"]), Value::Simple("OK".into()));
 }
 
 fn snapshot_files(cluster: &Cluster, id: u64) -> usize {

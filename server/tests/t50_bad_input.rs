@@ -1,12 +1,14 @@
 //! Bad input gets a clear error and loses nothing: config mistakes name the
-//! file and key, a data dir or port in use is refused, and protocol garbage
-//! closes only the offending connection.
+//! file and key, a data dir or port in use is refused, protocol garbage
+//! closes only the offending connection, and a write too large to
+//! replicate is refused before anything is written.
 
 mod fixtures;
 
 use std::path::Path;
 
 use cairn_server::config::{ClientLimits, NodeFile, RaftOptions};
+use cairn_server::proposals::MAX_WRITE_BYTES;
 use fixtures::{Cluster, Resp, Value, run_server};
 
 #[test]
@@ -188,4 +190,31 @@ fn t53_client_limits_refuse_extra_clients_huge_requests_and_idlers() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert!(first.try_cmd(&["PING"]).is_err(), "the idle client was closed");
     assert_eq!(cluster.client(1).cmd(&["PING"]), Value::Simple("PONG".into()));
+}
+
+#[test]
+fn t54_a_write_too_large_to_replicate_is_refused_by_name() {
+    let cluster = Cluster::start(3, 1, RaftOptions::default());
+    let too_large = "x".repeat(MAX_WRITE_BYTES);
+    // Every node refuses it itself, whether it leads the shard or would
+    // forward the write.
+    for id in cluster.ids() {
+        let mut client = cluster.client(id);
+        match client.cmd(&["SET", "huge", &too_large]) {
+            Value::Error(e) => assert!(
+                e.starts_with("ERR a write of ")
+                    && e.contains(&format!("over the {MAX_WRITE_BYTES}-byte limit of one write")),
+                "{e}"
+            ),
+            other => panic!("node {id} took a write over the limit: {other:?}"),
+        }
+        assert_eq!(client.cmd(&["EXISTS", "huge"]), Value::Int(0));
+    }
+    // The shard goes on taking writes, large ones too.
+    let mut client = cluster.client(1);
+    assert_eq!(
+        client.cmd(&["SET", "large", &"y".repeat(16 << 20)]),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(client.cmd(&["STRLEN", "large"]), Value::Int(16 << 20));
 }

@@ -132,7 +132,7 @@ pub fn status(err: Error) -> tonic::Status {
         | Error::NotServing { .. } => tonic::Status::unavailable(message),
         Error::Failover(_) => tonic::Status::failed_precondition(message),
         Error::Indeterminate { .. } | Error::NotWitnessed { .. } => tonic::Status::unknown(message),
-        Error::Config(_) | Error::Wire(_) => tonic::Status::invalid_argument(message),
+        Error::Config(_) | Error::Wire(_) | Error::WriteTooLarge { .. } => tonic::Status::invalid_argument(message),
         _ => tonic::Status::internal(message),
     }
 }

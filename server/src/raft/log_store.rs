@@ -13,7 +13,8 @@
 //! The newest entries are also kept in memory ([`Recent`]): a leader reads
 //! back every entry it replicates, once per follower, and those reads are
 //! almost always of what was appended a moment ago. Only a follower that
-//! fell further behind makes the leader read (and check) the store.
+//! fell further behind makes the leader read (and check) the store, at
+//! most [`PAYLOAD_BYTES`] of it (and one entry more) per request.
 //!
 //! With fsync on, every change goes through the node's [`GroupCommit`],
 //! which writes the batches of all groups queued since its last sync as one
@@ -67,6 +68,13 @@ const RECENT_ENTRIES: usize = 1024;
 /// few entries, so a few of them suffice (more cost memory and, measured,
 /// throughput: BENCHMARKS.md).
 const RECENT_BYTES: usize = 64 * 1024;
+/// Most bytes (as stored) of entries a follower is sent in one request,
+/// beyond one entry more. openraft bounds a request by its count of
+/// entries only (`max_payload_entries`), and one entry may hold a write of
+/// up to [`crate::proposals::MAX_WRITE_BYTES`]: a follower catching up
+/// could be sent more than a replication frame holds
+/// ([`crate::raft::append_link::MAX_FRAME`]) and never catch up.
+pub const PAYLOAD_BYTES: usize = 8 << 20;
 
 /// The newest entries of a group's log, with consecutive indexes; always
 /// the last entries of the log (appends, truncations and purges change
@@ -157,14 +165,12 @@ impl Recent {
     /// Entries `[start, end)` (`end` `None`: to the last) if all that the
     /// log holds of them are kept. The entries kept are the log's last ones,
     /// so a range that starts among them is whole up to the log's end.
-    fn get(&self, start: u64, end: Option<u64>) -> Option<Vec<Entry>> {
+    fn get(&self, start: u64, end: Option<u64>) -> Option<impl Iterator<Item = &(Entry, usize)>> {
         let first = self.first_index()?;
         let kept_end = first + self.entries.len() as u64;
         let end = end.map_or(kept_end, |end| end.min(kept_end));
-        (first <= start && start <= end && end <= kept_end).then(|| {
-            let range = (start - first) as usize..(end - first) as usize;
-            self.entries.range(range).map(|(entry, _)| entry.clone()).collect()
-        })
+        (first <= start && start <= end && end <= kept_end)
+            .then(|| self.entries.range((start - first) as usize..(end - first) as usize))
     }
 }
 
@@ -297,6 +303,73 @@ impl LogStore {
             .map_err(io::Error::other)?
             .map_err(io::Error::other)
     }
+
+    /// The entries in `[start, end)`, oldest first, each taken while the
+    /// entries before it hold fewer than `bytes` as stored (the first
+    /// always is).
+    fn read_entries(&self, start: u64, end: Option<u64>, bytes: usize) -> io::Result<Vec<Entry>> {
+        if end.is_some_and(|end| end <= start) {
+            return Ok(Vec::new());
+        }
+        // The entries kept in memory may not be in the store yet, so a range
+        // that runs into them takes them from memory, and the rest from the
+        // store, where every older entry is.
+        let (store_end, kept) = {
+            let recent = self.recent();
+            if let Some(kept) = recent.get(start, end) {
+                let mut entries = Vec::new();
+                take_within(kept.cloned(), bytes, &mut 0, &mut entries);
+                return Ok(entries);
+            }
+            let first_kept = recent
+                .first_index()
+                .filter(|&first| start < first && end.is_none_or(|end| first < end));
+            match first_kept {
+                Some(first) => (
+                    Some(first),
+                    recent
+                        .get(first, end)
+                        .map(|kept| kept.cloned().collect())
+                        .unwrap_or_default(),
+                ),
+                None => (end, Vec::new()),
+            }
+        };
+        let from = self.log_key(start);
+        let to = store_end.map_or_else(|| self.end_key(), |end| self.log_key(end).to_vec());
+        let records = self
+            .storage
+            .scan_bytes(Cf::RaftLog, &from, &to, bytes)
+            .map_err(io::Error::other)?;
+        let mut entries = Vec::with_capacity(records.len() + kept.len());
+        let mut taken = 0;
+        for (key, record) in &records {
+            entries.push(self.decode_entry(key, record).map_err(io::Error::other)?);
+            taken += record.len();
+        }
+        // Past the bound within the store, nothing kept may follow: it
+        // would leave a gap.
+        take_within(kept, bytes, &mut taken, &mut entries);
+        Ok(entries)
+    }
+}
+
+/// Takes `entries` (each with its size as stored) in order while those
+/// taken, counted in `taken`, hold fewer than `bytes`; the first of all
+/// (`taken` still zero) always.
+fn take_within(
+    entries: impl IntoIterator<Item = (Entry, usize)>,
+    bytes: usize,
+    taken: &mut usize,
+    into: &mut Vec<Entry>,
+) {
+    for (entry, size) in entries {
+        if *taken >= bytes.max(1) {
+            break;
+        }
+        *taken += size;
+        into.push(entry);
+    }
 }
 
 /// Encodes a log record: `crc32 (u32 LE) ‖ postcard(entry)`.
@@ -325,37 +398,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&i) => Some(i),
             Bound::Unbounded => None,
         };
-        if end.is_some_and(|end| end <= start) {
-            return Ok(Vec::new());
-        }
-        // The entries kept in memory may not be in the store yet, so a range
-        // that runs into them takes them from memory, and the rest from the
-        // store, where every older entry is.
-        let (store_end, kept) = {
-            let recent = self.recent();
-            if let Some(entries) = recent.get(start, end) {
-                return Ok(entries);
-            }
-            let first_kept = recent
-                .first_index()
-                .filter(|&first| start < first && end.is_none_or(|end| first < end));
-            match first_kept {
-                Some(first) => (Some(first), recent.get(first, end).unwrap_or_default()),
-                None => (end, Vec::new()),
-            }
-        };
-        let from = self.log_key(start);
-        let to = store_end.map_or_else(|| self.end_key(), |end| self.log_key(end).to_vec());
-        let records = self
-            .storage
-            .scan(Cf::RaftLog, &from, &to, usize::MAX)
-            .map_err(io::Error::other)?;
-        let mut entries = records
-            .iter()
-            .map(|(k, v)| self.decode_entry(k, v).map_err(io::Error::other))
-            .collect::<io::Result<Vec<_>>>()?;
-        entries.extend(kept);
-        Ok(entries)
+        self.read_entries(start, end, usize::MAX)
+    }
+
+    /// What replication sends a follower: see [`PAYLOAD_BYTES`].
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        self.read_entries(start, Some(end), PAYLOAD_BYTES)
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
@@ -529,6 +577,21 @@ mod tests {
         }
     }
 
+    /// An entry at `index` that sets a value of `bytes` bytes.
+    fn set_entry(index: u64, bytes: usize) -> Entry {
+        Entry {
+            log_id: entry(index).log_id,
+            payload: openraft::EntryPayload::Normal(Write::new(WriteOp::Set {
+                key: bytes::Bytes::from_static(b"k"),
+                value: vec![b'v'; bytes].into(),
+                expire_at_ms: None,
+                condition: SetCondition::Always,
+                keep_ttl: false,
+                get: false,
+            })),
+        }
+    }
+
     /// A store in a new temporary directory (deleted with it), and its
     /// committer.
     fn fresh_store() -> (tempfile::TempDir, Arc<dyn Storage>, GroupCommit) {
@@ -540,6 +603,13 @@ mod tests {
 
     fn indexes(entries: Option<Vec<Entry>>) -> Option<Vec<u64>> {
         entries.map(|entries| entries.iter().map(|e| e.index()).collect())
+    }
+
+    /// The indexes of the entries `recent` gives for `[start, end)`.
+    fn kept(recent: &Recent, start: u64, end: Option<u64>) -> Option<Vec<u64>> {
+        recent
+            .get(start, end)
+            .map(|kept| kept.map(|(e, _)| e.index()).collect())
     }
 
     /// Appends `entries` to `recent` and marks them written.
@@ -555,23 +625,23 @@ mod tests {
         // Entries of 10 bytes each, as stored: the count binds first.
         let sized = |indexes: std::ops::RangeInclusive<u64>| indexes.map(|i| (entry(i), 10)).collect::<Vec<_>>();
         append_written(&mut recent, sized(1..=10));
-        assert_eq!(indexes(recent.get(3, Some(6))), Some(vec![3, 4, 5]));
-        assert_eq!(indexes(recent.get(9, None)), Some(vec![9, 10]));
-        assert_eq!(indexes(recent.get(9, Some(12))), Some(vec![9, 10]), "to the end");
-        assert_eq!(indexes(recent.get(12, Some(14))), None, "past the end");
+        assert_eq!(kept(&recent, 3, Some(6)), Some(vec![3, 4, 5]));
+        assert_eq!(kept(&recent, 9, None), Some(vec![9, 10]));
+        assert_eq!(kept(&recent, 9, Some(12)), Some(vec![9, 10]), "to the end");
+        assert_eq!(kept(&recent, 12, Some(14)), None, "past the end");
         recent.truncate(8);
-        assert_eq!(indexes(recent.get(6, None)), Some(vec![6, 7]));
-        assert_eq!(indexes(recent.get(8, Some(9))), Some(vec![]), "truncated");
+        assert_eq!(kept(&recent, 6, None), Some(vec![6, 7]));
+        assert_eq!(kept(&recent, 8, Some(9)), Some(vec![]), "truncated");
         recent.purge(4);
-        assert_eq!(indexes(recent.get(4, Some(6))), None, "purged");
-        assert_eq!(indexes(recent.get(5, Some(6))), Some(vec![5]));
+        assert_eq!(kept(&recent, 4, Some(6)), None, "purged");
+        assert_eq!(kept(&recent, 5, Some(6)), Some(vec![5]));
         append_written(&mut recent, sized(20..=20));
         assert_eq!(
-            indexes(recent.get(5, Some(6))),
+            kept(&recent, 5, Some(6)),
             None,
             "an append that does not follow starts afresh"
         );
-        assert_eq!(indexes(recent.get(20, None)), Some(vec![20]));
+        assert_eq!(kept(&recent, 20, None), Some(vec![20]));
         append_written(&mut recent, sized(21..=21 + RECENT_ENTRIES as u64));
         assert_eq!(recent.entries.len(), RECENT_ENTRIES);
         assert_eq!(recent.first_index(), Some(22));
@@ -585,7 +655,7 @@ mod tests {
         assert_eq!(recent.bytes, RECENT_BYTES);
         recent.truncate(last + 1);
         assert_eq!(recent.bytes, RECENT_BYTES / 2);
-        assert_eq!(indexes(recent.get(last, None)), Some(vec![last]));
+        assert_eq!(kept(&recent, last, None), Some(vec![last]));
     }
 
     #[test]
@@ -596,16 +666,16 @@ mod tests {
         recent.append(big(2));
         recent.append(big(3));
         assert_eq!(recent.first_index(), Some(2), "the written entry goes, the others stay");
-        assert_eq!(indexes(recent.get(2, None)), Some(vec![2, 3]));
+        assert_eq!(kept(&recent, 2, None), Some(vec![2, 3]));
         recent.written(2);
-        assert_eq!(indexes(recent.get(2, None)), None, "written, over the bound");
-        assert_eq!(indexes(recent.get(3, None)), Some(vec![3]));
+        assert_eq!(kept(&recent, 2, None), None, "written, over the bound");
+        assert_eq!(kept(&recent, 3, None), Some(vec![3]));
         recent.truncate(3);
         recent.written(3);
         recent.append(big(3));
         recent.append(big(4));
         assert_eq!(
-            indexes(recent.get(3, None)),
+            kept(&recent, 3, None),
             Some(vec![3, 4]),
             "an entry written before a truncation does not count for the one appended over it"
         );
@@ -618,17 +688,7 @@ mod tests {
         let reopened = || LogStore::new(storage.clone(), 2, Fsync::Always, commit.clone());
         let mut log = reopened();
         // Entries of about 40 KiB, so the memory bound holds only one.
-        let big = |index| Entry {
-            log_id: entry(index).log_id,
-            payload: openraft::EntryPayload::Normal(Write::new(WriteOp::Set {
-                key: bytes::Bytes::from_static(b"k"),
-                value: vec![b'v'; 40 << 10].into(),
-                expire_at_ms: None,
-                condition: SetCondition::Always,
-                keep_ttl: false,
-                get: false,
-            })),
-        };
+        let big = |index| set_entry(index, 40 << 10);
         // The store takes no write until released: every entry is read
         // back from memory.
         store.hold(true);
@@ -673,6 +733,32 @@ mod tests {
         assert_eq!(indexes(Some(read)), Some(vec![1, 2]));
         let read = log.try_get_log_entries(1..=7).await.unwrap();
         assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3, 4, 5]), "past the end");
+    }
+
+    #[tokio::test]
+    async fn a_follower_is_sent_at_most_the_payload_bound_and_one_entry_more() {
+        let (_dir, storage, commit) = fresh_store();
+        let mut log = LogStore::new(storage.clone(), 8, Fsync::Always, commit);
+        // Entries 1-3 are in the store, of 3 MiB each; 4-5 are kept in
+        // memory only, counted as 5 MiB each.
+        let mut batch = Batch::default();
+        for index in 1..=3 {
+            let record = encode_entry(&set_entry(index, 3 << 20)).unwrap();
+            batch.put(Cf::RaftLog, log.log_key(index), record);
+        }
+        storage.write(batch).unwrap();
+        log.recent().append(vec![(entry(4), 5 << 20), (entry(5), 5 << 20)]);
+        for (start, end, sent, why) in [
+            (1, 6, vec![1, 2, 3], "the third passes the bound of 8 MiB"),
+            (3, 6, vec![3, 4], "from the store, then from memory"),
+            (4, 6, vec![4, 5], "from memory alone"),
+            (2, 3, vec![2], "the range's end"),
+        ] {
+            let read = log.limited_get_log_entries(start, end).await.unwrap();
+            assert_eq!(indexes(Some(read)), Some(sent), "{start}..{end}: {why}");
+        }
+        let read = log.try_get_log_entries(1..6).await.unwrap();
+        assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3, 4, 5]), "unbounded");
     }
 
     #[tokio::test]

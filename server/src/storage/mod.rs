@@ -102,6 +102,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Key-value pairs in `[from, to)`, in key order, at most `limit` of them.
     fn scan(&self, cf: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
+    /// Key-value pairs in `[from, to)`, in key order, each read while the
+    /// values before it hold fewer than `bytes` (the first always is).
+    fn scan_bytes(&self, cf: Cf, from: &[u8], to: &[u8], bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
     /// The last key-value pair in `[from, to)`.
     fn last(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
 

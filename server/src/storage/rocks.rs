@@ -70,6 +70,20 @@ impl RocksStorage {
         options.set_iterate_upper_bound(to.to_vec());
         options
     }
+
+    /// The key-value pairs in `[from, to)`, in key order, as they are read.
+    fn range(&self, cf: Cf, from: &[u8], to: &[u8]) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> {
+        self.db
+            .iterator_cf_opt(
+                self.cf(cf),
+                Self::range_options(from, to),
+                IteratorMode::From(from, Direction::Forward),
+            )
+            .map(|item| {
+                item.map(|(k, v)| (k.into_vec(), v.into_vec()))
+                    .map_err(|e| self.failed("scan", e))
+            })
+    }
 }
 
 impl Storage for RocksStorage {
@@ -78,15 +92,16 @@ impl Storage for RocksStorage {
     }
 
     fn scan(&self, cf: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let iter = self.db.iterator_cf_opt(
-            self.cf(cf),
-            Self::range_options(from, to),
-            IteratorMode::From(from, Direction::Forward),
-        );
-        iter.take(limit)
-            .map(|item| {
-                item.map(|(k, v)| (k.into_vec(), v.into_vec()))
-                    .map_err(|e| self.failed("scan", e))
+        self.range(cf, from, to).take(limit).collect()
+    }
+
+    fn scan_bytes(&self, cf: Cf, from: &[u8], to: &[u8], bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut read = 0;
+        self.range(cf, from, to)
+            .take_while(|item| {
+                let more = read < bytes.max(1);
+                read += item.as_ref().map_or(0, |(_, v)| v.len());
+                more
             })
             .collect()
     }
@@ -143,6 +158,14 @@ mod tests {
             let all = store.scan(Cf::RaftLog, &[0], &[255], usize::MAX).unwrap();
             assert_eq!(all.first().unwrap().0, vec![3]);
             assert_eq!(store.scan(Cf::RaftLog, &[0], &[255], 2).unwrap().len(), 2);
+            // Values of 1 byte each: three fit under a bound of 3 bytes.
+            assert_eq!(store.scan_bytes(Cf::RaftLog, &[0], &[255], 3).unwrap().len(), 3);
+            assert_eq!(
+                store.scan_bytes(Cf::RaftLog, &[0], &[255], 0).unwrap().len(),
+                1,
+                "the first pair comes whatever the bound"
+            );
+            assert_eq!(store.scan_bytes(Cf::RaftLog, &[0], &[255], usize::MAX).unwrap(), all);
             assert_eq!(store.last(Cf::RaftLog, &[0], &[6]).unwrap().unwrap().0, vec![5]);
             assert_eq!(store.last(Cf::RaftLog, &[20], &[30]).unwrap(), None);
         }

@@ -54,6 +54,10 @@ impl Storage for TestStore {
         self.inner.scan(cf, from, to, limit)
     }
 
+    fn scan_bytes(&self, cf: Cf, from: &[u8], to: &[u8], bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan_bytes(cf, from, to, bytes)
+    }
+
     fn last(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         self.inner.last(cf, from, to)
     }
