@@ -29,15 +29,7 @@ fn t40_lagging_follower_is_caught_up_by_snapshot() {
         );
     }
     cluster.start_node(3);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let keys = local_keys(&cluster, 3);
-        if keys >= 1500 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node 3 holds {keys} keys after 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_keys(&cluster, 3, 1500, Duration::from_secs(30));
     assert!(
         cluster.log(3).contains("snapshot installed") && snapshot_files(&cluster, 3) > 0,
         "node 3 caught up through a snapshot install"
@@ -66,15 +58,7 @@ fn t41_a_follower_behind_by_large_writes_catches_up_from_the_log() {
         );
     }
     cluster.start_node(3);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let keys = local_keys(&cluster, 3);
-        if keys >= 5 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node 3 holds {keys} of 5 keys after 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_keys(&cluster, 3, 5, Duration::from_secs(60));
     assert!(
         !cluster.log(3).contains("snapshot installed"),
         "node 3 caught up from the log, not a snapshot"
@@ -107,6 +91,22 @@ fn walk(dir: &std::path::Path) -> usize {
             }
         })
         .sum()
+}
+
+/// Waits until node `id`'s replicas hold `keys` keys; fails after `within`.
+fn wait_for_keys(cluster: &Cluster, id: u64, keys: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let held = local_keys(cluster, id);
+        if held >= keys {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} holds {held} of {keys} keys after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Keys held by a node's local replicas (INFO keyspace).

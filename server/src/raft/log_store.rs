@@ -612,6 +612,16 @@ mod tests {
             .map(|kept| kept.map(|(e, _)| e.index()).collect())
     }
 
+    /// Writes `entries` of `log` straight to `storage`, as if their
+    /// batches were written and gone from memory.
+    fn put_in_store(log: &LogStore, storage: &Arc<dyn Storage>, entries: impl Iterator<Item = Entry>) {
+        let mut batch = Batch::default();
+        for entry in entries {
+            batch.put(Cf::RaftLog, log.log_key(entry.index()), encode_entry(&entry).unwrap());
+        }
+        storage.write(batch).unwrap();
+    }
+
     /// Appends `entries` to `recent` and marks them written.
     fn append_written(recent: &mut Recent, entries: Vec<(Entry, usize)>) {
         let last = entries.last().map(|(entry, _)| entry.index());
@@ -719,11 +729,7 @@ mod tests {
         let mut log = LogStore::new(storage.clone(), 6, Fsync::Always, commit);
         // Entries 1-3 are in the store and gone from memory; 4-5 are kept
         // in memory, queued but not written.
-        let mut batch = Batch::default();
-        for index in 1..=3 {
-            batch.put(Cf::RaftLog, log.log_key(index), encode_entry(&entry(index)).unwrap());
-        }
-        storage.write(batch).unwrap();
+        put_in_store(&log, &storage, (1..=3).map(entry));
         log.recent().append(vec![(entry(4), 10), (entry(5), 10)]);
         let read = log.try_get_log_entries(1..=5).await.unwrap();
         assert_eq!(indexes(Some(read)), Some(vec![1, 2, 3, 4, 5]));
@@ -741,12 +747,7 @@ mod tests {
         let mut log = LogStore::new(storage.clone(), 8, Fsync::Always, commit);
         // Entries 1-3 are in the store, of 3 MiB each; 4-5 are kept in
         // memory only, counted as 5 MiB each.
-        let mut batch = Batch::default();
-        for index in 1..=3 {
-            let record = encode_entry(&set_entry(index, 3 << 20)).unwrap();
-            batch.put(Cf::RaftLog, log.log_key(index), record);
-        }
-        storage.write(batch).unwrap();
+        put_in_store(&log, &storage, (1..=3).map(|index| set_entry(index, 3 << 20)));
         log.recent().append(vec![(entry(4), 5 << 20), (entry(5), 5 << 20)]);
         for (start, end, sent, why) in [
             (1, 6, vec![1, 2, 3], "the third passes the bound of 8 MiB"),
