@@ -32,8 +32,10 @@ use crate::raft::typ::GroupId;
 /// starts with `PRI * HTTP/2.0`).
 pub const MAGIC: [u8; 8] = *b"CAIRNAPP";
 
-/// The largest frame taken: a Raft append may carry up to openraft's
-/// payload limit of entries, each up to a client's largest write.
+/// The largest frame taken. A Raft append carries at most
+/// [`crate::raft::log_store::PAYLOAD_BYTES`] of entries and one entry
+/// more, which [`crate::proposals`] keeps within this (checked where it is
+/// compiled).
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// The leader's end of a replication connection.
@@ -193,9 +195,10 @@ mod tests {
         assert!(idle.take(addr, 2).is_none(), "another group's link");
         let link = idle.take(addr, 1).expect("the open link");
         assert!(idle.take(addr, 1).is_none(), "taken once");
-        idle.put(addr, 1, link);
         drop(socket);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The peer's close has arrived once the link reads as ready.
+        link.receiver.0.get_ref().readable().await.unwrap();
+        idle.put(addr, 1, link);
         assert!(idle.take(addr, 1).is_none(), "a link its peer closed");
     }
 
