@@ -148,6 +148,22 @@ pub struct Xlog {
     window: VecDeque<Record>,
     /// A resync under way: the gseq it brings, and the part expected next.
     resetting: Option<(u64, u32)>,
+    /// The long value the resync's last part left partly restored, which
+    /// the next part continues.
+    unfinished: Option<Unfinished>,
+}
+
+/// A string or hash too long for one block of a snapshot, restored piece
+/// by piece (see [`crate::raft::snapshot_file`]): its key, and how much of
+/// it is in, in bytes of a string or fields of a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unfinished {
+    /// The key.
+    pub key: Bytes,
+    /// The bytes or fields restored so far.
+    pub filled: u64,
+    /// The bytes or fields it holds once whole.
+    pub total: u64,
 }
 
 impl Xlog {
@@ -162,7 +178,13 @@ impl Xlog {
 
     /// A log as a snapshot holds it (see [`Xlog::window`]), keeping
     /// records until [`Xlog::adopted`] says otherwise.
-    pub fn restored(gseq: u64, fresh_ms: u64, resetting: Option<(u64, u32)>, window: Vec<Record>) -> Self {
+    pub fn restored(
+        gseq: u64,
+        fresh_ms: u64,
+        resetting: Option<(u64, u32)>,
+        unfinished: Option<Unfinished>,
+        window: Vec<Record>,
+    ) -> Self {
         Xlog {
             keeps: true,
             stance: Stance::default(),
@@ -170,6 +192,7 @@ impl Xlog {
             fresh_ms,
             window: window.into(),
             resetting,
+            unfinished,
         }
     }
 
@@ -202,6 +225,7 @@ impl Xlog {
     pub fn discard(&mut self) {
         self.stance.serving = false;
         self.resetting = Some((self.gseq, u32::MAX));
+        self.unfinished = None;
         self.fresh_ms = 0;
         self.window.clear();
     }
@@ -293,12 +317,25 @@ impl Xlog {
         self.resetting
     }
 
+    /// The long value the resync's parts so far left partly restored.
+    pub fn unfinished(&self) -> Option<&Unfinished> {
+        self.unfinished.as_ref()
+    }
+
+    /// The same, for the next part to continue.
+    pub fn unfinished_mut(&mut self) -> &mut Option<Unfinished> {
+        &mut self.unfinished
+    }
+
     /// Whether `part` of a resync to `gseq` is the one expected: part 0
     /// always is (it starts the resync over), any other only right after
     /// the one before it. Marks it taken when it is.
     pub fn take_part(&mut self, gseq: u64, part: u32) -> bool {
         let expected = part == 0 || self.resetting == Some((gseq, part));
         if expected {
+            if part == 0 {
+                self.unfinished = None;
+            }
             self.resetting = Some((gseq, part + 1));
             self.window.clear();
             self.fresh_ms = 0;
@@ -309,6 +346,7 @@ impl Xlog {
     /// Ends the resync: this replica now holds everything up to `gseq`.
     pub fn finish_reset(&mut self, gseq: u64) {
         self.resetting = None;
+        self.unfinished = None;
         self.gseq = gseq;
     }
 
@@ -318,6 +356,7 @@ impl Xlog {
         if let Some((gseq, _)) = self.resetting {
             self.resetting = Some((gseq, u32::MAX));
         }
+        self.unfinished = None;
     }
 
     /// Notes that the primary had applied nothing this replica lacks at

@@ -1,6 +1,7 @@
 //! A follower left behind past a log purge receives a snapshot and
 //! converges; one left behind by writes too large to send together is
-//! sent them from the log a few at a time.
+//! sent them from the log a few at a time; a node whose snapshot holds a
+//! string of the largest size restarts from it.
 
 mod fixtures;
 
@@ -71,6 +72,47 @@ fn t41_a_follower_behind_by_large_writes_catches_up_from_the_log() {
         assert_eq!(client.cmd(&["STRLEN", &format!("large{i}")]), Value::Int(20 << 20));
     }
     assert_eq!(client.cmd(&["SET", "after", "1"]), Value::Simple("OK".into()));
+}
+
+#[test]
+fn t42_a_node_holding_a_string_of_the_largest_size_restarts_from_its_snapshot() {
+    let mut cluster = Cluster::start(
+        3,
+        1,
+        RaftOptions {
+            snapshot_every: 100,
+            ..RaftOptions::default()
+        },
+    );
+    let mut client = cluster.client(1);
+    // 512 MiB, Redis's limit too: zeros, then an "x".
+    let last = (512u64 << 20) - 1;
+    assert_eq!(
+        client.cmd(&["SETRANGE", "big", &last.to_string(), "x"]),
+        Value::Int(512 << 20)
+    );
+    for i in 0..150 {
+        assert_eq!(client.cmd(&["SET", &format!("k{i}"), "v"]), Value::Simple("OK".into()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while snapshot_files(&cluster, 2) == 0 {
+        assert!(Instant::now() < deadline, "node 2 took no snapshot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.kill(2);
+    cluster.start_node(2);
+    // With node 1 gone, node 2 is needed for every majority.
+    cluster.stop(1);
+    cluster.wait_ready(Duration::from_secs(60));
+    let mut client = cluster.client(2);
+    assert_eq!(client.cmd(&["STRLEN", "big"]), Value::Int(512 << 20));
+    let tail = client.cmd(&["GETRANGE", "big", &(last - 1).to_string(), "-1"]);
+    assert_eq!(tail, Value::Bulk(Some(b"\0x".to_vec())));
+    assert!(
+        !cluster.log(2).contains("snapshot unusable"),
+        "node 2 read its snapshot:\n{}",
+        cluster.log(2)
+    );
 }
 
 fn snapshot_files(cluster: &Cluster, id: u64) -> usize {

@@ -320,7 +320,8 @@ fn t79_read_only_lag_under_load() {
 }
 
 /// A secondary region that was down while more writes than the window
-/// keeps were made comes back resynced from a copy of each shard, and
+/// keeps were made comes back resynced from a copy of each shard, long
+/// values too (each goes in pieces over several parts of the copy), and
 /// follows the log again after it; the window stays bounded meanwhile.
 #[test]
 fn t78_a_region_behind_the_window_is_resynced() {
@@ -352,6 +353,18 @@ fn t78_a_region_behind_the_window_is_resynced() {
     write_keys(primary, 20..400);
     let mut client = connect_when_up(primary);
     client.cmd(&["DEL", "key-3"]);
+    // A 3 MB string whose every kilobyte differs, and a hash of 40,000
+    // fields (about 2 MB).
+    let long: String = (0..3_000_000u32)
+        .map(|i| char::from(b'a' + (i / 1000 % 26) as u8))
+        .collect();
+    assert_eq!(client.cmd(&["SET", "long-string", &long]), Value::Simple("OK".into()));
+    let fields: Vec<String> = (0..40_000)
+        .flat_map(|i| [format!("field-{i}"), format!("value-{i:030}")])
+        .collect();
+    let mut hset = vec!["HSET", "long-hash"];
+    hset.extend(fields.iter().map(String::as_str));
+    assert_eq!(client.cmd(&hset), Value::Int(40_000));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let lines = shipping(primary);
@@ -380,6 +393,15 @@ fn t78_a_region_behind_the_window_is_resynced() {
         "deleted before the copy"
     );
     assert_eq!(reader.cmd(&["GET", "key-1"]).text().as_deref(), Some("value-1"));
+    assert!(
+        reader.cmd(&["GET", "long-string"]).text() == Some(long),
+        "the long string, whole"
+    );
+    assert_eq!(reader.cmd(&["HLEN", "long-hash"]), Value::Int(40_000));
+    assert_eq!(
+        reader.cmd(&["HGET", "long-hash", "field-39999"]).text(),
+        Some(format!("value-{:030}", 39_999))
+    );
     write_keys(primary, 400..450);
     wait_for_keys(secondary_ro, 400..450);
     let lines = shipping(primary);

@@ -138,6 +138,12 @@ impl Keyspace {
         self.put(key, value);
     }
 
+    /// The data at `key`, for a snapshot's pieces of a long value to fill
+    /// in once [`Keyspace::restore`] put it there.
+    pub fn restoring(&mut self, key: &[u8]) -> Option<&mut Data> {
+        self.map.get_mut(key).map(|value| &mut value.data)
+    }
+
     /// Number of keys that have a deadline.
     pub fn expiring(&self) -> usize {
         self.deadlines.len()

@@ -3,7 +3,10 @@
 //! Layout: the magic `CAIRNSN1`, then blocks of
 //! `len (u32 LE) ‖ crc32 (u32 LE) ‖ payload`. The first block holds the
 //! snapshot metadata, the following blocks hold up to [`BLOCK_BYTES`] of
-//! records each (strings, and hashes in blocks of their own), then blocks
+//! records each (strings, and hashes in blocks of their own; a string or
+//! hash over [`PIECE_BYTES`] has a block naming it, then blocks of its
+//! pieces, so that no block, and no part of a resync, holds a whole long
+//! value), then blocks
 //! of client sessions (see [`crate::sessions`]), the users, the shard's
 //! position in the cross-region log and its untrimmed records (see
 //! [`crate::xlog`]), and a final block holds the record count, so a truncated
@@ -18,6 +21,7 @@ use std::io::{BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{User, Users};
@@ -27,11 +31,14 @@ use crate::layout::Layout;
 use crate::meta::{Failover, FailoverGroup, Meta};
 use crate::raft::typ::SnapshotMeta;
 use crate::sessions::{ClientSession, Sessions};
-use crate::xlog::{Record, Stance, Xlog};
+use crate::xlog::{Record, Stance, Unfinished, Xlog};
 
 const MAGIC: &[u8; 8] = b"CAIRNSN1";
 /// Records are grouped into blocks of about this many bytes.
 pub const BLOCK_BYTES: usize = 64 * 1024;
+/// A string or hash larger than this is written in pieces of about this
+/// many bytes: a string may hold 512 MiB, a hash any number of fields.
+pub const PIECE_BYTES: usize = 1 << 20;
 /// A block larger than this is corrupt, not large (protects the reader).
 const MAX_BLOCK: usize = 512 * 1024 * 1024;
 
@@ -115,6 +122,27 @@ enum Block {
     MetaLayout(Layout),
     /// The newest epoch a failover began towards (absent before the first).
     MetaBegun(u64),
+    /// A string over [`PIECE_BYTES`]; its bytes follow in `StringPiece`
+    /// blocks.
+    LongString {
+        key: Bytes,
+        len: u64,
+        expire_at_ms: Option<u64>,
+    },
+    /// The next bytes of the `LongString` before it.
+    StringPiece(Bytes),
+    /// A hash of more than [`PIECE_BYTES`]; its fields follow in
+    /// `HashPiece` blocks.
+    LongHash {
+        key: Bytes,
+        fields: u64,
+        expire_at_ms: Option<u64>,
+    },
+    /// The next fields of the `LongHash` before it.
+    HashPiece(Vec<(Bytes, Bytes)>),
+    /// The long value a resync under way left partly restored (absent
+    /// when none).
+    XlogUnfinished(Unfinished),
 }
 
 struct BlockWriter {
@@ -161,6 +189,9 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
     if let Some((gseq, next_part)) = contents.xlog.resetting() {
         writer.put(&Block::XlogResetting { gseq, next_part })?;
     }
+    if let Some(unfinished) = contents.xlog.unfinished() {
+        writer.put(&Block::XlogUnfinished(unfinished.clone()))?;
+    }
     writer.put(&Block::XlogStance(contents.xlog.stance()))?;
     let Meta {
         groups,
@@ -199,15 +230,34 @@ fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u6
     let copy = |b: &[u8]| Bytes::copy_from_slice(b);
     for (key, value) in contents.keyspace.iter() {
         count += 1;
+        let expire_at_ms = value.expire_at_ms();
         match &value.data {
+            Data::Str(data) if data.len() > PIECE_BYTES => {
+                flush(writer, &mut records, &mut hashes)?;
+                let len = data.len() as u64;
+                writer.put(&Block::LongString {
+                    key: copy(key),
+                    len,
+                    expire_at_ms,
+                })?;
+                for piece in data.chunks(PIECE_BYTES) {
+                    writer.put(&Block::StringPiece(copy(piece)))?;
+                }
+            }
             Data::Str(data) => {
                 bytes += key.len() + data.len() + 16;
-                records.push((copy(key), copy(data), value.expire_at_ms()));
+                records.push((copy(key), copy(data), expire_at_ms));
             }
             Data::Hash(fields) => {
-                bytes += key.len() + fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum::<usize>();
-                let fields = fields.iter().map(|(f, v)| (copy(f), copy(v))).collect();
-                hashes.push((copy(key), fields, value.expire_at_ms()));
+                let size = fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum::<usize>();
+                if size > PIECE_BYTES {
+                    flush(writer, &mut records, &mut hashes)?;
+                    put_long_hash(writer, copy(key), fields, expire_at_ms)?;
+                } else {
+                    bytes += key.len() + size;
+                    let fields = fields.iter().map(|(f, v)| (copy(f), copy(v))).collect();
+                    hashes.push((copy(key), fields, expire_at_ms));
+                }
             }
         }
         if bytes >= BLOCK_BYTES {
@@ -229,6 +279,34 @@ fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u6
         writer.put(&Block::Users(users))?;
     }
     Ok(count)
+}
+
+/// Writes a hash of more than [`PIECE_BYTES`]: a block naming it, then
+/// its fields in pieces of about that many bytes.
+fn put_long_hash(
+    writer: &mut BlockWriter,
+    key: Bytes,
+    fields: &IndexMap<Bytes, Bytes>,
+    expire_at_ms: Option<u64>,
+) -> std::io::Result<()> {
+    writer.put(&Block::LongHash {
+        key,
+        fields: fields.len() as u64,
+        expire_at_ms,
+    })?;
+    let (mut piece, mut bytes) = (Vec::new(), 0);
+    for (field, value) in fields {
+        bytes += field.len() + value.len() + 16;
+        piece.push((Bytes::copy_from_slice(field), Bytes::copy_from_slice(value)));
+        if bytes >= PIECE_BYTES {
+            writer.put(&Block::HashPiece(std::mem::take(&mut piece)))?;
+            bytes = 0;
+        }
+    }
+    if !piece.is_empty() {
+        writer.put(&Block::HashPiece(piece))?;
+    }
+    Ok(())
 }
 
 /// A shard's keys, sessions and users as blocks, in parts of whole blocks
@@ -264,6 +342,8 @@ pub struct Target<'a> {
     pub sessions: &'a mut Sessions,
     /// The users.
     pub users: &'a mut Users,
+    /// The long value whose pieces are still to come, if any.
+    pub unfinished: &'a mut Option<Unfinished>,
 }
 
 /// Restores a part made by [`image`] into `into`; a bad block is named by
@@ -280,15 +360,66 @@ pub fn restore_part(part: &[u8], into: &mut Target<'_>) -> std::result::Result<(
             .get(at + 8..at + 8 + len)
             .ok_or_else(|| format!("block at {at} is truncated"))?;
         let block = decode_block(payload, stored).map_err(|e| format!("block at {at}: {e}"))?;
-        restore(block, into);
+        restore(block, into).map_err(|e| format!("block at {at}: {e}"))?;
         at += 8 + len;
     }
     Ok(())
 }
 
 /// Puts a block of keys, sessions or users into `into`; how many keys it
-/// held (other blocks are left alone).
-fn restore(block: Block, into: &mut Target<'_>) -> u64 {
+/// started (other blocks are left alone). A long value's pieces must
+/// follow it, each in order and none missing.
+fn restore(block: Block, into: &mut Target<'_>) -> std::result::Result<u64, String> {
+    match (block, into.unfinished.take()) {
+        (Block::StringPiece(piece), Some(unfinished)) => {
+            let at = unfinished.filled as usize;
+            match into.keyspace.restoring(&unfinished.key) {
+                Some(Data::Str(data)) if at + piece.len() <= data.len() => {
+                    data[at..at + piece.len()].copy_from_slice(&piece);
+                }
+                _ => return Err(misfit(&unfinished, piece.len())),
+            }
+            advance(into, unfinished, piece.len())
+        }
+        (Block::HashPiece(piece), Some(unfinished)) => {
+            let count = piece.len();
+            let fits = unfinished.filled + count as u64 <= unfinished.total;
+            match into.keyspace.restoring(&unfinished.key) {
+                Some(Data::Hash(fields)) if fits => fields.extend(piece),
+                _ => return Err(misfit(&unfinished, count)),
+            }
+            advance(into, unfinished, count)
+        }
+        (Block::StringPiece(_) | Block::HashPiece(_), None) => Err("a piece of no long value".into()),
+        (_, Some(unfinished)) => Err(format!(
+            "the long value of key {:?} ends after {} of its {}",
+            unfinished.key, unfinished.filled, unfinished.total
+        )),
+        (block, None) => Ok(restore_whole(block, into)),
+    }
+}
+
+/// Notes that `count` more bytes or fields of `unfinished` are in; it
+/// stays open until all are. No key starts with a piece.
+fn advance(into: &mut Target<'_>, mut unfinished: Unfinished, count: usize) -> std::result::Result<u64, String> {
+    unfinished.filled += count as u64;
+    if unfinished.filled < unfinished.total {
+        *into.unfinished = Some(unfinished);
+    }
+    Ok(0)
+}
+
+/// Why a piece of `count` bytes or fields cannot go into `unfinished`.
+fn misfit(unfinished: &Unfinished, count: usize) -> String {
+    format!(
+        "a piece of {count} does not fit the long value of key {:?} ({} of {} in)",
+        unfinished.key, unfinished.filled, unfinished.total
+    )
+}
+
+/// Puts a block other than a long value's piece into `into`; how many keys
+/// it started.
+fn restore_whole(block: Block, into: &mut Target<'_>) -> u64 {
     match block {
         Block::Records(records) => {
             let count = records.len() as u64;
@@ -305,6 +436,23 @@ fn restore(block: Block, into: &mut Target<'_>) -> u64 {
             }
             count
         }
+        Block::LongString { key, len, expire_at_ms } => {
+            let data = vec![0; len as usize].into_boxed_slice();
+            into.keyspace.restore(&key, Value::new(Data::Str(data), expire_at_ms));
+            open(into, key, len);
+            1
+        }
+        Block::LongHash {
+            key,
+            fields,
+            expire_at_ms,
+        } => {
+            let hash = IndexMap::with_capacity(fields as usize);
+            into.keyspace
+                .restore(&key, Value::new(Data::Hash(Box::new(hash)), expire_at_ms));
+            open(into, key, fields);
+            1
+        }
         Block::Sessions(sessions) => {
             for (client, session) in sessions {
                 into.sessions.restore(client, session);
@@ -318,6 +466,13 @@ fn restore(block: Block, into: &mut Target<'_>) -> u64 {
             0
         }
         _ => 0,
+    }
+}
+
+/// Notes that the long value at `key` awaits `total` bytes or fields.
+fn open(into: &mut Target<'_>, key: Bytes, total: u64) {
+    if total > 0 {
+        *into.unfinished = Some(Unfinished { key, filled: 0, total });
     }
 }
 
@@ -431,11 +586,14 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
     let mut contents = Contents::default();
     let mut count = 0u64;
     let (mut gseq, mut fresh_ms, mut resetting, mut window) = (0, 0, None, Vec::new());
+    // The resync's unfinished value, and this file's own.
+    let (mut resync_unfinished, mut unfinished) = (None, None);
     loop {
         let start = reader.offset;
         match reader.next()? {
             Block::XlogPosition { gseq: g, fresh_ms: f } => (gseq, fresh_ms) = (g, f),
             Block::XlogResetting { gseq, next_part } => resetting = Some((gseq, next_part)),
+            Block::XlogUnfinished(value) => resync_unfinished = Some(value),
             Block::XlogRecords(records) => window.extend(records),
             Block::XlogStance(stance) => contents.stance = Some(stance),
             Block::MetaGroups { groups, history } => {
@@ -444,8 +602,11 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
             }
             Block::MetaLayout(layout) => contents.meta.layout = Some(layout),
             Block::MetaBegun(begun) => contents.meta.begun = begun,
+            Block::End { .. } if unfinished.is_some() => {
+                return Err(reader.corrupt(start, "end block before a long value's last piece".into()));
+            }
             Block::End { records } if records == count => {
-                contents.xlog = Xlog::restored(gseq, fresh_ms, resetting, window);
+                contents.xlog = Xlog::restored(gseq, fresh_ms, resetting, resync_unfinished, window);
                 return Ok((meta, contents));
             }
             Block::End { records } => {
@@ -457,8 +618,9 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Contents)> {
                     keyspace: &mut contents.keyspace,
                     sessions: &mut contents.sessions,
                     users: &mut contents.users,
+                    unfinished: &mut unfinished,
                 };
-                count += restore(block, &mut into);
+                count += restore(block, &mut into).map_err(|detail| reader.corrupt(start, detail))?;
             }
         }
     }
@@ -624,10 +786,12 @@ mod tests {
             "whole blocks, each under the bound"
         );
         let mut back = Contents::default();
+        let mut unfinished = None;
         let mut into = Target {
             keyspace: &mut back.keyspace,
             sessions: &mut back.sessions,
             users: &mut back.users,
+            unfinished: &mut unfinished,
         };
         for part in &parts {
             restore_part(part, &mut into).unwrap();
@@ -637,15 +801,151 @@ mod tests {
         let err = restore_part(&flipped, &mut into).unwrap_err();
         assert!(err.contains("block at 0") && err.contains("crc32"), "{err}");
 
-        assert_eq!(back.keyspace.len(), original.keyspace.len());
-        for (k, v) in original.keyspace.iter() {
-            assert_eq!(back.keyspace.iter().find(|(bk, _)| *bk == k).unwrap().1, v);
-        }
+        assert_same_keys(&back.keyspace, &original.keyspace);
         assert_eq!(back.sessions, original.sessions);
         assert_eq!(back.users, original.users);
 
         let empty = image(view(&Contents::default()), 1024).unwrap();
         assert_eq!(empty.len(), 1, "an empty shard is one empty part");
+    }
+
+    /// `contents(n)` with a string and a hash too long for one block:
+    /// 3.5 MiB of bytes that differ from piece to piece, and 40,000
+    /// fields of about 2.4 MiB in all.
+    fn contents_with_long_values(n: usize) -> Contents {
+        let mut contents = contents(n);
+        let long: Vec<u8> = (0..PIECE_BYTES * 7 / 2).map(|i| (i / 1000) as u8).collect();
+        contents
+            .keyspace
+            .restore(b"long-string", Value::string(&long, Some(99_000)));
+        let fields = (0..40_000).map(|i| (Bytes::from(format!("field-{i}")), Bytes::from(format!("value-{i:040}"))));
+        let hash = Value::new(Data::Hash(Box::new(fields.collect())), None);
+        contents.keyspace.restore(b"long-hash", hash);
+        contents
+    }
+
+    /// The payload size of each block after the magic of `encoded`.
+    fn block_sizes(encoded: &[u8]) -> Vec<usize> {
+        let mut at = MAGIC.len();
+        let mut sizes = Vec::new();
+        while at < encoded.len() {
+            let len = u32::from_le_bytes(encoded[at..at + 4].try_into().unwrap()) as usize;
+            sizes.push(len);
+            at += 8 + len;
+        }
+        sizes
+    }
+
+    /// The index of the first part that starts with a long value's piece.
+    fn first_piece(parts: &[Bytes]) -> usize {
+        parts
+            .iter()
+            .position(|part| {
+                matches!(
+                    postcard::from_bytes(&part[8..]),
+                    Ok(Block::StringPiece(_) | Block::HashPiece(_))
+                )
+            })
+            .expect("a piece")
+    }
+
+    /// Asserts that `back` holds exactly the keys of `original`.
+    fn assert_same_keys(back: &Keyspace, original: &Keyspace) {
+        assert_eq!(back.len(), original.len());
+        for (k, v) in original.iter() {
+            assert_eq!(back.iter().find(|(bk, _)| *bk == k).unwrap().1, v);
+        }
+    }
+
+    #[test]
+    fn long_values_are_written_in_pieces_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let original = contents_with_long_values(100);
+        let encoded = encode(&SnapshotMeta::default(), view(&original)).unwrap();
+        let largest = block_sizes(&encoded).into_iter().max().unwrap();
+        assert!(
+            largest <= PIECE_BYTES + 1024,
+            "a block of {largest} bytes holds more than a piece"
+        );
+        write(&path, &encoded).unwrap();
+        let (_, back) = read(&path).unwrap();
+        assert_same_keys(&back.keyspace, &original.keyspace);
+    }
+
+    #[test]
+    fn a_long_value_cut_short_is_refused_by_name() {
+        let original = contents_with_long_values(0);
+        let parts = image(view(&original), 1).unwrap();
+        assert!(parts.len() > 10, "a part per block: {}", parts.len());
+        let mut back = Contents::default();
+        let mut unfinished = None;
+        let mut into = Target {
+            keyspace: &mut back.keyspace,
+            sessions: &mut back.sessions,
+            users: &mut back.users,
+            unfinished: &mut unfinished,
+        };
+        // Every part through a long value's first piece, then the last
+        // part (the sessions and users).
+        let first_piece = first_piece(&parts);
+        for part in &parts[..=first_piece] {
+            restore_part(part, &mut into).unwrap();
+        }
+        let err = restore_part(parts.last().unwrap(), &mut into).unwrap_err();
+        assert!(
+            err.contains("the long value of key") && err.contains("long-") && err.contains("ends after"),
+            "names the key: {err}"
+        );
+        let mut none = None;
+        let mut into = Target {
+            keyspace: &mut back.keyspace,
+            sessions: &mut back.sessions,
+            users: &mut back.users,
+            unfinished: &mut none,
+        };
+        let err = restore_part(&parts[first_piece + 1], &mut into).unwrap_err();
+        assert!(err.contains("a piece of no long value"), "{err}");
+    }
+
+    #[test]
+    fn a_resync_inside_a_long_value_survives_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let source = contents_with_long_values(10);
+        let parts = image(view(&source), 64 * 1024).unwrap();
+        // The copy takes its first parts, up to the middle of a long
+        // value, then is snapshotted and read back.
+        let mut copy = Contents::default();
+        let gseq = source.xlog.gseq();
+        let middle = first_piece(&parts) + 1;
+        for (i, part) in parts[..middle].iter().enumerate() {
+            assert!(copy.xlog.take_part(gseq, i as u32));
+            let mut into = Target {
+                keyspace: &mut copy.keyspace,
+                sessions: &mut copy.sessions,
+                users: &mut copy.users,
+                unfinished: copy.xlog.unfinished_mut(),
+            };
+            restore_part(part, &mut into).unwrap();
+        }
+        assert!(copy.xlog.unfinished().is_some(), "stopped inside a long value");
+        write(&path, &encode(&SnapshotMeta::default(), view(&copy)).unwrap()).unwrap();
+        let (_, mut back) = read(&path).unwrap();
+        assert_eq!(back.xlog.unfinished(), copy.xlog.unfinished());
+        assert_eq!(back.xlog.resetting(), Some((gseq, middle as u32)));
+        for (i, part) in parts.iter().enumerate().skip(middle) {
+            assert!(back.xlog.take_part(gseq, i as u32));
+            let mut into = Target {
+                keyspace: &mut back.keyspace,
+                sessions: &mut back.sessions,
+                users: &mut back.users,
+                unfinished: back.xlog.unfinished_mut(),
+            };
+            restore_part(part, &mut into).unwrap();
+        }
+        assert_eq!(back.xlog.unfinished(), None);
+        assert_same_keys(&back.keyspace, &source.keyspace);
     }
 
     #[test]

@@ -436,8 +436,13 @@ fn apply_reset_part(applied: &mut Applied, gseq: u64, part: u32, last: bool, ima
         keyspace: &mut applied.keyspace,
         sessions: &mut applied.sessions,
         users: &mut applied.users,
+        unfinished: applied.xlog.unfinished_mut(),
     };
-    if let Err(err) = snapshot_file::restore_part(image, &mut into) {
+    let restored = snapshot_file::restore_part(image, &mut into).and_then(|()| match applied.xlog.unfinished() {
+        Some(value) if last => Err(format!("the copy ends inside the long value of key {:?}", value.key)),
+        _ => Ok(()),
+    });
+    if let Err(err) = restored {
         tracing::error!(gseq, part, cause = %err, "resync part not applied");
         applied.xlog.abort_reset();
         return Reply::Nil;
