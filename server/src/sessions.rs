@@ -12,8 +12,13 @@
 //!
 //! # Bounds
 //!
-//! - A client keeps at most [`REPLIES_PER_CLIENT`] replies; older ones are
-//!   dropped first, and their sequence numbers count as answered.
+//! - A client keeps at most [`REPLIES_PER_CLIENT`] replies, of
+//!   [`REPLY_BYTES_PER_CLIENT`] in all; older ones are dropped first, and
+//!   their sequence numbers count as answered.
+//! - A reply over [`MAX_KEPT_REPLY_BYTES`] (the old value of a long string
+//!   that `GETDEL` or `SET … GET` replaced) is remembered as
+//!   [`KvError::ReplyNotKept`]: a repeat is still not applied, and says so.
+//!   Sessions are written into every snapshot, so they must stay small.
 //! - A session idle for [`SESSION_IDLE_MS`] (by the clock reading carried in
 //!   the log entries, never the applying node's clock) is forgotten.
 //!
@@ -27,6 +32,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::keyspace::{KvError, Reply};
@@ -35,6 +41,13 @@ use crate::keyspace::{KvError, Reply};
 pub const SESSION_IDLE_MS: u64 = 10 * 60 * 1000;
 /// The most replies remembered per client.
 pub const REPLIES_PER_CLIENT: usize = 4096;
+/// The most bytes of replies remembered per client.
+pub const REPLY_BYTES_PER_CLIENT: usize = 4 << 20;
+/// The largest reply remembered as it is.
+pub const MAX_KEPT_REPLY_BYTES: usize = 64 * 1024;
+/// What a repeat of a write whose reply was not kept is told.
+pub const REPLY_NOT_KEPT: &str =
+    "the write was applied once; its reply, over 65536 bytes, was too large to keep for a repeat";
 /// A sweep of idle sessions runs when this many sessions are held.
 const SWEEP_AT: usize = 10_000;
 
@@ -60,6 +73,16 @@ pub struct ClientSession {
     pub last_ms: u64,
     /// Remembered replies by sequence number.
     pub replies: BTreeMap<u64, Reply>,
+    /// Their size (see [`reply_bytes`]), counted again on restore.
+    #[serde(skip)]
+    bytes: usize,
+}
+
+impl ClientSession {
+    /// The size of the replies remembered.
+    pub fn reply_bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 /// Every client session of one shard.
@@ -82,7 +105,9 @@ impl Sessions {
         session.last_ms = session.last_ms.max(now_ms);
         if tag.acked_below > session.floor {
             session.floor = tag.acked_below;
-            session.replies = session.replies.split_off(&tag.acked_below);
+            let kept = session.replies.split_off(&tag.acked_below);
+            session.bytes -= session.replies.values().map(reply_bytes).sum::<usize>();
+            session.replies = kept;
         }
         if let Some(reply) = session.replies.get(&tag.seq) {
             return reply.clone();
@@ -91,9 +116,15 @@ impl Sessions {
             return Reply::Err(KvError::DuplicateRequest);
         }
         let reply = apply();
-        session.replies.insert(tag.seq, reply.clone());
-        while session.replies.len() > REPLIES_PER_CLIENT {
-            if let Some((oldest, _)) = session.replies.pop_first() {
+        let kept = match reply_bytes(&reply) {
+            bytes if bytes > MAX_KEPT_REPLY_BYTES => Reply::Err(KvError::ReplyNotKept),
+            _ => reply.clone(),
+        };
+        session.bytes += reply_bytes(&kept);
+        session.replies.insert(tag.seq, kept);
+        while session.replies.len() > REPLIES_PER_CLIENT || session.bytes > REPLY_BYTES_PER_CLIENT {
+            if let Some((oldest, dropped)) = session.replies.pop_first() {
+                session.bytes -= reply_bytes(&dropped);
                 session.floor = session.floor.max(oldest + 1);
             }
         }
@@ -106,7 +137,8 @@ impl Sessions {
     }
 
     /// Inserts a session as read back from a snapshot.
-    pub fn restore(&mut self, client: u64, session: ClientSession) {
+    pub fn restore(&mut self, client: u64, mut session: ClientSession) {
+        session.bytes = session.replies.values().map(reply_bytes).sum();
         self.clients.insert(client, session);
     }
 
@@ -123,6 +155,22 @@ impl Sessions {
 
 fn is_idle(session: &ClientSession, now_ms: u64) -> bool {
     session.last_ms.saturating_add(SESSION_IDLE_MS) < now_ms
+}
+
+/// About how many bytes `reply` takes: its values' bytes, and a few for
+/// each part.
+fn reply_bytes(reply: &Reply) -> usize {
+    const PART: usize = 8;
+    let value = |v: &Option<Bytes>| PART + v.as_ref().map_or(0, Bytes::len);
+    match reply {
+        Reply::Value(v) => PART + v.len(),
+        Reply::Values(values) => values.iter().map(value).sum(),
+        Reply::Swap { current, .. } => value(current),
+        Reply::Keys(keys) | Reply::Scan { keys, .. } => keys.iter().map(|k| PART + k.len()).sum(),
+        Reply::Pairs(pairs) => pairs.iter().map(|(f, v)| 2 * PART + f.len() + v.len()).sum(),
+        Reply::List(replies) => replies.iter().map(reply_bytes).sum(),
+        _ => PART,
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +218,48 @@ mod tests {
             sessions.apply(tag(3, 0), 0, || Reply::Nil),
             Reply::Err(KvError::DuplicateRequest)
         );
+    }
+
+    #[test]
+    fn a_long_reply_is_not_kept_yet_its_write_is_not_applied_again() {
+        let mut sessions = Sessions::default();
+        let long = Reply::Value(Bytes::from(vec![b'x'; MAX_KEPT_REPLY_BYTES]));
+        let mut applied = 0;
+        let mut getdel = |sessions: &mut Sessions, seq| {
+            sessions.apply(tag(seq, 0), 0, || {
+                applied += 1;
+                long.clone()
+            })
+        };
+        assert_eq!(getdel(&mut sessions, 0), long, "the first answer is whole");
+        assert_eq!(getdel(&mut sessions, 0), Reply::Err(KvError::ReplyNotKept));
+        assert_eq!(applied, 1);
+        assert!(sessions.clients[&7].reply_bytes() < 100);
+        assert!(REPLY_NOT_KEPT.contains(&MAX_KEPT_REPLY_BYTES.to_string()));
+    }
+
+    #[test]
+    fn replies_are_bounded_by_bytes_and_dropped_ones_count_as_answered() {
+        let mut sessions = Sessions::default();
+        let reply = Reply::Value(Bytes::from(vec![b'x'; MAX_KEPT_REPLY_BYTES - 100]));
+        for seq in 0..100 {
+            assert_eq!(sessions.apply(tag(seq, 0), 0, || reply.clone()), reply);
+        }
+        let session = &sessions.clients[&7];
+        assert!(session.reply_bytes() <= REPLY_BYTES_PER_CLIENT);
+        assert!(session.reply_bytes() > REPLY_BYTES_PER_CLIENT - MAX_KEPT_REPLY_BYTES);
+        assert_eq!(
+            session.reply_bytes(),
+            session.replies.values().map(reply_bytes).sum::<usize>()
+        );
+        assert_eq!(
+            sessions.apply(tag(0, 0), 0, || Reply::Nil),
+            Reply::Err(KvError::DuplicateRequest)
+        );
+        assert_eq!(sessions.apply(tag(99, 0), 0, || Reply::Nil), reply);
+        // Acknowledged replies leave the count too.
+        sessions.apply(tag(100, 100), 0, || Reply::Ok);
+        assert_eq!(sessions.clients[&7].reply_bytes(), reply_bytes(&Reply::Ok));
     }
 
     #[test]

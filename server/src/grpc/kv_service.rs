@@ -34,7 +34,7 @@ use tonic::{Request, Response, Status};
 use super::{LEADER_METADATA, ROUTE_METADATA, status};
 use crate::keyspace::{ExpireCondition, KvError, Read, Reply, SetCondition, Write, WriteOp};
 use crate::node::{Consistency, Node};
-use crate::sessions::SessionTag;
+use crate::sessions::{REPLY_NOT_KEPT, SessionTag};
 use crate::shard::{Answer, Request as ShardRequest, now_ms};
 
 /// Most operations one `Batch` call may carry.
@@ -210,6 +210,7 @@ fn unexpected(reply: Reply) -> Status {
         Reply::Err(KvError::NotInteger) => Status::failed_precondition("value is not an integer or out of range"),
         Reply::Err(KvError::Overflow) => Status::failed_precondition("increment or decrement would overflow"),
         Reply::Err(KvError::DuplicateRequest) => Status::aborted("duplicate of a write that was already answered"),
+        Reply::Err(KvError::ReplyNotKept) => Status::aborted(REPLY_NOT_KEPT),
         Reply::Err(KvError::NoSuchKey) => Status::not_found("no such key"),
         Reply::Err(KvError::WrongType) => Status::failed_precondition("the key holds another type than a string"),
         Reply::Err(KvError::HashNotInteger) => Status::failed_precondition("hash value is not an integer"),

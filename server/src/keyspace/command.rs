@@ -517,6 +517,9 @@ pub enum KvError {
     /// Shipping refused: the destination's copy must be replaced first (a
     /// resync cut short, or an old primary's discarded copy).
     NeedsCopy,
+    /// A copy of a write that was applied, whose reply was too large to
+    /// remember for it (see [`crate::sessions`]); not applied again.
+    ReplyNotKept,
 }
 
 /// What a write or a read answers.

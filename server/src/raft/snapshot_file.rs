@@ -83,7 +83,9 @@ pub struct View<'a> {
     pub meta: &'a Meta,
 }
 
-/// Sessions per block; a session holds at most a few thousand small replies.
+/// Sessions per block at most; a block of sessions also ends once their
+/// replies reach [`BLOCK_BYTES`] (a session keeps at most
+/// [`crate::sessions::REPLY_BYTES_PER_CLIENT`] of them).
 const SESSIONS_PER_BLOCK: usize = 64;
 /// Cross-region log records per block.
 const XLOG_RECORDS_PER_BLOCK: usize = 256;
@@ -266,9 +268,17 @@ fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u6
         }
     }
     flush(writer, &mut records, &mut hashes)?;
-    let sessions: Vec<(u64, ClientSession)> = contents.sessions.iter().map(|(c, s)| (*c, s.clone())).collect();
-    for chunk in sessions.chunks(SESSIONS_PER_BLOCK) {
-        writer.put(&Block::Sessions(chunk.to_vec()))?;
+    let (mut sessions, mut bytes) = (Vec::new(), 0);
+    for (client, session) in contents.sessions.iter() {
+        bytes += session.reply_bytes();
+        sessions.push((*client, session.clone()));
+        if sessions.len() == SESSIONS_PER_BLOCK || bytes >= BLOCK_BYTES {
+            writer.put(&Block::Sessions(std::mem::take(&mut sessions)))?;
+            bytes = 0;
+        }
+    }
+    if !sessions.is_empty() {
+        writer.put(&Block::Sessions(sessions))?;
     }
     let users: Vec<(String, User)> = contents
         .users
@@ -908,6 +918,21 @@ mod tests {
         assert!(err.contains("a piece of no long value"), "{err}");
     }
 
+    /// Takes `parts`, numbered from `first`, of a resync to `gseq` into
+    /// `copy`, as a replica applies them.
+    fn take_parts(copy: &mut Contents, gseq: u64, parts: &[Bytes], first: usize) {
+        for (i, part) in parts.iter().enumerate() {
+            assert!(copy.xlog.take_part(gseq, (first + i) as u32));
+            let mut into = Target {
+                keyspace: &mut copy.keyspace,
+                sessions: &mut copy.sessions,
+                users: &mut copy.users,
+                unfinished: copy.xlog.unfinished_mut(),
+            };
+            restore_part(part, &mut into).unwrap();
+        }
+    }
+
     #[test]
     fn a_resync_inside_a_long_value_survives_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
@@ -919,31 +944,13 @@ mod tests {
         let mut copy = Contents::default();
         let gseq = source.xlog.gseq();
         let middle = first_piece(&parts) + 1;
-        for (i, part) in parts[..middle].iter().enumerate() {
-            assert!(copy.xlog.take_part(gseq, i as u32));
-            let mut into = Target {
-                keyspace: &mut copy.keyspace,
-                sessions: &mut copy.sessions,
-                users: &mut copy.users,
-                unfinished: copy.xlog.unfinished_mut(),
-            };
-            restore_part(part, &mut into).unwrap();
-        }
+        take_parts(&mut copy, gseq, &parts[..middle], 0);
         assert!(copy.xlog.unfinished().is_some(), "stopped inside a long value");
         write(&path, &encode(&SnapshotMeta::default(), view(&copy)).unwrap()).unwrap();
         let (_, mut back) = read(&path).unwrap();
         assert_eq!(back.xlog.unfinished(), copy.xlog.unfinished());
         assert_eq!(back.xlog.resetting(), Some((gseq, middle as u32)));
-        for (i, part) in parts.iter().enumerate().skip(middle) {
-            assert!(back.xlog.take_part(gseq, i as u32));
-            let mut into = Target {
-                keyspace: &mut back.keyspace,
-                sessions: &mut back.sessions,
-                users: &mut back.users,
-                unfinished: back.xlog.unfinished_mut(),
-            };
-            restore_part(part, &mut into).unwrap();
-        }
+        take_parts(&mut back, gseq, &parts[middle..], middle);
         assert_eq!(back.xlog.unfinished(), None);
         assert_same_keys(&back.keyspace, &source.keyspace);
     }

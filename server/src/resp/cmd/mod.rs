@@ -59,6 +59,7 @@ use super::frame::{Frame, Protocol};
 use super::server::Shared;
 use crate::error::Error;
 use crate::keyspace::{KvError, Reply, Write, WriteOp};
+use crate::sessions::REPLY_NOT_KEPT;
 use crate::shard::Request;
 
 /// One connected client's state.
@@ -437,6 +438,7 @@ pub fn kv_error(err: KvError) -> Frame {
         KvError::NotServing => Frame::error("TRYAGAIN the region is failing over; try again"),
         KvError::Fenced => Frame::error("ERR shipping refused by a group of another epoch"),
         KvError::NeedsCopy => Frame::error("ERR shipping refused: the group needs a copy of the shard first"),
+        KvError::ReplyNotKept => Frame::error(format!("ERR {REPLY_NOT_KEPT}")),
     }
 }
 
