@@ -87,7 +87,9 @@ pub struct View<'a> {
 /// replies reach [`BLOCK_BYTES`] (a session keeps at most
 /// [`crate::sessions::REPLY_BYTES_PER_CLIENT`] of them).
 const SESSIONS_PER_BLOCK: usize = 64;
-/// Cross-region log records per block.
+/// Cross-region log records per block at most; a block of them also ends
+/// once their payloads reach [`BLOCK_BYTES`] (one is a write, at most
+/// [`crate::proposals::MAX_WRITE_BYTES`]).
 const XLOG_RECORDS_PER_BLOCK: usize = 256;
 
 #[derive(Serialize, Deserialize)]
@@ -215,10 +217,12 @@ pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8
     }
     // Records share their payloads with the live log: cloning one costs
     // a reference count, not a copy.
-    let window: Vec<Record> = contents.xlog.window().cloned().collect();
-    for chunk in window.chunks(XLOG_RECORDS_PER_BLOCK) {
-        writer.put(&Block::XlogRecords(chunk.to_vec()))?;
-    }
+    let records = contents
+        .xlog
+        .window()
+        .map(|record| (record.clone(), record.payload.len()));
+    let bound = (XLOG_RECORDS_PER_BLOCK, BLOCK_BYTES);
+    put_in_blocks(&mut writer, records, bound, Block::XlogRecords)?;
     writer.put(&Block::End { records: count })?;
     Ok(writer.out)
 }
@@ -268,18 +272,11 @@ fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u6
         }
     }
     flush(writer, &mut records, &mut hashes)?;
-    let (mut sessions, mut bytes) = (Vec::new(), 0);
-    for (client, session) in contents.sessions.iter() {
-        bytes += session.reply_bytes();
-        sessions.push((*client, session.clone()));
-        if sessions.len() == SESSIONS_PER_BLOCK || bytes >= BLOCK_BYTES {
-            writer.put(&Block::Sessions(std::mem::take(&mut sessions)))?;
-            bytes = 0;
-        }
-    }
-    if !sessions.is_empty() {
-        writer.put(&Block::Sessions(sessions))?;
-    }
+    let sessions = contents
+        .sessions
+        .iter()
+        .map(|(client, session)| ((*client, session.clone()), session.reply_bytes()));
+    put_in_blocks(writer, sessions, (SESSIONS_PER_BLOCK, BLOCK_BYTES), Block::Sessions)?;
     let users: Vec<(String, User)> = contents
         .users
         .iter()
@@ -304,17 +301,32 @@ fn put_long_hash(
         fields: fields.len() as u64,
         expire_at_ms,
     })?;
-    let (mut piece, mut bytes) = (Vec::new(), 0);
-    for (field, value) in fields {
-        bytes += field.len() + value.len() + 16;
-        piece.push((Bytes::copy_from_slice(field), Bytes::copy_from_slice(value)));
-        if bytes >= PIECE_BYTES {
-            writer.put(&Block::HashPiece(std::mem::take(&mut piece)))?;
+    let fields = fields.iter().map(|(field, value)| {
+        let size = field.len() + value.len() + 16;
+        ((Bytes::copy_from_slice(field), Bytes::copy_from_slice(value)), size)
+    });
+    put_in_blocks(writer, fields, (usize::MAX, PIECE_BYTES), Block::HashPiece)
+}
+
+/// Writes `items` (each with its size) as blocks made by `block`, each
+/// ending once it holds `bound.0` items or their sizes reach `bound.1`.
+fn put_in_blocks<T>(
+    writer: &mut BlockWriter,
+    items: impl Iterator<Item = (T, usize)>,
+    bound: (usize, usize),
+    block: impl Fn(Vec<T>) -> Block,
+) -> std::io::Result<()> {
+    let (mut gathered, mut bytes) = (Vec::new(), 0);
+    for (item, size) in items {
+        gathered.push(item);
+        bytes += size;
+        if gathered.len() >= bound.0 || bytes >= bound.1 {
+            writer.put(&block(std::mem::take(&mut gathered)))?;
             bytes = 0;
         }
     }
-    if !piece.is_empty() {
-        writer.put(&Block::HashPiece(piece))?;
+    if !gathered.is_empty() {
+        writer.put(&block(gathered))?;
     }
     Ok(())
 }
@@ -824,6 +836,20 @@ mod tests {
     /// fields of about 2.4 MiB in all.
     fn contents_with_long_values(n: usize) -> Contents {
         let mut contents = contents(n);
+        // Sessions and cross-region records of 60 KiB each, 3.75 MiB of
+        // each kind.
+        let reply = Reply::Value(Bytes::from(vec![b'r'; 60 << 10]));
+        for client in 0..64 {
+            let tag = SessionTag {
+                client: 1000 + client,
+                seq: 0,
+                acked_below: 0,
+            };
+            contents.sessions.apply(tag, 0, || reply.clone());
+        }
+        for i in 0..64 {
+            contents.xlog.append(i, || Bytes::from(vec![b'w'; 60 << 10]));
+        }
         let long: Vec<u8> = (0..PIECE_BYTES * 7 / 2).map(|i| (i / 1000) as u8).collect();
         contents
             .keyspace
@@ -881,6 +907,8 @@ mod tests {
         write(&path, &encoded).unwrap();
         let (_, back) = read(&path).unwrap();
         assert_same_keys(&back.keyspace, &original.keyspace);
+        assert_eq!(back.sessions, original.sessions);
+        assert!(back.xlog.window().eq(original.xlog.window()));
     }
 
     #[test]
