@@ -382,11 +382,17 @@ pub struct XlogOptions {
     /// destination that still needed them is resynced from a copy of the
     /// shard (default 100000).
     pub max_records: u64,
+    /// The most bytes of writes those records may hold, trimmed the same
+    /// way past it (default 64 MiB).
+    pub max_bytes: u64,
 }
 
 impl Default for XlogOptions {
     fn default() -> Self {
-        XlogOptions { max_records: 100_000 }
+        XlogOptions {
+            max_records: 100_000,
+            max_bytes: 64 << 20,
+        }
     }
 }
 
@@ -551,6 +557,9 @@ impl NodeFile {
         }
         if self.xlog.max_records == 0 {
             return Err(err("xlog.max_records", "must be greater than 0".into()));
+        }
+        if self.xlog.max_bytes == 0 {
+            return Err(err("xlog.max_bytes", "must be greater than 0".into()));
         }
         let c = &self.clients;
         if c.max_clients == 0 {
@@ -1086,6 +1095,17 @@ resp_addr = "127.0.0.1:6003"
         );
         let msg = NodeConfig::load(&node).unwrap_err().to_string();
         assert!(msg.contains("raft.election_timeout_min_ms"), "{msg}");
+
+        let node = write(
+            dir.path(),
+            "node.toml",
+            "id = 1\ntopology = \"topology.toml\"\ndata_dir = \"d\"\n[xlog]\nmax_bytes = 0\n",
+        );
+        let msg = NodeConfig::load(&node).unwrap_err().to_string();
+        assert!(
+            msg.contains("xlog.max_bytes") && msg.contains("greater than 0"),
+            "{msg}"
+        );
 
         write(
             dir.path(),

@@ -291,6 +291,12 @@ impl Shard {
         Ok((applied.xlog.gseq(), snapshot_file::image(view, max_part)?))
     }
 
+    /// The gseq through which the cross-region log must be trimmed to hold
+    /// at most `max_bytes` of writes (0: none need be).
+    pub fn xlog_over_bytes(&self, max_bytes: u64) -> u64 {
+        self.applied.read().expect("state lock").xlog.over_bytes(max_bytes)
+    }
+
     /// How many records the cross-region log holds.
     pub fn xlog_kept(&self) -> usize {
         self.applied.read().expect("state lock").xlog.window().len()

@@ -29,8 +29,9 @@
 //!
 //! Once every destination acknowledged records, the leader trims them from
 //! the log through its own group ([`WriteOp::XlogTrim`]); it trims the
-//! oldest anyway once the log holds more than `[xlog] max_records`, so a
-//! region that is down costs bounded memory. A destination that needs
+//! oldest anyway once the log holds more than `[xlog] max_records`, or
+//! more than `max_bytes` of writes, so a region that is down costs bounded
+//! memory. A destination that needs
 //! records already trimmed, or claims more than the log has, is resynced:
 //! the leader sends it a copy of the shard as of its current gseq
 //! ([`WriteOp::XlogReset`], in parts of up to [`MAX_BATCH_BYTES`]), then
@@ -110,6 +111,7 @@ pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
                 },
                 destinations: destinations.len(),
                 max_records: node.config().xlog.max_records,
+                max_bytes: node.config().xlog.max_bytes,
                 stop: stop.clone(),
             };
             tasks.spawn(shipper.run());
@@ -138,6 +140,8 @@ struct Shipper {
     destinations: usize,
     /// `[xlog] max_records`.
     max_records: u64,
+    /// `[xlog] max_bytes`.
+    max_bytes: u64,
     stop: watch::Receiver<bool>,
 }
 
@@ -327,7 +331,7 @@ impl Shipper {
     }
 
     /// Trims the records every destination acknowledged, and any beyond
-    /// the newest `[xlog] max_records`, when enough of them piled up or a
+    /// the newest `[xlog] max_records` or `max_bytes`, when enough of them piled up or a
     /// while passed since `trimmed`.
     async fn trim(&self, shard: &Shard, trimmed: &mut Instant) {
         let Some(oldest) = shard.xlog_oldest() else {
@@ -340,7 +344,9 @@ impl Shipper {
             progress.values().map(|p| p.acked).min().unwrap_or(0)
         };
         let (head, _) = shard.xlog_position();
-        let through = acked_by_all.max(head.saturating_sub(self.max_records));
+        let through = acked_by_all
+            .max(head.saturating_sub(self.max_records))
+            .max(shard.xlog_over_bytes(self.max_bytes));
         let due = through >= oldest + TRIM_BATCH || (through >= oldest && trimmed.elapsed() >= TRIM_EVERY);
         if !due {
             return;

@@ -146,6 +146,8 @@ pub struct Xlog {
     fresh_ms: u64,
     /// Untrimmed records, gseqs `gseq - window.len() + 1 ..= gseq`.
     window: VecDeque<Record>,
+    /// The bytes of their payloads.
+    window_bytes: usize,
     /// A resync under way: the gseq it brings, and the part expected next.
     resetting: Option<(u64, u32)>,
     /// The long value the resync's last part left partly restored, which
@@ -190,6 +192,7 @@ impl Xlog {
             stance: Stance::default(),
             gseq,
             fresh_ms,
+            window_bytes: window.iter().map(|r| r.payload.len()).sum(),
             window: window.into(),
             resetting,
             unfinished,
@@ -203,7 +206,7 @@ impl Xlog {
         self.keeps = current.keeps;
         self.stance = stance.unwrap_or(current.stance);
         if !self.keeps {
-            self.window.clear();
+            self.clear_window();
         }
         self
     }
@@ -227,7 +230,7 @@ impl Xlog {
         self.resetting = Some((self.gseq, u32::MAX));
         self.unfinished = None;
         self.fresh_ms = 0;
-        self.window.clear();
+        self.clear_window();
     }
 
     /// Applies client writes from now on, in `epoch`.
@@ -288,7 +291,9 @@ impl Xlog {
     pub fn append(&mut self, proposed_ms: u64, payload: impl FnOnce() -> Bytes) {
         self.gseq += 1;
         if self.keeps {
-            self.window.push_back(Record::new(self.gseq, proposed_ms, payload()));
+            let record = Record::new(self.gseq, proposed_ms, payload());
+            self.window_bytes += record.payload.len();
+            self.window.push_back(record);
         }
     }
 
@@ -337,7 +342,7 @@ impl Xlog {
                 self.unfinished = None;
             }
             self.resetting = Some((gseq, part + 1));
-            self.window.clear();
+            self.clear_window();
             self.fresh_ms = 0;
         }
         expected
@@ -368,8 +373,31 @@ impl Xlog {
     /// Drops the records up to and including `through`.
     pub fn trim(&mut self, through: u64) {
         while self.window.front().is_some_and(|r| r.gseq <= through) {
-            self.window.pop_front();
+            if let Some(record) = self.window.pop_front() {
+                self.window_bytes -= record.payload.len();
+            }
         }
+    }
+
+    /// The gseq through which the oldest records must be trimmed for the
+    /// rest to hold at most `max_bytes` of payload (0: none need be).
+    pub fn over_bytes(&self, max_bytes: u64) -> u64 {
+        let mut held = self.window_bytes as u64;
+        let mut through = 0;
+        for record in &self.window {
+            if held <= max_bytes {
+                break;
+            }
+            held -= record.payload.len() as u64;
+            through = record.gseq;
+        }
+        through
+    }
+
+    /// Drops every record.
+    fn clear_window(&mut self) {
+        self.window.clear();
+        self.window_bytes = 0;
     }
 
     /// The records after `acked`, up to about `max_bytes` of payload (at
@@ -472,6 +500,22 @@ mod tests {
         assert_eq!(gseqs(log.since(3, 1 << 20)), (vec![4, 5], true));
         log.trim(9);
         assert_eq!(gseqs(log.since(5, 1 << 20)), (vec![], true));
+    }
+
+    #[test]
+    fn the_records_over_a_byte_bound_are_the_oldest() {
+        // Twelve records of 10 bytes.
+        let mut log = log_of(12);
+        assert_eq!(log.over_bytes(120), 0, "120 bytes held");
+        assert_eq!(log.over_bytes(119), 1);
+        assert_eq!(log.over_bytes(30), 9, "the three newest hold 30");
+        assert_eq!(log.over_bytes(29), 10);
+        assert_eq!(log.over_bytes(0), 12);
+        log.trim(log.over_bytes(30));
+        assert_eq!(log.window().len(), 3);
+        assert_eq!(log.over_bytes(30), 0);
+        log.discard();
+        assert_eq!(log.over_bytes(0), 0, "nothing held");
     }
 
     #[test]

@@ -156,6 +156,12 @@ struct BlockWriter {
 impl BlockWriter {
     fn put(&mut self, block: &Block) -> std::io::Result<()> {
         let payload = postcard::to_allocvec(block).map_err(std::io::Error::other)?;
+        if payload.len() > MAX_BLOCK {
+            let len = payload.len();
+            return Err(std::io::Error::other(format!(
+                "a block of {len} bytes is over the {MAX_BLOCK}-byte bound of a block"
+            )));
+        }
         self.out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         self.out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         self.out.extend_from_slice(&payload);
