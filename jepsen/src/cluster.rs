@@ -65,6 +65,8 @@ pub struct Layout {
     pub failover: FailoverOptions,
     /// The failover groups of some shards (the rest make `default`).
     pub failover_groups: Vec<FailoverGroupSpec>,
+    /// The bounds of each node's cross-region log.
+    pub xlog: XlogOptions,
 }
 
 impl Layout {
@@ -116,7 +118,7 @@ impl Cluster {
                 clients: ClientLimits::default(),
                 auth: AuthOptions::default(),
                 read_only: ReadOnlyOptions::default(),
-                xlog: XlogOptions::default(),
+                xlog: layout.xlog,
                 link_latency: LinkLatency::default(),
             };
             std::fs::write(node_dir.join("node.toml"), toml_string(&file)?)?;

@@ -11,7 +11,7 @@ use cairn_jepsen::region::Discarded;
 use cairn_jepsen::run::{Bug, RunOptions, run};
 use cairn_jepsen::workload::{Via, Workload};
 use cairn_jepsen::{checker, history};
-use cairn_server::config::{Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy};
+use cairn_server::config::{Durability, FailoverGroupSpec, FailoverOptions, FailoverPolicy, XlogOptions};
 use cairn_server::dev::Shape;
 use clap::{Parser, Subcommand};
 
@@ -74,6 +74,11 @@ enum Command {
         /// `orders:1,3:region2`); repeatable. The rest make `default`.
         #[arg(long = "failover-group", value_name = "NAME:SHARDS[:PRIMARY]")]
         failover_groups: Vec<FailoverGroupSpec>,
+        /// The most bytes of writes a shard's cross-region log keeps for a
+        /// region that has not taken them (a small bound makes a region
+        /// that was cut off resync from a copy of each shard).
+        #[arg(long, default_value_t = XlogOptions::default().max_bytes)]
+        xlog_max_bytes: u64,
         /// Concurrent clients.
         #[arg(long, default_value_t = 10)]
         clients: usize,
@@ -139,6 +144,7 @@ async fn real_main() -> anyhow::Result<bool> {
             failover_grace_ms,
             shards,
             failover_groups,
+            xlog_max_bytes,
             clients,
             seed,
             out,
@@ -184,6 +190,10 @@ async fn real_main() -> anyhow::Result<bool> {
                     grace_ms: failover_grace_ms,
                 },
                 failover_groups,
+                xlog: XlogOptions {
+                    max_bytes: xlog_max_bytes,
+                    ..XlogOptions::default()
+                },
             };
             let via = via.unwrap_or(workload.default_via());
             anyhow::ensure!(

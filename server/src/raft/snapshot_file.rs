@@ -815,12 +815,7 @@ mod tests {
         );
         let mut back = Contents::default();
         let mut unfinished = None;
-        let mut into = Target {
-            keyspace: &mut back.keyspace,
-            sessions: &mut back.sessions,
-            users: &mut back.users,
-            unfinished: &mut unfinished,
-        };
+        let mut into = target(&mut back, &mut unfinished);
         for part in &parts {
             restore_part(part, &mut into).unwrap();
         }
@@ -891,6 +886,17 @@ mod tests {
             .expect("a piece")
     }
 
+    /// Where parts restore into `contents`, with the value they leave
+    /// unfinished kept in `unfinished`.
+    fn target<'a>(contents: &'a mut Contents, unfinished: &'a mut Option<Unfinished>) -> Target<'a> {
+        Target {
+            keyspace: &mut contents.keyspace,
+            sessions: &mut contents.sessions,
+            users: &mut contents.users,
+            unfinished,
+        }
+    }
+
     /// Asserts that `back` holds exactly the keys of `original`.
     fn assert_same_keys(back: &Keyspace, original: &Keyspace) {
         assert_eq!(back.len(), original.len());
@@ -924,12 +930,7 @@ mod tests {
         assert!(parts.len() > 10, "a part per block: {}", parts.len());
         let mut back = Contents::default();
         let mut unfinished = None;
-        let mut into = Target {
-            keyspace: &mut back.keyspace,
-            sessions: &mut back.sessions,
-            users: &mut back.users,
-            unfinished: &mut unfinished,
-        };
+        let mut into = target(&mut back, &mut unfinished);
         // Every part through a long value's first piece, then the last
         // part (the sessions and users).
         let first_piece = first_piece(&parts);
@@ -942,12 +943,7 @@ mod tests {
             "names the key: {err}"
         );
         let mut none = None;
-        let mut into = Target {
-            keyspace: &mut back.keyspace,
-            sessions: &mut back.sessions,
-            users: &mut back.users,
-            unfinished: &mut none,
-        };
+        let mut into = target(&mut back, &mut none);
         let err = restore_part(&parts[first_piece + 1], &mut into).unwrap_err();
         assert!(err.contains("a piece of no long value"), "{err}");
     }
