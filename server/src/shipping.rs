@@ -331,8 +331,8 @@ impl Shipper {
     }
 
     /// Trims the records every destination acknowledged, and any beyond
-    /// the newest `[xlog] max_records` or `max_bytes`, when enough of them piled up or a
-    /// while passed since `trimmed`.
+    /// the newest `[xlog] max_records` or `max_bytes`, when enough of them
+    /// piled up or a while passed since `trimmed`.
     async fn trim(&self, shard: &Shard, trimmed: &mut Instant) {
         let Some(oldest) = shard.xlog_oldest() else {
             return;
