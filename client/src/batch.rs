@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_proto::kv;
-use cairn_proto::kv::kv_client::KvClient;
 use cairn_proto::kv::{batch_op, batch_result};
 use prost::Message as _;
 
@@ -32,6 +31,7 @@ use crate::client::{Client, check_key, request, ttl_ms};
 use crate::error::{Error, Result};
 use crate::metrics::{Attempt, Count};
 use crate::options::SetOptions;
+use crate::pool::kv_client;
 use crate::reply::{CasOutcome, Reply, Ttl};
 use crate::session::Ticket;
 
@@ -39,8 +39,6 @@ use crate::session::Ticket;
 pub const CALL_OPS: usize = 1024;
 /// Most encoded bytes of operations in one `Batch` call.
 pub const CALL_BYTES: usize = 4 * 1024 * 1024;
-/// Largest `Batch` call or reply (the server's limit too).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// One operation of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,10 +265,7 @@ impl Client {
                 let sent_at = Instant::now();
                 let sent = async {
                     let channel = inner.channel(node)?;
-                    let mut kv = KvClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE)
-                        .max_encoding_message_size(MAX_MESSAGE);
-                    let reply = kv.batch(request(message, direct, timeout)).await;
+                    let reply = kv_client(channel).batch(request(message, direct, timeout)).await;
                     reply.map_err(|status| Error::from_status(&status, node, ops[0].0))
                 };
                 let reply = match tokio::time::timeout(timeout, sent).await {

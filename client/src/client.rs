@@ -32,7 +32,7 @@ use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 use crate::error::{Error, ROUTE_METADATA, Result};
 use crate::metrics::{Attempt, Count, Counters, MetricsHook, Stats};
 use crate::options::{CallOptions, Condition, SetOptions};
-use crate::pool::Pool;
+use crate::pool::{Pool, kv_client};
 use crate::reply::{CasOutcome, Header, MGet, Reply, Ttl};
 use crate::session::Session;
 use crate::topology::Topology;
@@ -306,8 +306,7 @@ impl Client {
                 attempts += 1;
                 inner.counters.bump(Count::Attempt);
                 let sent = Instant::now();
-                let result = match tokio::time::timeout(timeout, attempt(KvClient::new(channel), direct, timeout)).await
-                {
+                let result = match tokio::time::timeout(timeout, attempt(kv_client(channel), direct, timeout)).await {
                     Ok(Ok(response)) => Ok(response.into_inner()),
                     Ok(Err(status)) => Err(Error::from_status(&status, node, shard)),
                     Err(_) => Err(Error::AttemptTimeout { node, after: timeout }),

@@ -12,9 +12,22 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use cairn_proto::kv::kv_client::KvClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
+
+/// Largest call or reply either way, the server's limit too: one value
+/// may hold a whole write (32 MiB), and tonic's default takes 4 MiB.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// The KV service over `channel`, for calls and replies up to
+/// [`MAX_MESSAGE`].
+pub(crate) fn kv_client(channel: Channel) -> KvClient<Channel> {
+    KvClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
 
 /// How channels are made.
 #[derive(Debug, Clone)]

@@ -149,3 +149,19 @@ async fn t11_permanent_errors_are_returned_at_once() {
     let err = Client::builder().build().await.unwrap_err();
     assert!(err.to_string().contains("no seed"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t12_a_value_of_20_mib_is_written_and_read_back() {
+    let cluster = Cluster::start(3, 1, RaftOptions::default());
+    let client = Client::builder().seeds([seed(&cluster, 1)]).build().await.unwrap();
+    let value: Bytes = (0..20u32 << 20).map(|i| (i / 4096) as u8).collect();
+    assert!(client.set("big", value.clone()).await.unwrap().value);
+    let got = client.get("big").await.unwrap().value.expect("big is there");
+    assert!(got == value, "read back {} bytes of {}", got.len(), value.len());
+    let outcomes = client.batch(&Batch::new().get("big")).await;
+    let outcome = outcomes.into_iter().next().unwrap().unwrap().value;
+    assert!(
+        matches!(&outcome, Outcome::Value(Some(v)) if *v == value),
+        "through a batch too"
+    );
+}
