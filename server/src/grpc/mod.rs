@@ -24,9 +24,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::raft::append_link::MAGIC;
+use crate::raft::network::MAX_MESSAGE;
 
-/// Largest message accepted (a Raft append, or a client's `Batch`).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// How long a new connection may take to show its first bytes before it
 /// is taken for HTTP/2.
 const SORT_TIMEOUT: Duration = Duration::from_secs(5);

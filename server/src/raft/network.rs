@@ -57,6 +57,10 @@ use crate::wire;
 
 /// Bytes of snapshot file per streamed chunk.
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+/// Largest gRPC message between nodes, and from clients: a forwarded
+/// request or its reply (a value may hold a whole write, 32 MiB), a
+/// client's `Batch`. tonic's default takes replies up to 4 MiB.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The pause before reporting that an append stream could not be opened.
@@ -119,7 +123,10 @@ impl Peers {
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(1))
                 .keep_alive_timeout(Duration::from_secs(2));
-            clients.insert(node.id, RaftClient::new(endpoint.connect_lazy()));
+            let client = RaftClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
+            clients.insert(node.id, client);
             addrs.insert(node.id, node.grpc_addr);
         }
         Ok(Peers {
