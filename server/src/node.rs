@@ -547,7 +547,6 @@ impl Node {
         if let (Request::Read(read), Some(local)) = (&request, self.shard(shard)) {
             fail::fail_point!("stale-read", |_| Ok(local.read_local(read)));
         }
-        admit(&request)?;
         // Across a failover the primary changes under the request: a
         // region without the lease, or sealed, did nothing, so the request
         // goes to the primary as the node then knows it.
@@ -643,7 +642,6 @@ impl Node {
     /// Executes `request` only if this node leads `shard`: for clients that
     /// route to leaders themselves and want to hear when they got it wrong.
     pub async fn execute_here(&self, shard: u64, request: Request) -> Result<Answer> {
-        admit(&request)?;
         match self.shard(shard) {
             Some(local) => local.execute(request).await,
             None => Err(Error::NotLeader { shard, leader: None }),
@@ -730,6 +728,7 @@ impl Node {
 
     async fn forward(&self, node: NodeId, group: GroupId, request: &Request, deadline: Instant) -> Result<Answer> {
         let shard = shard_of_group(group);
+        admit(request)?;
         let mut client = self.peers.client(node)?;
         self.peers.travel(node).await;
         let mut call = tonic::Request::new(ForwardRequest {
@@ -884,11 +883,12 @@ async fn initialize(raft: &Raft, shard: GroupId, replicas: &[NodeId]) -> Result<
     }
 }
 
-/// Refuses a client's write too large to replicate
-/// ([`proposals::check_size`]), before it is forwarded or proposed.
+/// Refuses a client's write too large to replicate before it is
+/// forwarded ([`proposals::check_size`]; the leader's proposer refuses it
+/// as well, where the size is counted anyway).
 fn admit(request: &Request) -> Result<()> {
     match request {
-        Request::Write(write) if !write.op.is_bookkeeping() => proposals::check_size(write),
+        Request::Write(write) if !write.op.is_bookkeeping() => proposals::check_size(wire::encoded_len(write)?),
         _ => Ok(()),
     }
 }

@@ -65,10 +65,9 @@ pub const MAX_WRITE_BYTES: usize = 32 << 20;
 // `crate::xlog`), and the request's own fields.
 const _: () = assert!(PAYLOAD_BYTES + MAX_WRITE_BYTES + (2 << 20) <= MAX_FRAME);
 
-/// Refuses a client's `write` if it is larger than one write may be
-/// ([`Error::WriteTooLarge`], naming both sizes).
-pub fn check_size(write: &Write) -> Result<()> {
-    let bytes = wire::encoded_len(write)?;
+/// Refuses a client's write of `bytes` encoded if it is larger than one
+/// write may be ([`Error::WriteTooLarge`], naming both sizes).
+pub fn check_size(bytes: usize) -> Result<()> {
     match bytes <= MAX_WRITE_BYTES {
         true => Ok(()),
         false => Err(Error::WriteTooLarge {
@@ -140,13 +139,20 @@ impl Proposer {
         &self.shared.proposed
     }
 
-    /// Proposes `write`; answers once it is committed and applied here.
+    /// Proposes `write`; answers once it is committed and applied here. A
+    /// client's write over [`MAX_WRITE_BYTES`] is refused
+    /// ([`check_size`]); bookkeeping writes are bounded by how they are
+    /// built.
     ///
     /// A write that finds nothing queued and a slot free is proposed here
     /// and now (no hand-over to the task: at low load that would cost a
     /// wake-up per write for nothing to combine). Else it is queued, and
     /// waits for the task to propose it.
     pub async fn write(&self, write: Write) -> Result<Committed> {
+        let size = wire::encoded_len(&write)?;
+        if !write.op.is_bookkeeping() {
+            check_size(size)?;
+        }
         let shared = &self.shared;
         if shared.queued.load(Ordering::Acquire) == 0
             && let Ok(_slot) = shared.slots.try_acquire()
@@ -157,7 +163,6 @@ impl Proposer {
             shard: self.shard,
             detail: "the group's proposer stopped".into(),
         };
-        let size = wire::encoded_len(&write)?;
         let (done, answer) = oneshot::channel();
         shared.queued.fetch_add(1, Ordering::AcqRel);
         self.queue.send(Queued { write, size, done }).map_err(|_| stopped())?;

@@ -116,11 +116,15 @@ impl Sessions {
             return Reply::Err(KvError::DuplicateRequest);
         }
         let reply = apply();
-        let kept = match reply_bytes(&reply) {
-            bytes if bytes > MAX_KEPT_REPLY_BYTES => Reply::Err(KvError::ReplyNotKept),
-            _ => reply.clone(),
+        let (kept, size) = match reply_bytes(&reply) {
+            size if size > MAX_KEPT_REPLY_BYTES => {
+                let marker = Reply::Err(KvError::ReplyNotKept);
+                let size = reply_bytes(&marker);
+                (marker, size)
+            }
+            size => (reply.clone(), size),
         };
-        session.bytes += reply_bytes(&kept);
+        session.bytes += size;
         session.replies.insert(tag.seq, kept);
         while session.replies.len() > REPLIES_PER_CLIENT || session.bytes > REPLY_BYTES_PER_CLIENT {
             if let Some((oldest, dropped)) = session.replies.pop_first() {
