@@ -4,6 +4,12 @@
 //! asked for explicitly with [`Storage::sync`] (`flush_wal(true)`), so that
 //! concurrent appends of many shards share one fsync.
 //!
+//! The write-ahead log is kept to [`WAL_TOTAL`]: the Raft state's small
+//! writes ride in every log file, and its memtable hardly ever fills, so
+//! without a bound every log file was kept up to RocksDB's default (four
+//! times every memtable's room, some 700 MB here), all of it replayed at
+//! the next start.
+//!
 //! Recovery tolerates only a damaged *last* record of the write-ahead log
 //! (a write torn by power loss, which was never fsynced, hence never
 //! acknowledged). Damage anywhere else makes opening fail with RocksDB's
@@ -22,6 +28,10 @@ use crate::error::{Error, Result};
 const MEMTABLE_SIZE: usize = 8 << 20;
 /// Most bytes all memtables together hold (the store flushes beyond).
 const MEMTABLES_TOTAL: usize = 32 << 20;
+/// Most bytes of write-ahead log kept: past it, the column families that
+/// hold the oldest log file back are flushed, so that a restart replays at
+/// most this much.
+const WAL_TOTAL: u64 = 64 << 20;
 
 /// The RocksDB-backed node store.
 pub struct RocksStorage {
@@ -41,6 +51,7 @@ impl RocksStorage {
         // Memtables hold log entries until flushed; the keys themselves
         // live in the state machine, so the store needs little memory.
         options.set_db_write_buffer_size(MEMTABLES_TOTAL);
+        options.set_max_total_wal_size(WAL_TOTAL);
         let families = Cf::ALL.iter().map(|cf| {
             let mut family = Options::default();
             family.set_write_buffer_size(MEMTABLE_SIZE);
@@ -173,5 +184,32 @@ mod tests {
         assert_eq!(store.get(Cf::RaftState, b"v").unwrap(), Some(b"1".to_vec()));
         assert_eq!(store.get(Cf::RaftLog, &[1]).unwrap(), None);
         assert_eq!(store.get(Cf::RaftLog, &[9]).unwrap(), Some(vec![18]));
+    }
+
+    #[test]
+    fn the_write_ahead_log_stays_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStorage::open(dir.path()).unwrap();
+        let entry = vec![7; 64 << 10];
+        // 256 MiB of log entries, each batch with a small state change (as
+        // appends carry the committed index), the log purged behind.
+        for i in 0u32..4096 {
+            let mut batch = Batch::default();
+            batch.put(Cf::RaftLog, i.to_be_bytes().to_vec(), entry.clone());
+            batch.put(Cf::RaftState, b"committed".to_vec(), i.to_be_bytes().to_vec());
+            if i % 256 == 255 {
+                batch.delete_range(Cf::RaftLog, vec![], (i - 128).to_be_bytes().to_vec());
+            }
+            store.write(batch).unwrap();
+        }
+        let wal: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        assert!(wal <= 2 * WAL_TOTAL, "{wal} bytes of write-ahead log kept");
+        let last = 4095u32.to_be_bytes();
+        assert_eq!(store.get(Cf::RaftLog, &last).unwrap(), Some(entry));
     }
 }
