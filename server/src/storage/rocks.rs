@@ -200,13 +200,24 @@ mod tests {
         assert_eq!(store.get(Cf::RaftLog, &[9]).unwrap(), Some(vec![18]));
     }
 
+    /// Bytes of the files in `dir` named `*.{extension}`.
+    fn bytes_of(dir: &Path, extension: &str) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == extension))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    }
+
     #[test]
-    fn the_write_ahead_log_stays_within_its_bound() {
+    fn a_purged_log_leaves_bounded_files_behind() {
         let dir = tempfile::tempdir().unwrap();
         let store = RocksStorage::open(dir.path()).unwrap();
         let entry = vec![7; 64 << 10];
         // 256 MiB of log entries, each batch with a small state change (as
-        // appends carry the committed index), the log purged behind.
+        // appends carry the committed index), the log purged behind to
+        // its newest 8 to 24 MiB.
         for i in 0u32..4096 {
             let mut batch = Batch::default();
             batch.put(Cf::RaftLog, i.to_be_bytes().to_vec(), entry.clone());
@@ -216,13 +227,19 @@ mod tests {
             }
             store.write(batch).unwrap();
         }
-        let wal: u64 = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .sum();
+        let wal = bytes_of(dir.path(), "log");
         assert!(wal <= 2 * WAL_TOTAL, "{wal} bytes of write-ahead log kept");
+        // Blob files go as compaction, in the background, drops what was
+        // purged.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while bytes_of(dir.path(), "blob") > 96 << 20 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} bytes of blob files kept",
+                bytes_of(dir.path(), "blob")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let last = 4095u32.to_be_bytes();
         assert_eq!(store.get(Cf::RaftLog, &last).unwrap(), Some(entry));
     }
