@@ -25,9 +25,12 @@ pub mod float;
 pub mod glob;
 pub mod hash;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::RandomState;
 use std::num::NonZeroU64;
 
+use hashbrown::HashMap;
+use hashbrown::hash_map::EntryRef;
 use indexmap::IndexMap;
 
 use bytes::Bytes;
@@ -112,7 +115,9 @@ type StringAt<'a> = Result<Option<&'a Value>, KvError>;
 /// One shard's keys.
 #[derive(Debug, Clone, Default)]
 pub struct Keyspace {
-    map: HashMap<Box<[u8]>, Value>,
+    /// Hashed with SipHash under a random key, as Redis hashes its keys:
+    /// clients choose the keys, and must not be able to choose collisions.
+    map: HashMap<Box<[u8]>, Value, RandomState>,
     /// `(deadline, key)` of every key that has a deadline.
     deadlines: BTreeSet<(u64, Bytes)>,
 }
@@ -172,15 +177,32 @@ impl Keyspace {
         }
     }
 
-    /// Stores `value` under `key` (copied into an allocation of its own,
-    /// exactly sized: as keys arrive they are views into a decoded log
-    /// entry, which a stored view would keep alive), keeping the deadline
-    /// index in step.
+    /// Stores `value` under `key`, keeping the deadline index in step. A new
+    /// key is copied into an allocation of its own, exactly sized (as keys
+    /// arrive they are views into a decoded log entry, which a stored view
+    /// would keep alive); an overwrite keeps the stored key, so it costs
+    /// one lookup and no allocation for the key.
     fn put(&mut self, key: &[u8], value: Value) {
         let deadline = value.expire_at_ms();
-        let old_deadline = self.map.insert(key.into(), value).and_then(|old| old.expire_at_ms());
+        let old_deadline = match self.map.entry_ref(key) {
+            EntryRef::Occupied(mut slot) => slot.insert(value).expire_at_ms(),
+            EntryRef::Vacant(slot) => {
+                slot.insert_with_key(key.into(), value);
+                None
+            }
+        };
         if old_deadline != deadline {
             self.reindex(key, old_deadline, deadline);
+        }
+    }
+
+    /// Stores the string `value` under `key` until `deadline`, or removes
+    /// the key if that deadline has passed by `now`.
+    fn put_string(&mut self, key: &[u8], value: &[u8], deadline: Option<u64>, now: u64) {
+        if deadline.is_some_and(|d| d <= now) {
+            self.take(key);
+        } else {
+            self.put(key, Value::string(value, deadline));
         }
     }
 
@@ -370,6 +392,18 @@ impl Keyspace {
                 condition,
                 keep_ttl,
                 get,
+            } if !*get && !*keep_ttl && *condition == SetCondition::Always => {
+                // Nothing of the old value matters, whatever its type.
+                self.put_string(key, value, *expire_at_ms, now);
+                Reply::Ok
+            }
+            WriteOp::Set {
+                key,
+                value,
+                expire_at_ms,
+                condition,
+                keep_ttl,
+                get,
             } => {
                 // Only what is needed of the old value: copying it whole
                 // would cost every overwrite an allocation.
@@ -391,11 +425,7 @@ impl Keyspace {
                 };
                 if allowed {
                     let deadline = if *keep_ttl { old_deadline } else { *expire_at_ms };
-                    if deadline.is_some_and(|d| d <= now) {
-                        self.take(key);
-                    } else {
-                        self.put(key, Value::string(value, deadline));
-                    }
+                    self.put_string(key, value, deadline, now);
                 }
                 match (get, allowed) {
                     (true, _) => previous.map_or(Reply::Nil, Reply::Value),
@@ -851,6 +881,23 @@ mod tests {
         assert_eq!(ks.apply(&purge), Reply::Int(1));
         assert_eq!(ks.len(), 4);
         assert_eq!(ks.expired(u64::MAX, 10), [Bytes::from("k0"), Bytes::from("k3")]);
+    }
+
+    #[test]
+    fn a_set_already_past_its_deadline_removes_the_key() {
+        let mut ks = Keyspace::default();
+        let mut w = set("k", "v", 0);
+        if let WriteOp::Set { expire_at_ms, .. } = &mut w.op {
+            *expire_at_ms = Some(5000);
+        }
+        ks.apply(&w);
+        let mut late = set("k", "v2", 6000);
+        if let WriteOp::Set { expire_at_ms, .. } = &mut late.op {
+            *expire_at_ms = Some(5500);
+        }
+        assert_eq!(ks.apply(&late), Reply::Ok);
+        assert_eq!(ks.len(), 0);
+        assert!(ks.deadlines.is_empty(), "the index follows the key");
     }
 
     #[test]

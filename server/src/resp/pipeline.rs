@@ -21,11 +21,10 @@
 //! Replies are written strictly in request order whatever order the
 //! requests finish in.
 
-use std::collections::HashSet;
-
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
+use hashbrown::HashSet;
 
 use super::frame::{Frame, Protocol};
 
@@ -42,6 +41,9 @@ type Pending = BoxFuture<'static, (Frame, bool)>;
 #[derive(Default)]
 pub struct Pipeline {
     replies: FuturesOrdered<Pending>,
+    /// The keys the requests in flight touch, hashed with a fast hash
+    /// rather than SipHash: there are at most a few hundred, and every
+    /// pipelined request hashes its keys twice.
     keys: HashSet<Bytes>,
 }
 
