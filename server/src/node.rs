@@ -398,7 +398,7 @@ impl Node {
     /// Proposes `op` to the meta group; its answer.
     pub async fn execute_meta(&self, op: MetaOp) -> Result<MetaAnswer> {
         let answer = self
-            .execute_in(META_GROUP, Request::Write(Write::new(WriteOp::Meta(op))))
+            .execute_in(META_GROUP, Request::Write(Write::new(WriteOp::Meta(Box::new(op)))))
             .await?;
         match answer.reply {
             Reply::Meta(answer) => {

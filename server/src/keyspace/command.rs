@@ -201,8 +201,9 @@ pub enum WriteOp {
     },
     /// A change to the users (only in [`crate::acl::ACL_SHARD`]'s log);
     /// applied by the state machine to its [`crate::acl::Users`], not to
-    /// keys.
-    Acl(AclChange),
+    /// keys. Boxed, as it is rare and large: every write is moved a few
+    /// times on its way to the log, and is as large as its largest kind.
+    Acl(Box<AclChange>),
     /// Records of the primary region's cross-region log, shipped to a
     /// secondary region's group (see [`crate::xlog`]); applied by the state
     /// machine in gseq order. Replies the gseq applied after them.
@@ -251,8 +252,8 @@ pub enum WriteOp {
         epoch: u64,
     },
     /// A change to the meta group's state (only in
-    /// [`crate::meta::META_GROUP`]'s log).
-    Meta(MetaOp),
+    /// [`crate::meta::META_GROUP`]'s log). Boxed, as `Acl` is.
+    Meta(Box<MetaOp>),
     /// Stop client writes and give up this copy: an old primary whose
     /// writes past the handover were discarded. The group refuses shipped
     /// records and opening until a resync replaces its copy. Replies the

@@ -239,7 +239,7 @@ const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(5);
 fn propose(shared: &Arc<Shared>, change: AclChange) -> Outcome {
     let shared = shared.clone();
     Outcome::Later(Box::pin(async move {
-        let request = Request::Write(Write::new(WriteOp::Acl(change)));
+        let request = Request::Write(Write::new(WriteOp::Acl(Box::new(change))));
         match shared.execute(ACL_SHARD, request).await {
             Ok(answer) => {
                 match shared.node.shard(ACL_SHARD) {
