@@ -102,13 +102,14 @@ impl Connection {
                     }
                 };
                 self.shared.commands.fetch_add(1, Ordering::Relaxed);
-                let keys = cmd::independent_keys(&self.client, &args);
+                let spec = cmd::spec_of(&args[0]);
+                let keys = cmd::independent_keys(&self.client, spec, &args);
                 let overlaps = keys.as_deref().is_some_and(|keys| pipeline.admits(keys));
                 if !overlaps {
                     pipeline.drain(self.client.protocol, &mut output).await;
                 }
                 let mode = self.client.reply;
-                let outcome = cmd::dispatch(&self.shared, &mut self.client, args);
+                let outcome = cmd::dispatch(&self.shared, &mut self.client, spec, args);
                 // `CLIENT REPLY`: a skipped command's reply is dropped, and
                 // so is every reply while replies are off.
                 let emit = match (mode, self.client.reply) {

@@ -286,10 +286,22 @@ pub static TABLE: &[&Spec] = &[
 static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
     LazyLock::new(|| TABLE.iter().map(|spec| (spec.name, *spec)).collect());
 
-/// Runs one request.
-pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> Outcome {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let Some(spec) = BY_NAME.get(name.as_str()) else {
+/// Longest command name [`spec_of`] looks up; no command's is longer.
+const LONGEST_NAME: usize = 32;
+
+/// The command named `name`, in any case; `None` if there is none. Looked
+/// up once per request, without allocating.
+pub fn spec_of(name: &[u8]) -> Option<&'static Spec> {
+    let mut lower = [0u8; LONGEST_NAME];
+    let lower = lower.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// Runs one request, for the command `spec` if its name is known.
+pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, spec: Option<&'static Spec>, args: Vec<Bytes>) -> Outcome {
+    let Some(spec) = spec else {
         multi::fail(client);
         return Outcome::Reply(unknown_command(&args));
     };
@@ -327,12 +339,11 @@ pub fn dispatch(shared: &Arc<Shared>, client: &mut Client, args: Vec<Bytes>) -> 
 /// beside earlier pipelined requests on other keys (see
 /// [`super::pipeline`]); `None` for a request that must wait for every
 /// earlier one: unknown, keyless, or queued in a transaction.
-pub fn independent_keys(client: &Client, args: &[Bytes]) -> Option<Vec<Bytes>> {
+pub fn independent_keys(client: &Client, spec: Option<&Spec>, args: &[Bytes]) -> Option<Vec<Bytes>> {
     if client.transaction.is_some() {
         return None;
     }
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let spec = BY_NAME.get(name.as_str())?;
+    let spec = spec?;
     let keys: Vec<Bytes> = key_positions(spec, args.len()).map(|i| args[i].clone()).collect();
     (!keys.is_empty()).then_some(keys)
 }
@@ -549,6 +560,18 @@ pub fn sum_fan_out(shared: &Arc<Shared>, args: Vec<Bytes>, make: fn(Vec<Bytes>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_command_is_found_in_any_case_and_no_other() {
+        for spec in TABLE {
+            assert!(spec.name.len() <= LONGEST_NAME, "{} is too long to look up", spec.name);
+            let upper = spec.name.to_ascii_uppercase();
+            assert_eq!(spec_of(upper.as_bytes()).map(|s| s.name), Some(spec.name));
+        }
+        assert!(spec_of(b"nosuchcommand").is_none());
+        assert!(spec_of(&[b'g'; LONGEST_NAME + 1]).is_none());
+        assert!(spec_of(b"g\xffet").is_none());
+    }
 
     #[test]
     fn table_names_are_unique_lowercase_and_sorted() {
