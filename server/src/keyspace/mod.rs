@@ -389,10 +389,10 @@ impl Keyspace {
                 key,
                 value,
                 expire_at_ms,
-                condition,
-                keep_ttl,
-                get,
-            } if !*get && !*keep_ttl && *condition == SetCondition::Always => {
+                condition: SetCondition::Always,
+                keep_ttl: false,
+                get: false,
+            } => {
                 // Nothing of the old value matters, whatever its type.
                 self.put_string(key, value, *expire_at_ms, now);
                 Reply::Ok
