@@ -57,7 +57,8 @@ impl Future for Pending {
 pub struct Pipeline {
     replies: FuturesOrdered<Pending>,
     /// The keys the requests in flight touch, hashed with a fast hash
-    /// rather than SipHash: there are at most a few hundred, and every
+    /// rather than SipHash: they are this client's own keys, so keys chosen
+    /// to collide would slow only this client's requests, and every
     /// pipelined request hashes its keys twice.
     keys: HashSet<Bytes>,
 }
