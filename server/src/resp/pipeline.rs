@@ -21,11 +21,8 @@
 //! Replies are written strictly in request order whatever order the
 //! requests finish in.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
+use futures::future::{self, BoxFuture, Join, Ready};
 use futures::stream::{FuturesOrdered, StreamExt};
 use hashbrown::HashSet;
 
@@ -38,19 +35,7 @@ pub const MAX_IN_FLIGHT: usize = 256;
 
 /// A reply on its way, and whether the client is to receive it
 /// (`CLIENT REPLY OFF|SKIP` drop replies).
-struct Pending {
-    reply: BoxFuture<'static, Frame>,
-    emit: bool,
-}
-
-impl Future for Pending {
-    type Output = (Frame, bool);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let emit = self.emit;
-        self.reply.as_mut().poll(cx).map(|frame| (frame, emit))
-    }
-}
+type Pending = Join<BoxFuture<'static, Frame>, Ready<bool>>;
 
 /// The requests of one connection still in flight.
 #[derive(Default)]
@@ -79,7 +64,7 @@ impl Pipeline {
     /// earlier one.
     pub fn push(&mut self, keys: Vec<Bytes>, reply: BoxFuture<'static, Frame>, emit: bool) {
         self.keys.extend(keys);
-        self.replies.push_back(Pending { reply, emit });
+        self.replies.push_back(future::join(reply, future::ready(emit)));
     }
 
     /// Waits for every request in flight and encodes the replies that are
