@@ -92,15 +92,17 @@ const SESSIONS_PER_BLOCK: usize = 64;
 /// [`crate::proposals::MAX_WRITE_BYTES`]).
 const XLOG_RECORDS_PER_BLOCK: usize = 256;
 
+/// A block's payload. Keys and values are `B`: `Bytes` when read, and
+/// [`Raw`] borrowings of the live keyspace when written.
 #[derive(Serialize, Deserialize)]
-enum Block {
+enum Block<B = Bytes> {
     Meta(SnapshotMeta),
-    Records(Strings),
+    Records(Strings<B>),
     End {
         records: u64,
     },
     Sessions(Vec<(u64, ClientSession)>),
-    Hashes(Hashes),
+    Hashes(Hashes<B>),
     Users(Vec<(String, User)>),
     /// The position in the cross-region log (absent from older files:
     /// nothing applied has a gseq then).
@@ -129,24 +131,35 @@ enum Block {
     /// A string over [`PIECE_BYTES`]; its bytes follow in `StringPiece`
     /// blocks.
     LongString {
-        key: Bytes,
+        key: B,
         len: u64,
         expire_at_ms: Option<u64>,
     },
     /// The next bytes of the `LongString` before it.
-    StringPiece(Bytes),
+    StringPiece(B),
     /// A hash of more than [`PIECE_BYTES`]; its fields follow in
     /// `HashPiece` blocks.
     LongHash {
-        key: Bytes,
+        key: B,
         fields: u64,
         expire_at_ms: Option<u64>,
     },
     /// The next fields of the `LongHash` before it.
-    HashPiece(Vec<(Bytes, Bytes)>),
+    HashPiece(Vec<(B, B)>),
     /// The long value a resync under way left partly restored (absent
     /// when none).
     XlogUnfinished(Unfinished),
+}
+
+/// Bytes of the live state, written as `Bytes` is (so a block written with
+/// them reads back as `Block<Bytes>`) without being copied first.
+#[derive(Clone, Copy)]
+struct Raw<'a>(&'a [u8]);
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
 }
 
 struct BlockWriter {
@@ -154,7 +167,7 @@ struct BlockWriter {
 }
 
 impl BlockWriter {
-    fn put(&mut self, block: &Block) -> std::io::Result<()> {
+    fn put(&mut self, block: &Block<Raw<'_>>) -> std::io::Result<()> {
         let payload = postcard::to_allocvec(block).map_err(std::io::Error::other)?;
         if payload.len() > MAX_BLOCK {
             let len = payload.len();
@@ -170,11 +183,15 @@ impl BlockWriter {
 }
 
 /// String records and hashes gathered for the next blocks.
-type Strings = Vec<(Bytes, Bytes, Option<u64>)>;
-type Hashes = Vec<(Bytes, Vec<(Bytes, Bytes)>, Option<u64>)>;
+type Strings<B = Bytes> = Vec<(B, B, Option<u64>)>;
+type Hashes<B = Bytes> = Vec<(B, Vec<(B, B)>, Option<u64>)>;
 
 /// Writes the gathered records as blocks (none for an empty kind).
-fn flush(writer: &mut BlockWriter, records: &mut Strings, hashes: &mut Hashes) -> std::io::Result<()> {
+fn flush<'a>(
+    writer: &mut BlockWriter,
+    records: &mut Strings<Raw<'a>>,
+    hashes: &mut Hashes<Raw<'a>>,
+) -> std::io::Result<()> {
     if !records.is_empty() {
         writer.put(&Block::Records(std::mem::take(records)))?;
     }
@@ -184,10 +201,11 @@ fn flush(writer: &mut BlockWriter, records: &mut Strings, hashes: &mut Hashes) -
     Ok(())
 }
 
-/// Encodes a snapshot of `contents` as of `meta`. Records are copied into
-/// each block as it is encoded, never shared with the live keyspace (a
-/// shared view would cost every stored key a reference-count header for
-/// good), so the memory used is the encoded file plus one block.
+/// Encodes a snapshot of `contents` as of `meta`. Keys and values are
+/// encoded straight from the live keyspace ([`Raw`]), never copied nor
+/// shared (a shared view would cost every stored key a reference-count
+/// header for good), so the memory used is the encoded file plus one
+/// block's list of references.
 pub fn encode(meta: &SnapshotMeta, contents: View<'_>) -> std::io::Result<Vec<u8>> {
     let mut writer = BlockWriter { out: MAGIC.to_vec() };
     writer.put(&Block::Meta(meta.clone()))?;
@@ -239,7 +257,6 @@ fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u6
     let mut bytes = 0;
     let mut count = 0u64;
     let mut hashes = Vec::new();
-    let copy = |b: &[u8]| Bytes::copy_from_slice(b);
     for (key, value) in contents.keyspace.iter() {
         count += 1;
         let expire_at_ms = value.expire_at_ms();
@@ -248,27 +265,27 @@ fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u6
                 flush(writer, &mut records, &mut hashes)?;
                 let len = data.len() as u64;
                 writer.put(&Block::LongString {
-                    key: copy(key),
+                    key: Raw(key),
                     len,
                     expire_at_ms,
                 })?;
                 for piece in data.chunks(PIECE_BYTES) {
-                    writer.put(&Block::StringPiece(copy(piece)))?;
+                    writer.put(&Block::StringPiece(Raw(piece)))?;
                 }
             }
             Data::Str(data) => {
                 bytes += key.len() + data.len() + 16;
-                records.push((copy(key), copy(data), expire_at_ms));
+                records.push((Raw(key), Raw(data), expire_at_ms));
             }
             Data::Hash(fields) => {
                 let size = fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum::<usize>();
                 if size > PIECE_BYTES {
                     flush(writer, &mut records, &mut hashes)?;
-                    put_long_hash(writer, copy(key), fields, expire_at_ms)?;
+                    put_long_hash(writer, Raw(key), fields, expire_at_ms)?;
                 } else {
                     bytes += key.len() + size;
-                    let fields = fields.iter().map(|(f, v)| (copy(f), copy(v))).collect();
-                    hashes.push((copy(key), fields, expire_at_ms));
+                    let fields = fields.iter().map(|(f, v)| (Raw(f), Raw(v))).collect();
+                    hashes.push((Raw(key), fields, expire_at_ms));
                 }
             }
         }
@@ -298,7 +315,7 @@ fn put_state(writer: &mut BlockWriter, contents: View<'_>) -> std::io::Result<u6
 /// its fields in pieces of about that many bytes.
 fn put_long_hash(
     writer: &mut BlockWriter,
-    key: Bytes,
+    key: Raw<'_>,
     fields: &IndexMap<Bytes, Bytes>,
     expire_at_ms: Option<u64>,
 ) -> std::io::Result<()> {
@@ -309,18 +326,18 @@ fn put_long_hash(
     })?;
     let fields = fields.iter().map(|(field, value)| {
         let size = field.len() + value.len() + 16;
-        ((Bytes::copy_from_slice(field), Bytes::copy_from_slice(value)), size)
+        ((Raw(field), Raw(value)), size)
     });
     put_in_blocks(writer, fields, (usize::MAX, PIECE_BYTES), Block::HashPiece)
 }
 
 /// Writes `items` (each with its size) as blocks made by `block`, each
 /// ending once it holds `bound.0` items or their sizes reach `bound.1`.
-fn put_in_blocks<T>(
+fn put_in_blocks<'a, T>(
     writer: &mut BlockWriter,
     items: impl Iterator<Item = (T, usize)>,
     bound: (usize, usize),
-    block: impl Fn(Vec<T>) -> Block,
+    block: impl Fn(Vec<T>) -> Block<Raw<'a>>,
 ) -> std::io::Result<()> {
     let (mut gathered, mut bytes) = (Vec::new(), 0);
     for (item, size) in items {
@@ -731,6 +748,18 @@ mod tests {
     }
 
     #[test]
+    fn a_block_written_from_borrowed_bytes_reads_as_one_of_bytes() {
+        let hash = vec![(Raw(b"f"), Raw(b"v"))];
+        let written = Block::Hashes(vec![(Raw(b"h"), hash, None)]);
+        let encoded = postcard::to_allocvec(&written).unwrap();
+        let owned: Hashes = vec![(Bytes::from("h"), vec![(Bytes::from("f"), Bytes::from("v"))], None)];
+        assert_eq!(encoded, postcard::to_allocvec(&Block::Hashes(owned)).unwrap());
+        let strings = Block::Records(vec![(Raw(b"k"), Raw(b"value"), Some(5))]);
+        let read: Block = postcard::from_bytes(&postcard::to_allocvec(&strings).unwrap()).unwrap();
+        assert!(matches!(read, Block::Records(r) if r == [(Bytes::from("k"), Bytes::from("value"), Some(5))]));
+    }
+
+    #[test]
     fn round_trip_keeps_every_key_and_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
@@ -879,7 +908,7 @@ mod tests {
             .iter()
             .position(|part| {
                 matches!(
-                    postcard::from_bytes(&part[8..]),
+                    postcard::from_bytes::<Block>(&part[8..]),
                     Ok(Block::StringPiece(_) | Block::HashPiece(_))
                 )
             })
