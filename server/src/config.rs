@@ -270,8 +270,10 @@ pub struct RaftOptions {
     pub election_timeout_min_ms: u64,
     /// Upper bound of the election timeout in ms (default 1000).
     pub election_timeout_max_ms: u64,
-    /// Take a snapshot after this many log entries since the last one
-    /// (default 10000); the log is purged behind it.
+    /// Take a snapshot once at least this many log entries were applied
+    /// since the last one (default 10000), and at least as many writes as
+    /// the snapshot would hold keys (see `crate::compaction`); the log is
+    /// purged behind it.
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot (default 1000), so a briefly
     /// lagging follower catches up from the log instead of a snapshot.

@@ -16,11 +16,12 @@
 //! `config`, `placement` and `slot` are shared vocabulary; `xlog` is the
 //! cross-region log and `meta` the meta group's state (with `layout`, what
 //! every node must agree on), as state machines keep them; `server` wires
-//! a node's listeners and background work (`expiry`, `users_refresh`,
-//! `shipping`, `lease`, `failover`, `layout_check`) together;
-//! `dev` runs a whole local cluster as child processes.
+//! a node's listeners and background work (`expiry`, `compaction`,
+//! `users_refresh`, `shipping`, `lease`, `failover`, `layout_check`)
+//! together; `dev` runs a whole local cluster as child processes.
 
 pub mod acl;
+pub mod compaction;
 pub mod config;
 pub mod dev;
 pub mod error;

@@ -66,6 +66,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         tokio::spawn(serve)
     });
     let expiry = tokio::spawn(crate::expiry::run(node.clone(), stop_rx.clone()));
+    let compaction = tokio::spawn(crate::compaction::run(node.clone(), stop_rx.clone()));
     let users = tokio::spawn(crate::users_refresh::run(node.clone(), stop_rx.clone()));
     let shipping = tokio::spawn(crate::shipping::run(node.clone(), stop_rx.clone()));
     let lease = tokio::spawn(crate::lease::run(node.clone(), stop_rx.clone()));
@@ -95,6 +96,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         let _ = ro.await;
     }
     expiry.abort();
+    compaction.abort();
     users.abort();
     shipping.abort();
     lease.abort();

@@ -257,6 +257,14 @@ impl Shard {
         self.proposer.proposed()
     }
 
+    /// Client writes applied since the newest snapshot, and the items
+    /// (keys and cross-region records) a snapshot would now hold (see
+    /// [`crate::compaction`]).
+    pub fn since_snapshot(&self) -> (u64, u64) {
+        let applied = self.applied.read().expect("state lock");
+        (applied.writes_since_snapshot(), applied.snapshot_items())
+    }
+
     /// Number of keys held in memory.
     pub fn key_count(&self) -> usize {
         self.applied.read().expect("state lock").keyspace.len()

@@ -28,6 +28,7 @@ fn flip_middle_byte(path: &PathBuf) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Sets `k0`..`k{n-1}` to `v0`..
 fn fill(cluster: &Cluster, n: usize) {
     let mut client = cluster.client(1);
     for i in 0..n {
@@ -38,20 +39,39 @@ fn fill(cluster: &Cluster, n: usize) {
     }
 }
 
+/// Sets `k0`..`k{n-1}` to `v0`.. again and again until node 1 keeps
+/// `wanted` snapshots: a group takes one once it has applied as many
+/// writes since its last as it holds keys.
+fn fill_until_snapshots(cluster: &Cluster, n: usize, wanted: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        fill(cluster, n);
+        let taken = snapshots(cluster, 1).len();
+        let next = Instant::now() + Duration::from_secs(3);
+        while snapshots(cluster, 1).len() == taken && Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if snapshots(cluster, 1).len() >= wanted {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node 1 took no {wanted} snapshots");
+    }
+}
+
 #[test]
 fn t60_corrupt_newest_snapshot_falls_back_to_the_older_one() {
-    // Logs kept behind a snapshot outnumber the snapshot interval, so the
+    // Logs kept behind a snapshot outnumber the writes between two, so the
     // older snapshot plus the log still reach the present.
     let mut cluster = Cluster::start(
         1,
         1,
         RaftOptions {
             snapshot_every: 200,
-            logs_kept_behind_snapshot: 1000,
+            logs_kept_behind_snapshot: 10_000,
             ..RaftOptions::default()
         },
     );
-    fill(&cluster, 700);
+    fill_until_snapshots(&cluster, 700, 2);
     cluster.stop(1);
     let files = snapshots(&cluster, 1);
     assert!(files.len() >= 2, "two snapshots kept: {files:?}");
@@ -81,7 +101,7 @@ fn t61_no_valid_snapshot_and_a_purged_log_refuses_to_start() {
             ..RaftOptions::default()
         },
     );
-    fill(&cluster, 500);
+    fill_until_snapshots(&cluster, 500, 1);
     cluster.stop(1);
     let files = snapshots(&cluster, 1);
     for file in &files {

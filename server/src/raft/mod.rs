@@ -42,7 +42,8 @@ pub fn openraft_config(cluster_name: &str, options: &RaftOptions) -> Result<open
         heartbeat_interval: options.heartbeat_ms,
         election_timeout_min: options.election_timeout_min_ms,
         election_timeout_max: options.election_timeout_max_ms,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+        // Snapshots are taken when `crate::compaction` says.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: options.logs_kept_behind_snapshot,
         install_snapshot_timeout: 10_000,
         enable_pre_vote: Some(true),

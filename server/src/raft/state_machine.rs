@@ -6,6 +6,14 @@
 //! from the Raft log and from snapshots: on restart openraft installs the
 //! newest valid snapshot and re-applies the committed log tail on top.
 //!
+//! A snapshot is encoded under the state's read lock, off the runtime's
+//! threads: reads go on meanwhile, and the group's applies wait for it
+//! without holding a thread. A thread blocked on the write lock would also
+//! hold up every read that came after it (the lock lets a waiting writer
+//! go first), and with it every connection that thread serves; an apply
+//! that checked a moment before the encoding began still blocks so. When a group takes one is decided
+//! by [`crate::compaction`], from the writes this state counts.
+//!
 //! Snapshot files live in the shard's own directory, named by the index
 //! they cover. The two newest are kept: if the newest fails its checksums
 //! (the error names file and offset), the older one is tried; if none is
@@ -22,11 +30,13 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use tokio::sync::watch;
 
 use crate::acl::Users;
 use crate::error::{Error, Result};
@@ -59,6 +69,25 @@ pub struct Applied {
     pub last_applied: Option<LogId>,
     /// The last membership applied.
     pub membership: StoredMembership,
+    /// Client writes applied since the process started (those the log
+    /// replays at a start count again).
+    pub writes: u64,
+    /// What `writes` was when the newest snapshot was taken or installed.
+    pub writes_at_snapshot: AtomicU64,
+}
+
+impl Applied {
+    /// Client writes applied since the newest snapshot was taken or
+    /// installed.
+    pub fn writes_since_snapshot(&self) -> u64 {
+        self.writes
+            .saturating_sub(self.writes_at_snapshot.load(Ordering::Relaxed))
+    }
+
+    /// The items a snapshot holds: keys and cross-region log records.
+    pub fn snapshot_items(&self) -> u64 {
+        (self.keyspace.len() + self.xlog.window().len()) as u64
+    }
 }
 
 /// The newest valid snapshot file, and its contents while it has been read
@@ -74,6 +103,8 @@ pub struct StateMachine {
     /// when it was just verified and not yet installed (saves a second read
     /// at start-up).
     current: Arc<Mutex<Option<CurrentSnapshot>>>,
+    /// Whether a snapshot is being encoded (applies wait until it is not).
+    encoding: Arc<watch::Sender<bool>>,
 }
 
 impl StateMachine {
@@ -91,6 +122,7 @@ impl StateMachine {
             applied: Arc::new(RwLock::new(applied)),
             dir,
             current: Arc::default(),
+            encoding: Arc::new(watch::Sender::new(false)),
         })
     }
 
@@ -120,6 +152,49 @@ impl StateMachine {
         Ok(files)
     }
 
+    /// Encodes the applied state under the read lock and writes it to a
+    /// snapshot file; blocks, so it runs off the runtime's threads.
+    fn write_snapshot(&self) -> io::Result<(SnapshotMeta, PathBuf)> {
+        let started = std::time::Instant::now();
+        let (meta, encoded) = {
+            let _encoding = Encoding::begin(&self.encoding);
+            let applied = self.applied.read().expect("state lock");
+            applied.writes_at_snapshot.store(applied.writes, Ordering::Relaxed);
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.membership.clone(),
+            };
+            let contents = View {
+                keyspace: &applied.keyspace,
+                sessions: &applied.sessions,
+                users: &applied.users,
+                xlog: &applied.xlog,
+                meta: &applied.meta,
+            };
+            let encoded = snapshot_file::encode(&meta, contents)?;
+            (meta, encoded)
+        };
+        let encoded_in = started.elapsed();
+        let path = self.dir.join(Self::file_name(&meta));
+        snapshot_file::write(&path, &encoded).map_err(io::Error::other)?;
+        tracing::info!(
+            path = %path.display(),
+            bytes = encoded.len(),
+            encode_ms = encoded_in.as_millis() as u64,
+            write_ms = (started.elapsed() - encoded_in).as_millis() as u64,
+            "snapshot written"
+        );
+        Ok((meta, path))
+    }
+
+    /// Waits until no snapshot is being encoded.
+    async fn encoded(&self) {
+        if *self.encoding.borrow() {
+            // The sender lives as long as `self`: this cannot fail.
+            let _ = self.encoding.subscribe().wait_for(|encoding| !encoding).await;
+        }
+    }
+
     /// Makes `path` the current snapshot and deletes all but the newest few.
     fn adopt(&self, path: PathBuf) -> io::Result<()> {
         *self.current.lock().expect("snapshot lock") = Some((path.clone(), None));
@@ -135,7 +210,23 @@ impl StateMachine {
     }
 }
 
-/// Builds a snapshot from a copy of the applied state, off the apply path.
+/// Marks a snapshot as being encoded until dropped.
+struct Encoding<'a>(&'a watch::Sender<bool>);
+
+impl<'a> Encoding<'a> {
+    fn begin(encoding: &'a watch::Sender<bool>) -> Self {
+        encoding.send_replace(true);
+        Encoding(encoding)
+    }
+}
+
+impl Drop for Encoding<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
+}
+
+/// Builds a snapshot from the applied state, off the apply path.
 pub struct SnapshotBuilder {
     sm: StateMachine,
 }
@@ -144,32 +235,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        // Encoded under the read lock: applies wait for it, reads do not,
-        // and the keyspace is never copied.
-        let (meta, encoded) = {
-            let applied = self.sm.applied.read().expect("state lock");
-            let meta = SnapshotMeta {
-                last_log_id: applied.last_applied,
-                last_membership: applied.membership.clone(),
-            };
-            let contents = View {
-                keyspace: &applied.keyspace,
-                sessions: &applied.sessions,
-                users: &applied.users,
-                xlog: &applied.xlog,
-                meta: &applied.meta,
-            };
-            let encoded = snapshot_file::encode(&meta, contents)?;
-            (meta, encoded)
-        };
-        let path = self.sm.dir.join(StateMachine::file_name(&meta));
-        let write_path = path.clone();
-        tokio::task::spawn_blocking(move || snapshot_file::write(&write_path, &encoded))
+        // Encoded in place, never copied (see the module's essay).
+        let sm = self.sm.clone();
+        let (meta, path) = tokio::task::spawn_blocking(move || sm.write_snapshot())
             .await
-            .map_err(io::Error::other)?
-            .map_err(io::Error::other)?;
+            .map_err(io::Error::other)??;
         self.sm.adopt(path.clone())?;
-        tracing::info!(path = %path.display(), "snapshot written");
         Ok(Snapshot {
             meta,
             snapshot: SnapshotFile { path },
@@ -192,12 +263,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some((entry, responder)) = entries.try_next().await? {
             fail::fail_point!("apply-before");
+            self.encoded().await;
             let reply = {
                 let mut applied = self.applied.write().expect("state lock");
                 applied.last_applied = Some(entry.log_id);
                 match entry.payload {
                     EntryPayload::Blank => Reply::Ok,
-                    EntryPayload::Normal(write) => apply_write(&mut applied, &write),
+                    EntryPayload::Normal(write) => {
+                        applied.writes += client_writes(&write);
+                        apply_write(&mut applied, &write)
+                    }
                     EntryPayload::Membership(membership) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         Reply::Ok
@@ -247,6 +322,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             snapshot_file::sync_dir(&path).map_err(io::Error::other)?;
         }
+        self.encoded().await;
         {
             let mut applied = self.applied.write().expect("state lock");
             applied.keyspace = contents.keyspace;
@@ -256,6 +332,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.meta = contents.meta;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
+            applied.writes_at_snapshot.store(applied.writes, Ordering::Relaxed);
         }
         self.adopt(path)?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
@@ -302,6 +379,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Some(err) => Err(io::Error::other(err)),
             None => Ok(None),
         }
+    }
+}
+
+/// The client writes `write` holds: those of a batch, the shipped records,
+/// or itself.
+fn client_writes(write: &Write) -> u64 {
+    match &write.op {
+        WriteOp::Batch { writes } => writes.len() as u64,
+        WriteOp::Xlog { records, .. } => records.len() as u64,
+        _ => 1,
     }
 }
 
@@ -458,6 +545,8 @@ fn apply_reset_part(applied: &mut Applied, gseq: u64, part: u32, last: bool, ima
 mod tests {
     use bytes::Bytes;
 
+    use openraft::vote::RaftLeaderIdExt;
+
     use super::*;
     use crate::keyspace::Read;
     use crate::sessions::SessionTag;
@@ -501,6 +590,62 @@ mod tests {
         assert_eq!(applied.keyspace.read(&get("a"), 1), Reply::Value(Bytes::from("11")));
         // One cross-region record per write, as four entries would make.
         assert_eq!(applied.xlog.gseq(), 4);
+    }
+
+    /// A state machine of its own directory.
+    fn state_machine() -> (tempfile::TempDir, StateMachine) {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = StateMachine::open(dir.path().join("snapshots"), false, Stance::open_in(1)).unwrap();
+        (dir, sm)
+    }
+
+    /// Applies `writes` as the entries at `first` and after.
+    async fn apply(sm: &mut StateMachine, first: u64, writes: Vec<Write>) {
+        let entries = writes.into_iter().zip(first..).map(|(write, index)| {
+            let leader = <openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1);
+            let entry = crate::raft::typ::Entry {
+                log_id: LogId::new(leader, index),
+                payload: EntryPayload::Normal(write),
+            };
+            Ok((entry, None))
+        });
+        sm.apply(futures::stream::iter(entries)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn writes_since_the_last_snapshot_are_counted_from_it() {
+        let (_dir, mut sm) = state_machine();
+        let batch = Write::new(WriteOp::Batch {
+            writes: vec![incr("b", 1, None), incr("c", 1, None), incr("b", 1, None)].into(),
+        });
+        apply(&mut sm, 1, vec![incr("a", 1, None), batch]).await;
+        let since = |sm: &StateMachine| {
+            let applied = sm.applied.read().unwrap();
+            (applied.writes_since_snapshot(), applied.snapshot_items())
+        };
+        assert_eq!(since(&sm), (4, 3), "every write of a batch counts; keys a, b, c");
+        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        assert_eq!(since(&sm), (0, 3));
+        apply(&mut sm, 3, vec![incr("d", 1, None)]).await;
+        assert_eq!(since(&sm), (1, 4));
+    }
+
+    #[tokio::test]
+    async fn an_apply_waits_for_an_encoding_without_holding_up_reads() {
+        let (_dir, mut sm) = state_machine();
+        let encoding = sm.encoding.clone();
+        let begun = Encoding::begin(&encoding);
+        let applied = sm.applied();
+        let apply = tokio::spawn(async move {
+            apply(&mut sm, 1, vec![incr("a", 1, None)]).await;
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!apply.is_finished(), "the apply waits for the encoding");
+        let read = applied.try_read().map(|applied| applied.keyspace.len());
+        assert_eq!(read.ok(), Some(0), "reads are not held up");
+        drop(begun);
+        apply.await.unwrap();
+        assert_eq!(applied.read().unwrap().keyspace.len(), 1);
     }
 
     #[test]
