@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the paths every request takes: framing a RESP
 //! request, encoding a reply, hashing a key to its slot, applying a write to
 //! the keyspace, and appending a batch of entries to the Raft log (with and
-//! without waiting for the fsync).
+//! without waiting for the fsync); and of encoding a shard's snapshot,
+//! which that shard's writes wait for.
 //!
 //! Run with `cargo bench -p cairn-bench --bench hot_paths`; the figures are
 //! in BENCHMARKS.md. Keys are 16 bytes and values 64, as in `cairn-bench
@@ -19,7 +20,8 @@ use cairn_proto::slot::key_slot;
 use cairn_server::config::Fsync;
 use cairn_server::keyspace::{Keyspace, SetCondition, Write, WriteOp};
 use cairn_server::raft::log_store::LogStore;
-use cairn_server::raft::typ::{Entry, IoFlushed, LogId, TypeConfig};
+use cairn_server::raft::snapshot_file::{self, Contents, View};
+use cairn_server::raft::typ::{Entry, IoFlushed, LogId, SnapshotMeta, TypeConfig};
 use cairn_server::resp::frame::{Frame, Protocol};
 use cairn_server::storage::{GroupCommit, RocksStorage, Storage};
 use openraft::storage::RaftLogStorage;
@@ -162,5 +164,28 @@ fn log_append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, resp, slots, apply, log_append);
+fn snapshot(c: &mut Criterion) {
+    const KEYS: usize = 250_000;
+    let mut contents = Contents::default();
+    for i in 0..KEYS {
+        contents.keyspace.apply(&set(i));
+    }
+    let view = View {
+        keyspace: &contents.keyspace,
+        sessions: &contents.sessions,
+        users: &contents.users,
+        xlog: &contents.xlog,
+        meta: &contents.meta,
+    };
+    let meta = SnapshotMeta::default();
+    let mut group = c.benchmark_group("snapshot");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(KEYS as u64));
+    group.bench_function("encode 250,000 keys", |b| {
+        b.iter(|| black_box(snapshot_file::encode(&meta, view).expect("encoded")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, resp, slots, apply, log_append, snapshot);
 criterion_main!(benches);
