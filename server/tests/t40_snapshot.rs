@@ -1,7 +1,9 @@
 //! A follower left behind past a log purge receives a snapshot and
 //! converges; one left behind by writes too large to send together is
 //! sent them from the log a few at a time; a node whose snapshot holds a
-//! string of the largest size restarts from it.
+//! string of the largest size restarts from it; a shard is snapshotted
+//! once its writes since its last snapshot cover its keys, not every so
+//! many entries.
 
 mod fixtures;
 
@@ -113,6 +115,41 @@ fn t42_a_node_holding_a_string_of_the_largest_size_restarts_from_its_snapshot() 
         "node 2 read its snapshot:\n{}",
         cluster.log(2)
     );
+}
+
+#[test]
+fn t43_a_shard_is_snapshotted_once_its_writes_since_cover_its_keys() {
+    // Entries alone would make a snapshot every 100 writes, 30 in all.
+    let cluster = Cluster::start(
+        1,
+        1,
+        RaftOptions {
+            snapshot_every: 100,
+            ..RaftOptions::default()
+        },
+    );
+    let mut client = cluster.client(1);
+    for round in 0..3 {
+        for i in 0..1000 {
+            let set = client.cmd(&["SET", &format!("k{i}"), &format!("v{round}")]);
+            assert_eq!(set, Value::Simple("OK".into()));
+        }
+    }
+    let taken = || {
+        let log = cluster.log(1);
+        let written = |l: &&str| l.contains("snapshot written") && l.contains("shard-0/");
+        log.lines().filter(written).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while taken() == 0 {
+        assert!(Instant::now() < deadline, "node 1 took no snapshot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The first comes after 100 writes or more; the keys then grow as
+    // fast as the writes until there are 1000, and each later snapshot
+    // waits for as many writes as there are keys: 3 at most.
+    let taken = taken();
+    assert!(taken <= 3, "{taken} snapshots of 1000 keys in 3000 writes");
 }
 
 fn snapshot_files(cluster: &Cluster, id: u64) -> usize {
