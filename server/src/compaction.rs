@@ -11,22 +11,25 @@
 //!
 //! - at least `raft.snapshot_every` log entries were applied since its
 //!   last one (openraft's policy, kept as a floor), and
-//! - at least as many client writes were applied since then as the
-//!   snapshot would hold items (keys and cross-region records).
+//! - at least as many client writes were applied since then as that
+//!   snapshot holds items (keys and cross-region records).
 //!
-//! The second keeps the snapshots' work per write bounded however many
-//! keys the shard holds, much as Redis rewrites its append-only file once
-//! it has grown by as much as it was (`auto-aof-rewrite-percentage 100`),
-//! and a restart replays about as many writes at most as the snapshot
-//! holds items, on top of it. A collection counts as one item however many
-//! fields it has, so a shard of a few very large hashes or sets is still
+//! The second spreads each snapshot's work over as many writes as it
+//! encodes items, however many keys the shard holds, as Redis rewrites its
+//! append-only file once it has grown by as much as it was
+//! (`auto-aof-rewrite-percentage 100`). A shard whose keys keep growing is
+//! snapshotted each time it has taken as many writes again as its last
+//! snapshot held, and a restart replays at most about that many writes, or
+//! the floor's entries, on top of the snapshot. A hash counts as one item
+//! however many fields it has, so a shard of a few very large hashes is
 //! snapshotted as often as the floor says, as it was before.
 //!
-//! Every [`CHECK`] each node looks at its groups in turn and has openraft
-//! build a snapshot of the first one due, then waits until it is built
-//! before it looks further: one snapshot at a time per node. Under an even
-//! load every group reaches its threshold at about the same moment, and
-//! each node encoding and fsyncing all of them at once held up its writes.
+//! A node builds one snapshot at a time: every [`CHECK`] it looks at its
+//! groups, starting after the one it snapshotted last, and has openraft
+//! build a snapshot of each group due, one after the other, each once the
+//! one before is built. Under an even load every group reaches its
+//! threshold at about the same moment, and each node encoding and
+//! fsyncing all of them at once held up its writes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,18 +37,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::node::Node;
+use crate::raft::typ::GroupId;
 use crate::shard::Shard;
 
 /// How often a node looks for groups due a snapshot.
-pub const CHECK: Duration = Duration::from_secs(1);
+const CHECK: Duration = Duration::from_secs(1);
 /// How long a node waits for a snapshot it asked for before it looks at
-/// its groups again (a build that failed is retried then).
-const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
+/// its groups again (a build can take this long only on a stalled disk).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Whether a group is due a snapshot, with `entries` log entries and
-/// `writes` client writes applied since its last one, and `items` keys and
-/// records to encode (see the module's essay).
-pub fn due(entries: u64, writes: u64, items: u64, snapshot_every: u64) -> bool {
+/// `writes` client writes applied since its last one, which holds `items`
+/// keys and records (see the module's essay).
+fn due(entries: u64, writes: u64, items: u64, snapshot_every: u64) -> bool {
     entries >= snapshot_every && writes >= items
 }
 
@@ -54,20 +58,34 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let snapshot_every = node.config().raft.snapshot_every;
     let mut interval = tokio::time::interval(CHECK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        let mut groups = node.shards().chain(node.meta_replica());
-        let Some((shard, applied)) = groups.find_map(|shard| is_due(shard, snapshot_every)) else {
-            continue;
-        };
-        tokio::select! {
-            () = snapshot(shard, applied) => {}
-            _ = stop.wait_for(|stop| *stop) => return,
+        while let Some((shard, applied)) = next_due(&node, last, snapshot_every) {
+            last = Some(shard.group);
+            let built = tokio::select! {
+                built = snapshot(shard, applied) => built,
+                _ = stop.wait_for(|stop| *stop) => return,
+            };
+            if !built {
+                break;
+            }
         }
     }
+}
+
+/// The first group due a snapshot after group `last` (wrapping round),
+/// with the index of its last entry applied.
+fn next_due(node: &Node, last: Option<GroupId>, snapshot_every: u64) -> Option<(&Shard, u64)> {
+    let groups: Vec<&Shard> = node.shards().chain(node.meta_replica()).collect();
+    let start = last.map_or(0, |last| groups.iter().position(|s| s.group > last).unwrap_or(0));
+    let (passed, rest) = groups.split_at(start);
+    rest.iter()
+        .chain(passed)
+        .find_map(|&shard| is_due(shard, snapshot_every))
 }
 
 /// `shard` and the index of its last entry applied, if it is due.
@@ -75,7 +93,7 @@ fn is_due(shard: &Shard, snapshot_every: u64) -> Option<(&Shard, u64)> {
     let metrics = shard.metrics();
     let applied = metrics.last_applied?.index;
     let entries = match metrics.snapshot {
-        Some(snapshot) => applied - snapshot.index,
+        Some(snapshot) => applied.saturating_sub(snapshot.index),
         None => applied + 1,
     };
     let (writes, items) = shard.since_snapshot();
@@ -83,16 +101,22 @@ fn is_due(shard: &Shard, snapshot_every: u64) -> Option<(&Shard, u64)> {
 }
 
 /// Has openraft build a snapshot of `shard` and waits until one covers
-/// the entry at `applied`.
-async fn snapshot(shard: &Shard, applied: u64) {
+/// the entry at `applied`; whether one does (a build that fails stops the
+/// group).
+async fn snapshot(shard: &Shard, applied: u64) -> bool {
     if let Err(err) = shard.raft().trigger().snapshot().await {
         tracing::warn!(shard = shard.shard, cause = %err, "snapshot not started");
-        return;
+        return false;
     }
+    let covers = |m: &crate::raft::typ::RaftMetrics| m.snapshot.is_some_and(|s| s.index >= applied);
     let wait = shard.raft().wait(Some(BUILD_TIMEOUT));
-    let built = wait.metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot built");
-    if let Err(err) = Box::pin(built).await {
-        tracing::warn!(shard = shard.shard, cause = %err, "snapshot not built in time");
+    let settled = wait.metrics(|m| covers(m) || m.running_state.is_err(), "snapshot built");
+    match Box::pin(settled).await {
+        Ok(metrics) => covers(&metrics),
+        Err(err) => {
+            tracing::warn!(shard = shard.shard, cause = %err, "snapshot not built in time");
+            false
+        }
     }
 }
 
@@ -101,11 +125,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_group_is_due_once_its_writes_since_cover_what_a_snapshot_holds() {
+    fn a_group_is_due_once_its_writes_since_cover_its_last_snapshot() {
         // A small shard: the entry floor decides.
         assert!(!due(9_999, 50_000, 100, 10_000));
         assert!(due(10_000, 50_000, 100, 10_000));
-        // A large one waits for as many writes as it holds items.
+        // A large one waits for as many writes as its snapshot holds items.
         assert!(!due(50_000, 199_999, 200_000, 10_000));
         assert!(due(50_000, 200_000, 200_000, 10_000));
     }

@@ -258,11 +258,12 @@ impl Shard {
     }
 
     /// Client writes applied since the newest snapshot, and the items
-    /// (keys and cross-region records) a snapshot would now hold (see
+    /// (keys and cross-region records) that snapshot holds (see
     /// [`crate::compaction`]).
     pub fn since_snapshot(&self) -> (u64, u64) {
         let applied = self.applied.read().expect("state lock");
-        (applied.writes_since_snapshot(), applied.snapshot_items())
+        let items = applied.items_at_snapshot.load(std::sync::atomic::Ordering::Relaxed);
+        (applied.writes_since_snapshot(), items)
     }
 
     /// Number of keys held in memory.

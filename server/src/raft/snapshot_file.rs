@@ -153,7 +153,6 @@ enum Block<B = Bytes> {
 
 /// Bytes of the live state, written as `Bytes` is (so a block written with
 /// them reads back as `Block<Bytes>`) without being copied first.
-#[derive(Clone, Copy)]
 struct Raw<'a>(&'a [u8]);
 
 impl Serialize for Raw<'_> {

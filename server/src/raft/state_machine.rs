@@ -7,12 +7,12 @@
 //! newest valid snapshot and re-applies the committed log tail on top.
 //!
 //! A snapshot is encoded under the state's read lock, off the runtime's
-//! threads: reads go on meanwhile, and the group's applies wait for it
-//! without holding a thread. A thread blocked on the write lock would also
-//! hold up every read that came after it (the lock lets a waiting writer
-//! go first), and with it every connection that thread serves; an apply
-//! that checked a moment before the encoding began still blocks so. When a group takes one is decided
-//! by [`crate::compaction`], from the writes this state counts.
+//! threads: reads go on meanwhile, and the group's applies wait for it on
+//! an asynchronous gate, without holding a thread. A thread blocked on the
+//! write lock would also hold up every read that came after it (the lock
+//! lets a waiting writer go first), and with it every connection that
+//! thread serves. When a group takes a snapshot is decided by
+//! [`crate::compaction`], from the writes and items this state counts.
 //!
 //! Snapshot files live in the shard's own directory, named by the index
 //! they cover. The two newest are kept: if the newest fails its checksums
@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use tokio::sync::watch;
+use tokio::sync::Mutex as Gate;
 
 use crate::acl::Users;
 use crate::error::{Error, Result};
@@ -74,6 +74,9 @@ pub struct Applied {
     pub writes: u64,
     /// What `writes` was when the newest snapshot was taken or installed.
     pub writes_at_snapshot: AtomicU64,
+    /// The items (see [`Applied::snapshot_items`]) the newest snapshot
+    /// taken or installed holds.
+    pub items_at_snapshot: AtomicU64,
 }
 
 impl Applied {
@@ -85,8 +88,14 @@ impl Applied {
     }
 
     /// The items a snapshot holds: keys and cross-region log records.
-    pub fn snapshot_items(&self) -> u64 {
+    fn snapshot_items(&self) -> u64 {
         (self.keyspace.len() + self.xlog.window().len()) as u64
+    }
+
+    /// Records that a snapshot of this state was taken or installed.
+    fn snapshot_taken(&self) {
+        self.writes_at_snapshot.store(self.writes, Ordering::Relaxed);
+        self.items_at_snapshot.store(self.snapshot_items(), Ordering::Relaxed);
     }
 }
 
@@ -103,8 +112,9 @@ pub struct StateMachine {
     /// when it was just verified and not yet installed (saves a second read
     /// at start-up).
     current: Arc<Mutex<Option<CurrentSnapshot>>>,
-    /// Whether a snapshot is being encoded (applies wait until it is not).
-    encoding: Arc<watch::Sender<bool>>,
+    /// Held while a snapshot is encoded, and by each apply: an apply
+    /// waits for an encoding here, asynchronously, never on the lock.
+    gate: Arc<Gate<()>>,
 }
 
 impl StateMachine {
@@ -122,7 +132,7 @@ impl StateMachine {
             applied: Arc::new(RwLock::new(applied)),
             dir,
             current: Arc::default(),
-            encoding: Arc::new(watch::Sender::new(false)),
+            gate: Arc::default(),
         })
     }
 
@@ -157,9 +167,9 @@ impl StateMachine {
     fn write_snapshot(&self) -> io::Result<(SnapshotMeta, PathBuf)> {
         let started = std::time::Instant::now();
         let (meta, encoded) = {
-            let _encoding = Encoding::begin(&self.encoding);
+            let _gate = self.gate.blocking_lock();
             let applied = self.applied.read().expect("state lock");
-            applied.writes_at_snapshot.store(applied.writes, Ordering::Relaxed);
+            applied.snapshot_taken();
             let meta = SnapshotMeta {
                 last_log_id: applied.last_applied,
                 last_membership: applied.membership.clone(),
@@ -187,14 +197,6 @@ impl StateMachine {
         Ok((meta, path))
     }
 
-    /// Waits until no snapshot is being encoded.
-    async fn encoded(&self) {
-        if *self.encoding.borrow() {
-            // The sender lives as long as `self`: this cannot fail.
-            let _ = self.encoding.subscribe().wait_for(|encoding| !encoding).await;
-        }
-    }
-
     /// Makes `path` the current snapshot and deletes all but the newest few.
     fn adopt(&self, path: PathBuf) -> io::Result<()> {
         *self.current.lock().expect("snapshot lock") = Some((path.clone(), None));
@@ -210,22 +212,6 @@ impl StateMachine {
     }
 }
 
-/// Marks a snapshot as being encoded until dropped.
-struct Encoding<'a>(&'a watch::Sender<bool>);
-
-impl<'a> Encoding<'a> {
-    fn begin(encoding: &'a watch::Sender<bool>) -> Self {
-        encoding.send_replace(true);
-        Encoding(encoding)
-    }
-}
-
-impl Drop for Encoding<'_> {
-    fn drop(&mut self) {
-        self.0.send_replace(false);
-    }
-}
-
 /// Builds a snapshot from the applied state, off the apply path.
 pub struct SnapshotBuilder {
     sm: StateMachine,
@@ -235,7 +221,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        // Encoded in place, never copied (see the module's essay).
+        // Encoded in place, never copied (see `snapshot_file::encode`).
         let sm = self.sm.clone();
         let (meta, path) = tokio::task::spawn_blocking(move || sm.write_snapshot())
             .await
@@ -263,7 +249,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some((entry, responder)) = entries.try_next().await? {
             fail::fail_point!("apply-before");
-            self.encoded().await;
+            let _gate = self.gate.lock().await;
             let reply = {
                 let mut applied = self.applied.write().expect("state lock");
                 applied.last_applied = Some(entry.log_id);
@@ -322,8 +308,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             snapshot_file::sync_dir(&path).map_err(io::Error::other)?;
         }
-        self.encoded().await;
         {
+            let _gate = self.gate.lock().await;
             let mut applied = self.applied.write().expect("state lock");
             applied.keyspace = contents.keyspace;
             applied.sessions = contents.sessions;
@@ -332,7 +318,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.meta = contents.meta;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
-            applied.writes_at_snapshot.store(applied.writes, Ordering::Relaxed);
+            applied.snapshot_taken();
         }
         self.adopt(path)?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
@@ -621,20 +607,21 @@ mod tests {
         apply(&mut sm, 1, vec![incr("a", 1, None), batch]).await;
         let since = |sm: &StateMachine| {
             let applied = sm.applied.read().unwrap();
-            (applied.writes_since_snapshot(), applied.snapshot_items())
+            let items = applied.items_at_snapshot.load(Ordering::Relaxed);
+            (applied.writes_since_snapshot(), items)
         };
-        assert_eq!(since(&sm), (4, 3), "every write of a batch counts; keys a, b, c");
+        assert_eq!(since(&sm), (4, 0), "every write of a batch counts; no snapshot yet");
         sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-        assert_eq!(since(&sm), (0, 3));
+        assert_eq!(since(&sm), (0, 3), "keys a, b, c");
         apply(&mut sm, 3, vec![incr("d", 1, None)]).await;
-        assert_eq!(since(&sm), (1, 4));
+        assert_eq!(since(&sm), (1, 3), "as of the snapshot");
     }
 
     #[tokio::test]
     async fn an_apply_waits_for_an_encoding_without_holding_up_reads() {
         let (_dir, mut sm) = state_machine();
-        let encoding = sm.encoding.clone();
-        let begun = Encoding::begin(&encoding);
+        let gate = sm.gate.clone();
+        let encoding = gate.lock().await;
         let applied = sm.applied();
         let apply = tokio::spawn(async move {
             apply(&mut sm, 1, vec![incr("a", 1, None)]).await;
@@ -643,7 +630,7 @@ mod tests {
         assert!(!apply.is_finished(), "the apply waits for the encoding");
         let read = applied.try_read().map(|applied| applied.keyspace.len());
         assert_eq!(read.ok(), Some(0), "reads are not held up");
-        drop(begun);
+        drop(encoding);
         apply.await.unwrap();
         assert_eq!(applied.read().unwrap().keyspace.len(), 1);
     }
