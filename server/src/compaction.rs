@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use crate::node::Node;
 use crate::raft::typ::GroupId;
 use crate::shard::Shard;
+use crate::ticker::Ticker;
 
 /// How often a node looks for groups due a snapshot.
 const CHECK: Duration = Duration::from_secs(1);
@@ -54,24 +55,17 @@ fn due(entries: u64, writes: u64, items: u64, snapshot_every: u64) -> bool {
 }
 
 /// Runs until `stop` turns true.
-pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     let snapshot_every = node.config().raft.snapshot_every;
-    let mut interval = tokio::time::interval(CHECK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = Ticker::new(CHECK, stop);
     let mut last = None;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
+    while ticker.tick().await {
         while let Some((shard, applied)) = next_due(&node, last, snapshot_every) {
             last = Some(shard.group);
-            let built = tokio::select! {
-                built = snapshot(shard, applied) => built,
-                _ = stop.wait_for(|stop| *stop) => return,
-            };
-            if !built {
-                break;
+            match ticker.unless_stopped(snapshot(shard, applied)).await {
+                Some(true) => {}
+                Some(false) => break,
+                None => return,
             }
         }
     }

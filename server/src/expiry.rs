@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::keyspace::{Write, WriteOp};
 use crate::node::Node;
 use crate::shard::{Request, now_ms};
+use crate::ticker::Ticker;
 
 /// How often leaders look for expired keys.
 pub const CYCLE: Duration = Duration::from_millis(100);
@@ -30,14 +31,9 @@ pub const KEYS_PER_PROPOSAL: usize = 64;
 pub const PROPOSALS_PER_CYCLE: usize = 8;
 
 /// Runs until `stop` turns true.
-pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(CYCLE);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
+pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let mut ticker = Ticker::new(CYCLE, stop);
+    while ticker.tick().await {
         for shard in node.serving().filter(|s| s.leader() == Some(node.id())) {
             for _ in 0..PROPOSALS_PER_CYCLE {
                 let keys = shard.expired(now_ms(), KEYS_PER_PROPOSAL);

@@ -78,6 +78,7 @@ use crate::meta::{AUTOMATIC, Failing, Failover, FailoverGroup, Meta, MetaOp, Pol
 use crate::node::Node;
 use crate::placement::{RegionIndex, group_id, shard_of_group};
 use crate::shard::{Request, Shard, now_ms};
+use crate::ticker::Ticker;
 use crate::wire;
 use crate::xlog::{Record, Stance};
 
@@ -198,23 +199,18 @@ pub async fn start(
 
 /// Runs until `stop` turns true; returns at once in a cluster of one
 /// region.
-pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     if !node.has_meta_group() {
         return;
     }
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = Ticker::new(TICK, stop);
     // Since when (ms since the Unix epoch) this node has led a meta group
     // that answered: renewals cannot get through a meta group without a
     // majority, so the record's silence counts only once a live primary
     // has had [`RENEWAL_ROOM_MS`] to renew under this leader.
     let mut watching: Option<u64> = None;
     let mut unreported = unreported_in(&node.config().data_dir.join(LOST_WRITES_FILE));
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
+    while ticker.tick().await {
         match node.region().1 {
             RegionRole::Witness => unfence_witness(&node).await,
             _ => {

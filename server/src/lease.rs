@@ -34,6 +34,7 @@ use crate::config::RegionRole;
 use crate::meta::{DRIFT, FailoverGroup, LEASE, Meta, MetaOp};
 use crate::node::Node;
 use crate::placement::RegionIndex;
+use crate::ticker::Ticker;
 
 /// How often a node asks the meta group.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -79,20 +80,15 @@ impl Lease {
 
 /// Runs until `stop` turns true; returns at once in a cluster of one
 /// region (which has no meta group: its region is always the primary).
-pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     if !node.has_meta_group() {
         return;
     }
     let (region, role) = node.region();
     // When each group's lease was last renewed, by name.
     let mut renewed: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
+    let mut ticker = Ticker::new(TICK, stop);
+    while ticker.tick().await {
         let groups = node.failover_groups();
         let mut heard = None;
         for group in &groups {

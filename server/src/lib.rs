@@ -17,8 +17,9 @@
 //! cross-region log and `meta` the meta group's state (with `layout`, what
 //! every node must agree on), as state machines keep them; `server` wires
 //! a node's listeners and background work (`expiry`, `compaction`,
-//! `users_refresh`, `shipping`, `lease`, `failover`, `layout_check`)
-//! together; `dev` runs a whole local cluster as child processes.
+//! `users_refresh`, `shipping`, `lease`, `failover`, `layout_check`, most
+//! paced by a `ticker`) together; `dev` runs a whole local cluster as
+//! child processes.
 
 pub mod acl;
 pub mod compaction;
@@ -43,6 +44,7 @@ pub mod sessions;
 pub mod shard;
 pub mod shipping;
 pub mod storage;
+pub mod ticker;
 pub mod users_refresh;
 pub mod wire;
 pub mod witness;

@@ -16,23 +16,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::node::Node;
+use crate::ticker::Ticker;
 
 /// How often the table is read again.
 pub const REFRESH: Duration = Duration::from_secs(1);
 
 /// Runs until `stop` turns true; returns at once on a node that holds a
 /// replica of [`crate::acl::ACL_SHARD`].
-pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub async fn run(node: Arc<Node>, stop: watch::Receiver<bool>) {
     if !node.fetches_users() {
         return;
     }
-    let mut interval = tokio::time::interval(REFRESH);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
+    let mut ticker = Ticker::new(REFRESH, stop);
+    while ticker.tick().await {
         if let Err(err) = node.fetch_users().await {
             tracing::debug!(cause = %err, "users not refreshed; keeping the last copy");
         }
