@@ -20,7 +20,7 @@ use cairn_proto::slot::key_slot;
 use cairn_server::config::Fsync;
 use cairn_server::keyspace::{Keyspace, SetCondition, Write, WriteOp};
 use cairn_server::raft::log_store::LogStore;
-use cairn_server::raft::snapshot_file::{self, Contents, View};
+use cairn_server::raft::snapshot_file::{self, Contents};
 use cairn_server::raft::typ::{Entry, IoFlushed, LogId, SnapshotMeta, TypeConfig};
 use cairn_server::resp::frame::{Frame, Protocol};
 use cairn_server::storage::{GroupCommit, RocksStorage, Storage};
@@ -170,13 +170,7 @@ fn snapshot(c: &mut Criterion) {
     for i in 0..KEYS {
         contents.keyspace.apply(&set(i));
     }
-    let view = View {
-        keyspace: &contents.keyspace,
-        sessions: &contents.sessions,
-        users: &contents.users,
-        xlog: &contents.xlog,
-        meta: &contents.meta,
-    };
+    let view = contents.view();
     let meta = SnapshotMeta::default();
     let mut group = c.benchmark_group("snapshot");
     group.sample_size(10);

@@ -37,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::node::Node;
-use crate::raft::typ::GroupId;
+use crate::raft::typ::{GroupId, RaftMetrics};
 use crate::shard::Shard;
 use crate::ticker::Ticker;
 
@@ -102,7 +102,7 @@ async fn snapshot(shard: &Shard, applied: u64) -> bool {
         tracing::warn!(shard = shard.shard, cause = %err, "snapshot not started");
         return false;
     }
-    let covers = |m: &crate::raft::typ::RaftMetrics| m.snapshot.is_some_and(|s| s.index >= applied);
+    let covers = |m: &RaftMetrics| m.snapshot.is_some_and(|s| s.index >= applied);
     let wait = shard.raft().wait(Some(BUILD_TIMEOUT));
     let settled = wait.metrics(|m| covers(m) || m.running_state.is_err(), "snapshot built");
     match Box::pin(settled).await {

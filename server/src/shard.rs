@@ -71,7 +71,7 @@ use crate::lease::Lease;
 use crate::meta::MetaAnswer;
 use crate::placement::{RegionIndex, shard_of_group};
 use crate::proposals::{Proposed, Proposer};
-use crate::raft::snapshot_file::{self, View};
+use crate::raft::snapshot_file;
 use crate::raft::state_machine::Applied;
 use crate::raft::typ::{GroupId, NodeId, Raft, RaftMetrics};
 use crate::xlog::{Lag, Progress, Record, Since, Stance};
@@ -290,14 +290,7 @@ impl Shard {
     /// the cross-region log is resynced from.
     pub fn xlog_image(&self, max_part: usize) -> std::io::Result<(u64, Vec<bytes::Bytes>)> {
         let applied = self.applied.read().expect("state lock");
-        let view = View {
-            keyspace: &applied.keyspace,
-            sessions: &applied.sessions,
-            users: &applied.users,
-            xlog: &applied.xlog,
-            meta: &applied.meta,
-        };
-        Ok((applied.xlog.gseq(), snapshot_file::image(view, max_part)?))
+        Ok((applied.xlog.gseq(), snapshot_file::image(applied.view(), max_part)?))
     }
 
     /// The gseq through which the cross-region log must be trimmed to hold

@@ -67,6 +67,19 @@ pub struct Contents {
     pub meta: Meta,
 }
 
+impl Contents {
+    /// These contents as a snapshot would be encoded from them.
+    pub fn view(&self) -> View<'_> {
+        View {
+            keyspace: &self.keyspace,
+            sessions: &self.sessions,
+            users: &self.users,
+            xlog: &self.xlog,
+            meta: &self.meta,
+        }
+    }
+}
+
 /// What a snapshot holds, borrowed from a shard's live state: it is
 /// encoded in place, never copied.
 #[derive(Clone, Copy)]
@@ -677,16 +690,6 @@ mod tests {
     use crate::keyspace::{HashWrite, Reply, SetCondition, Write, WriteOp};
     use crate::sessions::SessionTag;
 
-    fn view(contents: &Contents) -> View<'_> {
-        View {
-            keyspace: &contents.keyspace,
-            sessions: &contents.sessions,
-            users: &contents.users,
-            xlog: &contents.xlog,
-            meta: &contents.meta,
-        }
-    }
-
     fn contents(n: usize) -> Contents {
         let mut contents = Contents::default();
         for i in 0..n {
@@ -763,7 +766,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
         let original = contents(5000);
-        write(&path, &encode(&SnapshotMeta::default(), view(&original)).unwrap()).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), original.view()).unwrap()).unwrap();
         let (meta, back) = read(&path).unwrap();
         assert_eq!(meta, SnapshotMeta::default());
         assert_eq!(back.keyspace.len(), 5001, "5000 strings and a hash");
@@ -826,7 +829,7 @@ mod tests {
         ] {
             assert_eq!(original.meta.apply(&op, 5), None);
         }
-        write(&path, &encode(&SnapshotMeta::default(), view(&original)).unwrap()).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), original.view()).unwrap()).unwrap();
         let (_, back) = read(&path).unwrap();
         assert_eq!(back.meta, original.meta);
         assert!(back.meta.layout.is_some() && !back.meta.groups.is_empty() && back.meta.begun == 2);
@@ -835,7 +838,7 @@ mod tests {
     #[test]
     fn an_image_in_parts_restores_the_same_keys_sessions_and_users() {
         let original = contents(3000);
-        let parts = image(view(&original), 100 * 1024).unwrap();
+        let parts = image(original.view(), 100 * 1024).unwrap();
         assert!(parts.len() > 2, "{} parts", parts.len());
         assert!(
             parts.iter().all(|p| p.len() <= 100 * 1024),
@@ -856,7 +859,7 @@ mod tests {
         assert_eq!(back.sessions, original.sessions);
         assert_eq!(back.users, original.users);
 
-        let empty = image(view(&Contents::default()), 1024).unwrap();
+        let empty = image(Contents::default().view(), 1024).unwrap();
         assert_eq!(empty.len(), 1, "an empty shard is one empty part");
     }
 
@@ -938,7 +941,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
         let original = contents_with_long_values(100);
-        let encoded = encode(&SnapshotMeta::default(), view(&original)).unwrap();
+        let encoded = encode(&SnapshotMeta::default(), original.view()).unwrap();
         let largest = block_sizes(&encoded).into_iter().max().unwrap();
         assert!(
             largest <= PIECE_BYTES + 1024,
@@ -954,7 +957,7 @@ mod tests {
     #[test]
     fn a_long_value_cut_short_is_refused_by_name() {
         let original = contents_with_long_values(0);
-        let parts = image(view(&original), 1).unwrap();
+        let parts = image(original.view(), 1).unwrap();
         assert!(parts.len() > 10, "a part per block: {}", parts.len());
         let mut back = Contents::default();
         let mut unfinished = None;
@@ -996,7 +999,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
         let source = contents_with_long_values(10);
-        let parts = image(view(&source), 64 * 1024).unwrap();
+        let parts = image(source.view(), 64 * 1024).unwrap();
         // The copy takes its first parts, up to the middle of a long
         // value, then is snapshotted and read back.
         let mut copy = Contents::default();
@@ -1004,7 +1007,7 @@ mod tests {
         let middle = first_piece(&parts) + 1;
         take_parts(&mut copy, gseq, &parts[..middle], 0);
         assert!(copy.xlog.unfinished().is_some(), "stopped inside a long value");
-        write(&path, &encode(&SnapshotMeta::default(), view(&copy)).unwrap()).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), copy.view()).unwrap()).unwrap();
         let (_, mut back) = read(&path).unwrap();
         assert_eq!(back.xlog.unfinished(), copy.xlog.unfinished());
         assert_eq!(back.xlog.resetting(), Some((gseq, middle as u32)));
@@ -1017,7 +1020,7 @@ mod tests {
     fn a_flipped_byte_is_reported_with_file_and_offset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        write(&path, &encode(&SnapshotMeta::default(), view(&contents(3000))).unwrap()).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), contents(3000).view()).unwrap()).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         let at = bytes.len() / 2;
         bytes[at] ^= 0x40;
@@ -1045,7 +1048,7 @@ mod tests {
     fn a_truncated_file_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        write(&path, &encode(&SnapshotMeta::default(), view(&contents(3000))).unwrap()).unwrap();
+        write(&path, &encode(&SnapshotMeta::default(), contents(3000).view()).unwrap()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = read(&path).unwrap_err().to_string();

@@ -87,6 +87,17 @@ impl Applied {
             .saturating_sub(self.writes_at_snapshot.load(Ordering::Relaxed))
     }
 
+    /// What a snapshot of this state holds, borrowed.
+    pub fn view(&self) -> View<'_> {
+        View {
+            keyspace: &self.keyspace,
+            sessions: &self.sessions,
+            users: &self.users,
+            xlog: &self.xlog,
+            meta: &self.meta,
+        }
+    }
+
     /// The items a snapshot holds: keys and cross-region log records.
     fn snapshot_items(&self) -> u64 {
         (self.keyspace.len() + self.xlog.window().len()) as u64
@@ -174,14 +185,7 @@ impl StateMachine {
                 last_log_id: applied.last_applied,
                 last_membership: applied.membership.clone(),
             };
-            let contents = View {
-                keyspace: &applied.keyspace,
-                sessions: &applied.sessions,
-                users: &applied.users,
-                xlog: &applied.xlog,
-                meta: &applied.meta,
-            };
-            let encoded = snapshot_file::encode(&meta, contents)?;
+            let encoded = snapshot_file::encode(&meta, applied.view())?;
             (meta, encoded)
         };
         let encoded_in = started.elapsed();
@@ -626,7 +630,10 @@ mod tests {
         let apply = tokio::spawn(async move {
             apply(&mut sm, 1, vec![incr("a", 1, None)]).await;
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // One thread: the apply runs up to the gate while this task yields.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
         assert!(!apply.is_finished(), "the apply waits for the encoding");
         let read = applied.try_read().map(|applied| applied.keyspace.len());
         assert_eq!(read.ok(), Some(0), "reads are not held up");
