@@ -12,7 +12,8 @@
 //! - at least `raft.snapshot_every` log entries were applied since its
 //!   last one (openraft's policy, kept as a floor), and
 //! - at least as many client writes were applied since then as that
-//!   snapshot holds items (keys and cross-region records).
+//!   snapshot holds items: strings, fields of hashes, and cross-region
+//!   records.
 //!
 //! The second spreads each snapshot's work over as many writes as it
 //! encodes items, however many keys the shard holds, as Redis rewrites its
@@ -20,9 +21,9 @@
 //! (`auto-aof-rewrite-percentage 100`). A shard whose keys keep growing is
 //! snapshotted each time it has taken as many writes again as its last
 //! snapshot held, and a restart replays at most about that many writes, or
-//! the floor's entries, on top of the snapshot. A hash counts as one item
-//! however many fields it has, so a shard of a few very large hashes is
-//! snapshotted as often as the floor says, as it was before.
+//! the floor's entries, on top of the snapshot. A hash counts as many
+//! items as it has fields, as encoding it costs, so that a shard of a few
+//! very large hashes is not encoded whole at every floor.
 //!
 //! A node builds one snapshot at a time: every [`CHECK`] it looks at its
 //! groups, starting after the one it snapshotted last, and has openraft

@@ -272,8 +272,8 @@ pub struct RaftOptions {
     pub election_timeout_max_ms: u64,
     /// Take a snapshot once at least this many log entries were applied
     /// since the last one (default 10000), and at least as many writes as
-    /// the last one holds keys and cross-region records (see
-    /// `crate::compaction`); the log is purged behind it.
+    /// the last one holds strings, fields of hashes and cross-region
+    /// records (see `crate::compaction`); the log is purged behind it.
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot (default 1000), so a briefly
     /// lagging follower catches up from the log instead of a snapshot.

@@ -128,6 +128,19 @@ impl Keyspace {
         self.map.len()
     }
 
+    /// What a snapshot of the keys holds, item by item: each string, and
+    /// each field of a hash (a hash of a million fields costs a snapshot
+    /// as much as a million strings). Walks every key.
+    pub fn items(&self) -> usize {
+        self.map
+            .values()
+            .map(|value| match &value.data {
+                Data::Str(_) => 1,
+                Data::Hash(fields) => fields.len().max(1),
+            })
+            .sum()
+    }
+
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
@@ -756,6 +769,26 @@ mod tests {
             },
             now_ms,
         )
+    }
+
+    #[test]
+    fn a_hash_counts_as_many_items_as_it_has_fields() {
+        let mut ks = Keyspace::default();
+        ks.apply(&set("s", "v", 1000));
+        let pairs = (0..3)
+            .map(|i| (Bytes::from(format!("f{i}")), Bytes::from("v")))
+            .collect();
+        let hset = Write {
+            now_ms: 1000,
+            session: None,
+            op: WriteOp::Hash(HashWrite::Set {
+                key: Bytes::from("h"),
+                pairs,
+                if_absent: false,
+            }),
+        };
+        assert_eq!(ks.apply(&hset), Reply::Int(3));
+        assert_eq!((ks.len(), ks.items()), (2, 4), "a string and three fields");
     }
 
     #[test]

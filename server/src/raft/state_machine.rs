@@ -74,7 +74,7 @@ pub struct Applied {
     pub writes: u64,
     /// What `writes` was when the newest snapshot was taken or installed.
     pub writes_at_snapshot: AtomicU64,
-    /// The items (see [`Applied::snapshot_items`]) the newest snapshot
+    /// The items (see [`Applied::snapshot_taken`]) the newest snapshot
     /// taken or installed holds.
     pub items_at_snapshot: AtomicU64,
 }
@@ -98,15 +98,13 @@ impl Applied {
         }
     }
 
-    /// The items a snapshot holds: keys and cross-region log records.
-    fn snapshot_items(&self) -> u64 {
-        (self.keyspace.len() + self.xlog.window().len()) as u64
-    }
-
-    /// Records that a snapshot of this state was taken or installed.
-    fn snapshot_taken(&self) {
+    /// Records that a snapshot of this state was taken or installed, its
+    /// keyspace holding `key_items` ([`Keyspace::items`], a walk of every
+    /// key, which an install counts before it takes the write lock).
+    fn snapshot_taken(&self, key_items: usize) {
         self.writes_at_snapshot.store(self.writes, Ordering::Relaxed);
-        self.items_at_snapshot.store(self.snapshot_items(), Ordering::Relaxed);
+        let items = key_items + self.xlog.window().len();
+        self.items_at_snapshot.store(items as u64, Ordering::Relaxed);
     }
 }
 
@@ -180,7 +178,7 @@ impl StateMachine {
         let (meta, encoded) = {
             let _gate = self.gate.blocking_lock();
             let applied = self.applied.read().expect("state lock");
-            applied.snapshot_taken();
+            applied.snapshot_taken(applied.keyspace.items());
             let meta = SnapshotMeta {
                 last_log_id: applied.last_applied,
                 last_membership: applied.membership.clone(),
@@ -312,6 +310,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             snapshot_file::sync_dir(&path).map_err(io::Error::other)?;
         }
+        let key_items = contents.keyspace.items();
         {
             let _gate = self.gate.lock().await;
             let mut applied = self.applied.write().expect("state lock");
@@ -322,7 +321,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.meta = contents.meta;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
-            applied.snapshot_taken();
+            applied.snapshot_taken(key_items);
         }
         self.adopt(path)?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
