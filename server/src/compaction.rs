@@ -50,7 +50,7 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Whether a group is due a snapshot, with `entries` log entries and
 /// `writes` client writes applied since its last one, which holds `items`
-/// keys and records (see the module's essay).
+/// (see the module's essay).
 fn due(entries: u64, writes: u64, items: u64, snapshot_every: u64) -> bool {
     entries >= snapshot_every && writes >= items
 }

@@ -258,8 +258,8 @@ impl Shard {
     }
 
     /// Client writes applied since the newest snapshot, and the items
-    /// (keys and cross-region records) that snapshot holds (see
-    /// [`crate::compaction`]).
+    /// (strings, fields of hashes and cross-region records) that snapshot
+    /// holds (see [`crate::compaction`]).
     pub fn since_snapshot(&self) -> (u64, u64) {
         let applied = self.applied.read().expect("state lock");
         let items = applied.items_at_snapshot.load(std::sync::atomic::Ordering::Relaxed);
